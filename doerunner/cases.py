@@ -1,0 +1,631 @@
+"""cases.csv → validated cases (SPEC §2).
+
+``Case`` is one validated row; ``read_cases`` reads a whole file and reports every problem in it
+at once, each located by line and column.
+"""
+
+from __future__ import annotations
+
+import csv
+import gc
+import hashlib
+import json
+import math
+import operator
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InputError, Problem
+from .thresholds import Threshold, parse_threshold
+
+DEFAULT_TIMEOUT_S = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One validated row of cases.csv.
+
+    ``timeout_s`` is seconds for one measured execution. ``warmup`` is an int >= 0 or the
+    string ``"auto"``. ``params`` maps parameter names (without ``param_``) to their text,
+    in column order; every case of a file has the same keys. ``tags`` maps every tag name
+    known in the file to whether this case carries it. ``notes`` maps note names (without
+    ``note_``) to text. ``line`` is the 1-based physical line of the row in its file.
+    """
+
+    case_id: str
+    backend: str
+    cmd: str | None
+    timeout_s: float
+    repeat: int
+    warmup: int | str
+    params: Mapping[str, str]
+    tags: Mapping[str, bool]
+    notes: Mapping[str, str]
+    thresholds: tuple[Threshold, ...]
+    line: int = 0
+
+    def fingerprint(self) -> str:
+        """A short hash of what defines the measurement: backend, cmd, parameters, timeout,
+        repeat, warm-up. Tags, notes and thresholds do not change what runs, so they are left
+        out (editing a note never forces a re-run)."""
+        blob = json.dumps(
+            [self.backend, self.cmd, sorted(self.params.items()), self.timeout_s,
+             self.repeat, self.warmup],
+            ensure_ascii=False, separators=(",", ":"),
+        )
+        return hashlib.blake2b(blob.encode(), digest_size=8).hexdigest()
+
+
+# --- reading cases.csv ------------------------------------------------------------------------
+
+RESERVED = ("case_id", "backend", "cmd", "timeout_s", "repeat", "warmup", "tags")
+MAX_FIELD_CHARS = 1 << 20  # csv's own limit (128 KiB) is too small for long commands or notes
+
+_NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
+_ENV_UNSAFE = re.compile(r"[^A-Z0-9_]")
+_BAD_BYTE = re.compile("[\udc80-\udcff]")  # what surrogateescape turns undecodable bytes into
+# A quoted field; the look-ahead makes `"abc""` at the end of the file read as unterminated.
+_QUOTED = re.compile(r'"[^"]*(?:""[^"]*)*"(?!")')
+_UNQUOTED = re.compile(r"[^,\r\n]*")
+_TAG_ON = frozenset(("1", "true", "yes", "x"))
+_TAG_OFF = frozenset(("", "0", "false", "no"))
+_NAME_RULE = "use A-Z a-z 0-9 . _ -"
+_CASE_ID_RULE = "use 1-128 characters of A-Z a-z 0-9 . _ -"
+
+
+def read_cases(
+    path: str | os.PathLike[str],
+    *,
+    default_backend: str = "shell",
+    default_timeout_s: float = DEFAULT_TIMEOUT_S,
+    check_backends: bool = True,
+) -> list[Case]:
+    """Read and validate cases.csv (SPEC §2); return its cases in file order.
+
+    ``default_backend`` applies to rows with an empty or absent ``backend`` cell and
+    ``default_timeout_s`` (seconds) to rows without ``timeout_s``. With ``check_backends``
+    each case is also given to its backend's ``check()``.
+
+    Raises ``InputError`` holding every problem found in the file (never just the first),
+    and nothing else whatever the file's bytes. Cases of one read may share their ``tags``,
+    ``notes`` and ``thresholds`` objects: treat them as read-only.
+    """
+    from . import backends  # imported here: the backends import this module
+
+    known = {sys.intern(name): sys.intern(name) for name in backends.KNOWN_BACKENDS}
+    if default_backend not in known:
+        raise InputError(_unknown_backend(default_backend, known))
+    if not 0 < default_timeout_s < math.inf:
+        raise InputError(
+            f"timeout must be a positive number of seconds, got {_q(str(default_timeout_s))}")
+    file = os.fsdecode(path)
+    reader = _Reader(file, known[default_backend], float(default_timeout_s), known,
+                     backends.BACKENDS, check_backends)
+    return reader.read(_decode(file, _read_bytes(path, file)))
+
+
+def _q(value: str) -> str:
+    """``value`` quoted for a message: one line, long values cut at 40 characters."""
+    return repr(value if len(value) <= 40 else value[:40] + "...")
+
+
+def _unknown_backend(name: str, known: Mapping[str, str]) -> str:
+    return f"unknown backend {_q(name)} (known: {', '.join(sorted(known))})"
+
+
+def _read_bytes(path: str | os.PathLike[str], file: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except IsADirectoryError:
+        why = "is a directory"
+    except FileNotFoundError:
+        why = "no such file"
+    except PermissionError:
+        why = "permission denied"
+    except OSError as e:
+        why = (e.strerror or str(e)).lower()
+    except ValueError:  # e.g. a NUL in the path
+        why = "invalid path"
+    raise InputError([Problem(file, 0, 0, f"cannot read: {why}")])
+
+
+def _decode(file: str, data: bytes) -> tuple[str, bool]:
+    """The text, and whether it holds undecodable bytes (as lone surrogates, reported per cell)."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InputError([Problem(file, 1, 0, "file is UTF-16 encoded: save it as UTF-8")])
+    try:
+        text, bad = data.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, bad = data.decode("utf-8", "surrogateescape"), True
+    return (text[1:] if text.startswith("\ufeff") else text), bad
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The lines of ``text``, each with its LF. Not ``splitlines``: that also breaks at
+    form feeds and U+2028, which may sit inside a cell; not ``StringIO``: it copies the text to
+    four bytes a character."""
+    find = text.find
+    start = 0
+    while True:
+        end = find("\n", start) + 1
+        if not end:
+            if start < len(text):
+                yield text[start:]
+            return
+        yield text[start:end]
+        start = end
+
+
+class _Reader:
+    """One read of one file: the header's layout, the problems found, what rows have shown."""
+
+    def __init__(self, file: str, default_backend: str, default_timeout_s: float,
+                 known: dict[str, str], installed: Mapping[str, Any], check: bool) -> None:
+        self.file = file
+        self.default_backend = default_backend
+        self.default_timeout_s = default_timeout_s
+        self.known = known
+        self.installed = installed
+        self.check = check
+        self.problems: list[Problem] = []
+        self.nul_seen = False
+        self.ids: dict[str, int] = {}  # lower-cased case id -> its line
+        self.spelled: dict[str, str] = {}  # lower-cased case id -> the id, where they differ
+        self.all_tags: set[str] = set()
+        self.strings = _Pool()  # one object for each repeated value
+        self.tag_maps: dict[frozenset[str], dict[str, bool]] = {}
+        # tag cells -> the tag map they give, or the problems they hold as (column, message)
+        self.tag_memo: dict[tuple[str, ...], dict[str, bool] | list[tuple[int, str]]] = {}
+        self.no_tags = self.tag_maps[frozenset()] = {}
+        self.no_notes: dict[str, str] = {}
+        self.threshold_memo: dict[tuple[int, str], tuple[Threshold, ...]] = {}
+        self.cursor = (1, 0)  # (line, offset) of a known line start, moved forward only
+
+    def add(self, line: int, column: int, message: str) -> None:
+        self.problems.append(Problem(self.file, line, column, message))
+
+    # -- the whole file -----------------------------------------------------------------------
+
+    def read(self, decoded: tuple[str, bool]) -> list[Case]:
+        text, bad_bytes = decoded
+        self.text = text
+        self.bad_bytes = bad_bytes
+        self.has_nul = "\0" in text
+        cases: list[Case] = []
+        old_limit = csv.field_size_limit(MAX_FIELD_CHARS)
+        # Every row makes a few containers and none is garbage, so the cyclic collector would
+        # only walk the growing list again and again (a third of the time for 100,000 rows).
+        gc_was_on = gc.isenabled()
+        gc.disable()
+        try:
+            self._rows(cases)
+        finally:
+            if gc_was_on:
+                gc.enable()
+            csv.field_size_limit(old_limit)
+        if cases:
+            self._finish(cases)
+        if self.problems:
+            self.problems.sort(key=lambda p: (p.line, p.column))
+            raise InputError(self.problems)
+        return cases
+
+    def _rows(self, cases: list[Case]) -> None:
+        text = self.text
+        lines = _lines(text)
+        reader = csv.reader(lines, strict=True)
+        base = 0  # lines consumed outside the csv reader (skipped after a csv error)
+        end = 0  # last line of the previous row
+        header_seen = False
+        rows_seen = False
+        only_comments = False
+        check_cells = self.bad_bytes or self.has_nul
+        read_row = self._row
+        append = cases.append
+        while True:
+            try:
+                for row in reader:
+                    start = end + 1
+                    end = reader.line_num + base
+                    bad = self._bad_cells(row, start) if check_cells else ()
+                    first = row[0].lstrip() if row else ""
+                    if first.startswith("#"):
+                        only_comments = True
+                        continue
+                    if not first and all(not c or c.isspace() for c in row):
+                        continue
+                    if not header_seen:
+                        header_seen = True
+                        before = len(self.problems)
+                        self._header(row, start, bad)
+                        # Backends judge a case by its columns: not when they are in doubt.
+                        self.check = self.check and not bad and len(self.problems) == before
+                    elif bad:
+                        rows_seen = True
+                    else:
+                        rows_seen = True
+                        case = read_row(row, start)
+                        if case is not None:
+                            append(case)
+                break
+            except csv.Error as e:
+                start = end + 1
+                end = reader.line_num + base
+                row_end = self._csv_error(str(e), start, end)
+                if not header_seen:
+                    return
+                rows_seen = True
+                if row_end > end:  # a field ran over several lines: go on after its row
+                    for _ in range(row_end - end):
+                        next(lines, None)
+                    base += row_end - end
+                    end = row_end
+        if not header_seen:
+            self.add(0, 0, "no header row: the file holds only comments" if only_comments
+                     else "file is empty")
+        elif not rows_seen:
+            self.add(0, 0, "no cases: the file has a header but no rows")
+
+    def _bad_cells(self, row: list[str], start: int) -> set[int]:
+        """Report undecodable bytes and NULs; return the 0-based columns that hold any."""
+        bad = set()
+        line = start
+        for col, cell in enumerate(row, 1):
+            if self.bad_bytes and (m := _BAD_BYTE.search(cell)):
+                byte = ord(m.group()) - 0xDC00
+                self.add(line + cell.count("\n", 0, m.start()), col,
+                         f"not valid UTF-8 (byte 0x{byte:02x})")
+                bad.add(col - 1)
+            if self.has_nul and (i := cell.find("\0")) >= 0:
+                if not self.nul_seen:
+                    self.nul_seen = True
+                    self.add(line + cell.count("\n", 0, i), col, "NUL byte in file")
+                bad.add(col - 1)
+            line += cell.count("\n")
+        return bad
+
+    # -- csv errors ---------------------------------------------------------------------------
+
+    def _offset_of(self, line: int) -> int:
+        at_line, offset = self.cursor
+        find = self.text.find
+        while at_line < line and offset >= 0:
+            offset = find("\n", offset) + 1 or -1
+            at_line += 1
+        if offset < 0:
+            offset = len(self.text)
+        self.cursor = (line, offset)
+        return offset
+
+    def _csv_error(self, message: str, start: int, at: int) -> int:
+        """Report the csv module's error on the row that begins at line ``start`` (found at
+        line ``at``); return the row's last line as csv would read it without the error."""
+        found = self._locate(self._offset_of(start), start)
+        if found is None:
+            self.add(at, 0, f"malformed CSV: {message}")
+            return at
+        line, col, problem, row_end = found
+        self.add(line, col, problem)
+        return row_end
+
+    def _locate(self, pos: int, line: int) -> tuple[int, int, str, int] | None:
+        """Walk one row from offset ``pos`` (line ``line``) the way strict RFC 4180 reads it;
+        return (line, column, message) of its first fault and the row's last line."""
+        text = self.text
+        n = len(text)
+        col = 1
+        fault: tuple[int, int, str] | None = None
+        while True:
+            if text.startswith('"', pos):
+                m = _QUOTED.match(text, pos)
+                if m is None:
+                    return line, col, "unterminated quoted field", text.count("\n", pos) + line
+                end = m.end()
+                size = end - pos - 2 - text.count('""', pos + 1, end - 1)
+                if size > MAX_FIELD_CHARS and fault is None:
+                    fault = (line, col, "field longer than 1 MiB")
+                line += text.count("\n", pos, end)
+                pos = end
+                if pos < n and text[pos] not in ",\r\n":
+                    if fault is None:
+                        fault = (line, col, "text after the closing quote of a quoted field "
+                                            '(write "" for a quote inside quotes)')
+                    pos = _UNQUOTED.match(text, pos).end()
+            else:
+                end = _UNQUOTED.match(text, pos).end()
+                if end - pos > MAX_FIELD_CHARS and fault is None:
+                    fault = (line, col, "field longer than 1 MiB")
+                pos = end
+            if pos < n and text[pos] == ",":
+                pos += 1
+                col += 1
+                continue
+            if pos < n and text[pos] == "\r":
+                while pos < n and text[pos] == "\r":
+                    pos += 1
+                if pos < n and text[pos] != "\n" and fault is None:
+                    fault = (line, col, "carriage return without line feed outside quotes: "
+                                        "use LF or CRLF line ends")
+            return None if fault is None else (*fault, line)
+
+    # -- the header ---------------------------------------------------------------------------
+
+    def _header(self, row: list[str], line: int, bad: set[int] | tuple[()]) -> None:
+        names = [sys.intern(c.strip()) for c in row]
+        self.ncols = len(names)
+        self.columns: dict[str, int] = {}  # name -> 1-based column of its first occurrence
+        self.reserved: dict[str, int] = {}  # reserved name -> 0-based index
+        self.param_cols: list[tuple[int, str]] = []
+        self.tag_cols: list[tuple[int, str]] = []
+        self.note_cols: list[tuple[int, str]] = []
+        self.threshold_cols: list[tuple[int, str]] = []
+        params: dict[str, tuple[str, int]] = {}  # parameter -> (column name, column)
+        env_names: dict[str, tuple[str, int]] = {}  # SRD_PARAM_* -> (parameter, column)
+        for i, name in enumerate(names):
+            col = i + 1
+            if i in bad:
+                continue  # reported already
+            if not name:
+                self.add(line, col, "empty column name")
+                continue
+            if name in self.columns:
+                first_col = self.columns[name]
+                self.add(line, col, f"duplicate column {_q(name)} (also column {first_col})")
+                continue
+            self.columns[name] = col
+            if name in RESERVED:
+                self.reserved[name] = i
+                continue
+            prefix, sep, rest = name.partition("_")
+            if sep and prefix in ("param", "tag", "note", "threshold", "ext"):
+                if prefix == "ext":
+                    self.add(line, col, "ext_* columns are reserved for backend output")
+                    continue
+                if not rest:
+                    self.add(line, col, f"column {_q(name)} needs a name after {_q(prefix + '_')}")
+                    continue
+            else:
+                prefix, rest = "param", name
+            rest = sys.intern(rest)
+            if prefix == "note":
+                self.note_cols.append((i, rest))
+            elif prefix == "threshold":
+                self.threshold_cols.append((i, rest))
+            elif not _NAME_RE.fullmatch(rest):
+                self.add(line, col, f"{'parameter' if prefix == 'param' else 'tag'} name "
+                                    f"{_q(rest)} is not allowed: {_NAME_RULE}")
+            elif prefix == "tag":
+                self.tag_cols.append((i, rest))
+                self.all_tags.add(rest)
+            elif rest in params:
+                other, other_col = params[rest]
+                self.add(line, col, f"parameter {_q(rest)} is given twice: as {_q(other)} "
+                                    f"(column {other_col}) and {_q(name)} (column {col})")
+            else:
+                env = "SRD_PARAM_" + _ENV_UNSAFE.sub("_", rest.upper())
+                if env in env_names:
+                    other, other_col = env_names[env]
+                    self.add(line, col, f"parameters {_q(other)} (column {other_col}) and "
+                                        f"{_q(rest)} (column {col}) both become {env}")
+                    continue
+                params[rest] = (name, col)
+                env_names[env] = (rest, col)
+                self.param_cols.append((i, rest))
+        if "case_id" not in self.reserved:
+            hint = next((f" (column {c} is {_q(n)}: column names are case-sensitive)"
+                         for n, c in self.columns.items() if n.lower() == "case_id"), "")
+            self.add(line, 0, f"missing required column 'case_id'{hint}")
+        # 0-based indices of case_id, backend, cmd, timeout_s, repeat, warmup (-1: absent)
+        self.reserved_at = tuple(self.reserved.get(name, -1) for name in RESERVED[:6])
+        self.tag_names = dict(self.tag_cols)
+        self.tag_at = tuple(sorted([i for i, _ in self.tag_cols] + (
+            [self.reserved["tags"]] if "tags" in self.reserved else [])))
+        self.tag_cells = _picker(self.tag_at)
+        self.param_names = tuple(name for _, name in self.param_cols)
+        self.param_columns = {name: i + 1 for i, name in self.param_cols}
+        self.param_cells = _picker(tuple(i for i, _ in self.param_cols))
+
+    # -- one row ------------------------------------------------------------------------------
+
+    def _row(self, row: list[str], line: int) -> Case | None:
+        if len(row) != self.ncols:
+            self.add(line, 0, f"row has {_cells(len(row))} but the header has {self.ncols}")
+            return None
+        problems = self.problems
+        before = len(problems)
+        add = self.add
+        pooled = self.strings.__getitem__
+        # Locals, not dict look-ups: this runs once per row and rows may be many.
+        i_id, i_backend, i_cmd, i_timeout, i_repeat, i_warmup = self.reserved_at
+
+        case_id = row[i_id].strip() if i_id >= 0 else ""
+        if i_id < 0:
+            pass  # reported once, with the header
+        elif not case_id:
+            add(line, i_id + 1, "case_id: missing value")
+        elif len(case_id) > 128 or not _NAME_RE.fullmatch(case_id):
+            add(line, i_id + 1, f"case_id {_q(case_id)} is not allowed: {_CASE_ID_RULE}")
+        elif case_id == "." or case_id == "..":
+            add(line, i_id + 1, f"case_id {_q(case_id)} is not allowed: '.' and '..' name folders")
+        else:
+            key = case_id.lower()
+            if key == case_id:
+                key = case_id  # keep only the string the case holds anyway
+            first = self.ids.setdefault(key, line)
+            if first == line:  # new: lines only grow
+                if key is not case_id:
+                    self.spelled[key] = case_id
+            else:
+                spelled = self.spelled.get(key, key)
+                if spelled == case_id:
+                    add(line, i_id + 1, f"case_id {_q(case_id)} duplicates line {first}")
+                else:
+                    add(line, i_id + 1, f"case_id {_q(case_id)} duplicates {_q(spelled)} on "
+                                        f"line {first} (case ids name files; case is ignored)")
+
+        value = row[i_backend].strip() if i_backend >= 0 else ""
+        backend = self.known.get(value) if value else self.default_backend
+        if backend is None:
+            add(line, i_backend + 1, _unknown_backend(value, self.known))
+        elif backend not in self.installed:
+            add(line, i_backend + 1 if value else 0,
+                f"backend {_q(backend)} is not installed: pip install 'doerunner[{backend}]'")
+
+        cmd = row[i_cmd] if i_cmd >= 0 else ""
+        cmd = pooled(cmd) if cmd and not cmd.isspace() else None
+
+        timeout_s = self.default_timeout_s
+        if i_timeout >= 0 and (value := row[i_timeout].strip()):
+            try:
+                timeout_s = float(value)
+            except ValueError:
+                timeout_s = math.nan
+            if not 0 < timeout_s < math.inf:
+                add(line, i_timeout + 1,
+                    f"timeout_s must be a positive number of seconds, got {_q(value)}")
+
+        repeat = 1
+        if i_repeat >= 0 and (value := row[i_repeat].strip()):
+            repeat = _digits(value)
+            if repeat < 1:
+                add(line, i_repeat + 1, f"repeat must be an integer >= 1, got {_q(value)}")
+
+        warmup: int | str = "auto" if backend == "hf" else 0
+        if i_warmup >= 0 and (value := row[i_warmup].strip()):
+            if value.lower() == "auto":
+                warmup = "auto"
+            elif (warmup := _digits(value)) < 0:
+                add(line, i_warmup + 1,
+                    f"warmup must be an integer >= 0 or 'auto', got {_q(value)}")
+
+        params = dict(zip(self.param_names, map(pooled, self.param_cells(row)), strict=True))
+        tags = self.no_tags
+        if self.tag_at:
+            cells = self.tag_cells(row)
+            tags = self.tag_memo.get(cells)
+            if tags is None:
+                tags = self._tags(cells)
+            if type(tags) is list:
+                for col, message in tags:
+                    add(line, col, message)
+        notes = {name: pooled(row[i]) for i, name in self.note_cols} if self.note_cols \
+            else self.no_notes
+        thresholds = self._thresholds(row, line) if self.threshold_cols else ()
+
+        if len(problems) != before or i_id < 0 or backend is None:
+            return None
+        return Case(case_id, backend, cmd, timeout_s, repeat, warmup, params, tags, notes,
+                    thresholds, line)  # type: ignore[arg-type]  # tags/thresholds not None here
+
+    def _tags(self, cells: tuple[str, ...]) -> dict[str, bool] | list[tuple[int, str]]:
+        """The tag map for these cells of the ``tag_at`` columns, or their problems as
+        (column, message). Rows mostly repeat a few tag cells, so each is parsed once, and
+        rows marking the same tags share one map (``_finish`` fills it)."""
+        marked, faults = self._parse_tags(cells)
+        found: dict[str, bool] | list[tuple[int, str]] = faults
+        if not faults:
+            found = self.tag_maps.setdefault(marked, {})
+        self.tag_memo[cells] = found
+        return found
+
+    def _parse_tags(self, cells: tuple[str, ...]) -> tuple[frozenset[str], list[tuple[int, str]]]:
+        """(tags marked, [(column, problem)]) for the cells of the columns in ``tag_at``."""
+        marked: list[str] = []
+        faults: list[tuple[int, str]] = []
+        i_tags = self.reserved.get("tags", -1)
+        for i, cell in zip(self.tag_at, cells, strict=True):
+            if i == i_tags:
+                for name in cell.replace(";", " ").split():
+                    if _NAME_RE.fullmatch(name):
+                        name = self.strings[name]
+                        marked.append(name)
+                        self.all_tags.add(name)
+                    else:
+                        faults.append((i + 1, f"tag name {_q(name)} is not allowed: {_NAME_RULE}"))
+                continue
+            name = self.tag_names[i]
+            value = cell.strip().lower()
+            if value in _TAG_ON:
+                marked.append(name)
+            elif value not in _TAG_OFF:
+                faults.append((i + 1, f"tag_{name} must be 1, true, yes or x to mark the tag "
+                                      f"(empty, 0, false or no not to), got {_q(cell.strip())}"))
+        return frozenset(marked), faults
+
+    def _thresholds(self, row: list[str], line: int) -> tuple[Threshold, ...] | None:
+        """The row's thresholds, parsed once per distinct cell; None when one does not parse."""
+        out: tuple[Threshold, ...] = ()
+        for i, metric in self.threshold_cols:
+            cell = row[i]
+            if not cell.strip():
+                continue
+            found = self.threshold_memo.get((i, cell))
+            if found is None:
+                try:
+                    found = (parse_threshold(metric, cell),)
+                except ValueError as e:
+                    self.add(line, i + 1, str(e).replace(repr(cell), _q(cell)))
+                    return None
+                self.threshold_memo[(i, cell)] = found
+            out += found
+        return out
+
+    # -- after the last row -------------------------------------------------------------------
+
+    def _finish(self, cases: list[Case]) -> None:
+        """Fill the shared tag maps now that every tag name is known, then ask the backends."""
+        names = sorted(self.all_tags)
+        for marked, tags in self.tag_maps.items():
+            tags.update({name: name in marked for name in names})
+        if not self.check:
+            return
+        checkers: dict[str, Any] = {}
+        for case in cases:
+            cls = self.installed.get(case.backend)
+            if cls is None:
+                continue
+            checker = checkers.get(case.backend)
+            if checker is None:
+                checker = checkers[case.backend] = cls()
+            for column, message in checker.check(case):
+                # A backend may name a parameter ("sleep_s") given as "param_sleep_s".
+                col = self.columns.get(column) or self.param_columns.get(column, 0)
+                self.add(case.line, col, message)
+
+
+def _digits(text: str) -> int:
+    """``text`` as a non-negative decimal integer, or -1 when it is not one."""
+    if not (text.isascii() and text.isdigit()):
+        return -1
+    try:
+        return int(text)
+    except ValueError:  # more digits than int() converts
+        return -1
+
+
+def _cells(n: int) -> str:
+    return "1 cell" if n == 1 else f"{n} cells"
+
+
+class _Pool(dict):  # type: ignore[type-arg]
+    """``pool[s]`` is the first string equal to ``s`` seen: repeated cells share one object.
+    (Not ``sys.intern``: interned strings may outlive the read.)"""
+
+    def __missing__(self, key: str) -> str:
+        self[key] = key
+        return key
+
+
+def _picker(indices: tuple[int, ...]) -> Callable[[list[str]], tuple[str, ...]]:
+    """A function returning the cells at ``indices`` of a row, as a tuple, fast."""
+    if len(indices) == 1:
+        i = indices[0]
+        return lambda row: (row[i],)
+    if not indices:
+        return lambda row: ()
+    return operator.itemgetter(*indices)

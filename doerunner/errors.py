@@ -1,0 +1,59 @@
+"""The library's own errors. Each carries the exit code the CLI turns it into (SPEC §1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One input problem, located in a file: ``file:line:column: message``.
+
+    ``line`` and ``column`` are 1-based; 0 means "not tied to a line/column".
+    """
+
+    file: str
+    line: int
+    column: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+
+
+class DoerunnerError(Exception):
+    """Base class of every error srd raises on purpose. ``exit_code`` is what the CLI exits with."""
+
+    exit_code: int = 1
+
+
+class InputError(DoerunnerError):
+    """Invalid input or usage (exit 4). Holds every problem found, not just the first."""
+
+    exit_code = 4
+
+    def __init__(self, problems: list[Problem] | str) -> None:
+        if isinstance(problems, str):
+            problems = [Problem("", 0, 0, problems)]
+        self.problems = list(problems)
+        super().__init__("\n".join(_fmt(p) for p in self.problems))
+
+
+def _fmt(p: Problem) -> str:
+    return p.message if not p.file else str(p)
+
+
+class OutputError(DoerunnerError):
+    """An output file or directory cannot be written (exit 4 when found before anything ran)."""
+
+    exit_code = 4
+
+
+class Interrupted(DoerunnerError):
+    """The run was stopped by SIGINT/SIGTERM (exit 130). Finished cases were saved."""
+
+    exit_code = 130
+
+
+class CaseInterrupted(Exception):
+    """Raised by a backend when its case was cancelled by an interruption (never journaled)."""

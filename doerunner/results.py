@@ -1,0 +1,100 @@
+"""What a run produced, in SI units (seconds, epoch timestamps). Nothing here formats."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+OK = "OK"
+FAIL = "FAIL"
+TIMEOUT = "TIMEOUT"
+STATUSES = (OK, FAIL, TIMEOUT)
+
+Metric = float | int | str  # numbers; str only for ext_* keys
+
+
+@dataclass(slots=True)
+class Execution:
+    """One execution of a case by a backend (a warm-up or a measured repetition).
+
+    ``wall_s`` is the wall time of the execution in seconds (for TIMEOUT: the time until the
+    timeout fired). ``t_start``/``t_end`` are epoch seconds. ``metrics`` holds what the
+    backend measured or parsed: numbers in SI units, strings only for ``ext_*`` keys.
+    """
+
+    status: str
+    wall_s: float
+    t_start: float
+    t_end: float
+    exit_code: int | None = None
+    message: str = ""
+    metrics: dict[str, Metric] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"status": self.status, "wall_s": self.wall_s,
+                             "t_start": self.t_start, "t_end": self.t_end}
+        if self.exit_code is not None:
+            d["exit_code"] = self.exit_code
+        if self.message:
+            d["message"] = self.message
+        if self.metrics:
+            d["metrics"] = self.metrics
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Execution:
+        return cls(d["status"], d["wall_s"], d["t_start"], d["t_end"], d.get("exit_code"),
+                   d.get("message", ""), d.get("metrics", {}))
+
+
+@dataclass(slots=True)
+class CaseResult:
+    """The outcome of one case: its measured executions and their aggregate.
+
+    ``metrics`` is the aggregate that becomes the row's measured columns (means over the
+    measured runs, ``run_seconds`` and its spread, warm-up figures). ``runs`` keeps every
+    measured execution for run.json. ``t_start``/``t_end`` are epoch seconds of the
+    whole case (warm-up included).
+    """
+
+    case_id: str
+    status: str
+    t_start: float
+    t_end: float
+    exit_code: int | None = None
+    message: str = ""
+    metrics: dict[str, Metric] = field(default_factory=dict)
+    runs: list[Execution] = field(default_factory=list)
+    warmup_runs: list[Execution] = field(default_factory=list)
+    attempts: int = 1
+    fingerprint: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "case_id": self.case_id, "fingerprint": self.fingerprint, "status": self.status,
+            "t_start": self.t_start, "t_end": self.t_end,
+        }
+        if self.exit_code is not None:
+            d["exit_code"] = self.exit_code
+        if self.message:
+            d["message"] = self.message
+        if self.attempts != 1:
+            d["attempts"] = self.attempts
+        d["metrics"] = self.metrics
+        d["runs"] = [r.to_json() for r in self.runs]
+        if self.warmup_runs:
+            d["warmup"] = [r.to_json() for r in self.warmup_runs]
+        if self.warnings:
+            d["warnings"] = self.warnings
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> CaseResult:
+        return cls(
+            d["case_id"], d["status"], d["t_start"], d["t_end"], d.get("exit_code"),
+            d.get("message", ""), d.get("metrics", {}),
+            [Execution.from_json(r) for r in d.get("runs", [])],
+            [Execution.from_json(r) for r in d.get("warmup", [])],
+            d.get("attempts", 1), d.get("fingerprint", ""), d.get("warnings", []),
+        )

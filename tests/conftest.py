@@ -1,0 +1,35 @@
+"""Shared fixtures: cases files on disk and srd in a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def write_cases(tmp_path: Path):
+    """Write a cases.csv (text, LF) into tmp_path and return its path."""
+
+    def _write(text: str, name: str = "cases.csv") -> Path:
+        p = tmp_path / name
+        p.write_bytes(text.encode("utf-8"))
+        return p
+
+    return _write
+
+
+def run_srd(*args: str, cwd: Path | None = None, timeout: float = 120,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m doerunner ARGS`` in a real subprocess and capture its output."""
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(REPO) + os.pathsep + e.get("PYTHONPATH", "")
+    if env:
+        e.update(env)
+    return subprocess.run([sys.executable, "-m", "doerunner", *args], cwd=cwd, env=e,
+                          capture_output=True, text=True, timeout=timeout)
