@@ -1,0 +1,58 @@
+"""The backend interface: one small ABC with a NAME, looked up through the registry."""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from ..cases import Case
+from ..results import Execution
+
+DEFAULT_LOG_CAP_BYTES = 10 * 1024 * 1024
+DEFAULT_KILL_GRACE_S = 2.0
+
+
+@dataclass(slots=True)
+class ExecContext:
+    """What one execution may use besides its case.
+
+    ``timeout_s`` is the limit for this execution in seconds. ``stdout_path`` and
+    ``stderr_path`` are where captured output goes (None: discard). ``log_cap_bytes`` caps
+    each log file. ``cancel`` is set when the run is interrupted: the backend must then kill
+    what it started and raise ``CaseInterrupted`` promptly. ``env`` holds extra environment
+    variables for the execution (e.g. ``CUDA_VISIBLE_DEVICES``).
+    """
+
+    timeout_s: float
+    stdout_path: Path | None = None
+    stderr_path: Path | None = None
+    log_cap_bytes: int = DEFAULT_LOG_CAP_BYTES
+    kill_grace_s: float = DEFAULT_KILL_GRACE_S
+    cancel: threading.Event = field(default_factory=threading.Event)
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+class Backend(ABC):
+    """Runs one execution of a case and reports it as an ``Execution`` in SI units.
+
+    A backend never formats and never raises for a case that fails: failures are an
+    ``Execution`` with status FAIL or TIMEOUT. It raises ``CaseInterrupted`` when
+    ``ctx.cancel`` was set.
+    """
+
+    NAME: ClassVar[str]
+
+    def check(self, case: Case) -> list[tuple[str, str]]:
+        """Static checks of a case before anything runs: ``(column, message)`` pairs."""
+        return []
+
+    @abstractmethod
+    def execute(self, case: Case, ctx: ExecContext) -> Execution:
+        """Run the case once."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op for most backends
+        """Release what the backend holds (worker processes, models)."""

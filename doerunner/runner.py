@@ -1,0 +1,158 @@
+"""One case: warm-up, measured repetitions, aggregation → ``CaseResult`` (SI units)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .backends.base import DEFAULT_KILL_GRACE_S, DEFAULT_LOG_CAP_BYTES, Backend, ExecContext
+from .cases import Case
+from .results import OK, CaseResult, Execution, Metric
+
+WARMUP_WINDOW = 5
+
+
+@dataclass(slots=True)
+class RunnerSettings:
+    """How cases are executed. ``warmup_cv`` is the coefficient of variation (std/mean of the
+    last 5 run times) under which ``warmup=auto`` stops; ``warmup_max`` caps it."""
+
+    logs_dir: Path | None = None
+    warmup_cv: float = 0.05
+    warmup_max: int = 50
+    log_cap_bytes: int = DEFAULT_LOG_CAP_BYTES
+    kill_grace_s: float = DEFAULT_KILL_GRACE_S
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+def coefficient_of_variation(values: list[float]) -> float:
+    """Population std / mean of ``values``; ``inf`` when the mean is 0 or there are < 2."""
+    if len(values) < 2:
+        return math.inf
+    mean = statistics.fmean(values)
+    return statistics.pstdev(values, mean) / mean if mean > 0 else math.inf
+
+
+def run_case(case: Case, backend: Backend, settings: RunnerSettings,
+             on_execution: Callable[[str, int], None] | None = None) -> CaseResult:
+    """Run ``case``: its warm-up executions, then ``case.repeat`` measured ones.
+
+    A failing warm-up or repetition ends the case with that execution's status; its
+    metrics describe the failed execution and are not averaged with the others. Raises
+    ``CaseInterrupted`` (from the backend) when ``settings.cancel`` is set.
+    """
+    ctx = ExecContext(
+        timeout_s=case.timeout_s,
+        stdout_path=settings.logs_dir / f"{case.case_id}.stdout" if settings.logs_dir else None,
+        stderr_path=settings.logs_dir / f"{case.case_id}.stderr" if settings.logs_dir else None,
+        log_cap_bytes=settings.log_cap_bytes,
+        kill_grace_s=settings.kill_grace_s,
+        cancel=settings.cancel,
+    )
+    warm: list[Execution] = []
+    warnings: list[str] = []
+    converged: bool | None = None
+    final_cv: float | None = None
+    if case.warmup == "auto":
+        converged = False
+        while len(warm) < settings.warmup_max:
+            if on_execution:
+                on_execution("warm-up", len(warm) + 1)
+            ex = backend.execute(case, ctx)
+            warm.append(ex)
+            if ex.status != OK:
+                return _failed(case, warm, [], ex, f"warm-up {len(warm)}")
+            if len(warm) >= WARMUP_WINDOW:
+                final_cv = coefficient_of_variation([w.wall_s for w in warm[-WARMUP_WINDOW:]])
+                if final_cv < settings.warmup_cv:
+                    converged = True
+                    break
+        if not converged:
+            warnings.append(
+                f"warm-up did not converge: CV {final_cv if final_cv is not None else math.inf:.3f}"
+                f" after {len(warm)} runs (target {settings.warmup_cv:g})")
+    else:
+        for i in range(int(case.warmup)):
+            if on_execution:
+                on_execution("warm-up", i + 1)
+            ex = backend.execute(case, ctx)
+            warm.append(ex)
+            if ex.status != OK:
+                return _failed(case, warm, [], ex, f"warm-up {i + 1}")
+    runs: list[Execution] = []
+    for i in range(case.repeat):
+        if on_execution and case.repeat > 1:
+            on_execution("run", i + 1)
+        ex = backend.execute(case, ctx)
+        runs.append(ex)
+        if ex.status != OK:
+            where = f"repetition {i + 1} of {case.repeat}" if case.repeat > 1 else ""
+            return _failed(case, warm, runs, ex, where)
+    metrics = aggregate(runs)
+    if case.warmup == "auto" or case.warmup:
+        metrics["warmup_runs"] = len(warm)
+    if converged is not None:
+        metrics["warmup_converged"] = converged
+        if final_cv is not None and math.isfinite(final_cv):
+            metrics["warmup_final_cv"] = final_cv
+    first = warm[0] if warm else runs[0]
+    last = runs[-1]
+    return CaseResult(case.case_id, OK, first.t_start, last.t_end, last.exit_code, "",
+                      metrics, runs, warm, fingerprint=case.fingerprint(), warnings=warnings)
+
+
+def _failed(case: Case, warm: list[Execution], runs: list[Execution], ex: Execution,
+            where: str) -> CaseResult:
+    metrics: dict[str, Metric] = dict(ex.metrics)
+    metrics["run_seconds"] = ex.wall_s
+    metrics["errors"] = max(1, _int(metrics.get("errors", 0)))
+    if case.repeat > 1:
+        metrics["runs"] = len(runs)
+    if warm:
+        metrics["warmup_runs"] = len(warm)
+    message = f"{where}: {ex.message}" if where else ex.message
+    first = (warm or runs)[0]
+    return CaseResult(case.case_id, ex.status, first.t_start, ex.t_end, ex.exit_code, message,
+                      metrics, runs, warm, fingerprint=case.fingerprint())
+
+
+def _int(v: Metric) -> int:
+    return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0
+
+
+def aggregate(runs: list[Execution]) -> dict[str, Metric]:
+    """Means of the measured runs' metrics; ``errors`` is the total count; text keeps the last
+    value. ``run_seconds`` is the mean wall time; with several runs ``runs``,
+    ``run_seconds_min``/``_max``/``_std`` (sample standard deviation) are added."""
+    if len(runs) == 1:
+        m: dict[str, Metric] = dict(runs[0].metrics)
+        m["run_seconds"] = runs[0].wall_s
+        m.setdefault("errors", 0)
+        return m
+    values: dict[str, list[Metric]] = {}
+    for r in runs:
+        for k, v in r.metrics.items():
+            values.setdefault(k, []).append(v)
+    out: dict[str, Metric] = {}
+    for k, vs in values.items():
+        nums = [v for v in vs if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if not nums:
+            out[k] = vs[-1]
+        elif k == "errors":
+            out[k] = sum(_int(v) for v in nums)
+        else:
+            mean = statistics.fmean(nums)
+            all_int = all(isinstance(v, int) for v in nums)
+            out[k] = int(mean) if all_int and mean.is_integer() else mean
+    out.setdefault("errors", 0)
+    walls = [r.wall_s for r in runs]
+    out["run_seconds"] = statistics.fmean(walls)
+    out["runs"] = len(runs)
+    out["run_seconds_min"] = min(walls)
+    out["run_seconds_max"] = max(walls)
+    out["run_seconds_std"] = statistics.stdev(walls)
+    return out

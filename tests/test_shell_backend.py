@@ -1,0 +1,354 @@
+"""The shell backend against real subprocesses: status, timing, output, safety (SPEC §3, §5)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from doerunner import proctree
+from doerunner.backends.base import ExecContext
+from doerunner.backends.shell import ShellBackend, env_name
+from doerunner.cases import Case
+from doerunner.errors import CaseInterrupted
+from doerunner.results import FAIL, OK, TIMEOUT
+
+
+def case(cmd: str | None, params: dict[str, str] | None = None, case_id: str = "c1") -> Case:
+    return Case(case_id, "shell", cmd, 600.0, 1, 0, dict(params or {}), {}, {}, ())
+
+
+@pytest.fixture(scope="module")
+def backend() -> ShellBackend:
+    return ShellBackend()
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> ExecContext:
+    return ExecContext(timeout_s=10.0, stdout_path=tmp_path / "c1.stdout",
+                       stderr_path=tmp_path / "c1.stderr", kill_grace_s=0.5)
+
+
+def read_pids(path: Path, n: int, timeout_s: float = 5.0) -> list[int]:
+    """The pids a command wrote to ``path``, one a line (waits until ``n`` are there)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        text = path.read_text() if path.exists() else ""
+        pids = [int(x) for x in text.split()]
+        if len(pids) >= n or time.monotonic() > deadline:
+            return pids
+        time.sleep(0.02)
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def no_zombie_children() -> bool:
+    return not [p for p in psutil.Process().children() if p.status() == psutil.STATUS_ZOMBIE]
+
+
+# -- status, metrics, timing ----------------------------------------------------------
+def test_ok_with_metrics_and_logs(backend, ctx):
+    ex = backend.execute(case("echo start; echo p95=0.050 p99=0.080 errors=0; echo warn >&2"),
+                         ctx)
+    assert ex.status == OK and ex.exit_code == 0 and ex.message == ""
+    assert ex.metrics == {"p95": 0.05, "p99": 0.08, "errors": 0}
+    assert ctx.stdout_path.read_bytes() == b"start\np95=0.050 p99=0.080 errors=0\n"
+    assert ctx.stderr_path.read_bytes() == b"warn\n"
+    assert 0 < ex.wall_s < 5
+    assert ex.t_end == pytest.approx(ex.t_start + ex.wall_s)
+    assert abs(ex.t_start - time.time()) < 10
+
+
+def test_metrics_from_stderr_and_whole_stdout_json(backend, ctx):
+    cmd = "printf '{\\n  \"latency\": {\"p95\": 0.5}\\n}\\n'; echo throughput_rps=7 >&2"
+    ex = backend.execute(case(cmd), ctx)
+    assert ex.metrics == {"latency_p95": 0.5, "throughput_rps": 7}
+
+
+def test_last_line_without_newline_is_parsed(backend, ctx):
+    assert backend.execute(case("printf 'x=1\\ny=2'"), ctx).metrics == {"x": 1, "y": 2}
+
+
+def test_fail_exit_code_keeps_metrics(backend, ctx):
+    ex = backend.execute(case("echo errors=3; exit 7"), ctx)
+    assert (ex.status, ex.exit_code, ex.message) == (FAIL, 7, "exit code 7")
+    assert ex.metrics == {"errors": 3}
+
+
+def test_killed_by_signal(backend, ctx):
+    ex = backend.execute(case("kill -SEGV $$"), ctx)
+    assert (ex.status, ex.exit_code, ex.message) == (FAIL, -11, "killed by signal SIGSEGV")
+
+
+def test_runs_with_bin_sh_not_shell_env(backend, ctx, monkeypatch, tmp_path):
+    monkeypatch.setenv("SHELL", "/bin/false")
+    monkeypatch.chdir(tmp_path)
+    ex = backend.execute(case('echo "$0" > out; [ -n "$BASH_VERSION" ] && exit 9; exit 0'),
+                         ctx)
+    assert ex.status == OK
+    assert (tmp_path / "out").read_text() == "/bin/sh\n"
+
+
+def test_missing_shell_is_fail_with_one_line(backend, ctx, monkeypatch):
+    monkeypatch.setattr("doerunner.backends.shell.SHELL", "/nonexistent/sh")
+    ex = backend.execute(case("true"), ctx)
+    assert ex.status == FAIL and ex.exit_code is None
+    assert "No such file or directory" in ex.message and "\n" not in ex.message
+
+
+def test_timeout_kills_whole_tree(backend, ctx, tmp_path):
+    pids = tmp_path / "pids"
+    cmd = (f"sleep 30 & echo $! >> {pids}; "
+           f"setsid sleep 60 & echo $! >> {pids}; "
+           # a double-forked daemon: its parent exits at once, it escapes the session
+           f"sh -c 'setsid sleep 60 & echo $! >> {pids}; exit 0'; "
+           f"echo $$ >> {pids}; echo p95=0.25; sleep 30")
+    ctx.timeout_s = 1.0
+    ex = backend.execute(case(cmd), ctx)
+    assert ex.status == TIMEOUT and ex.exit_code is None
+    assert ex.message == "timed out after 1 s"
+    assert abs(ex.wall_s - 1.0) < 0.2
+    assert ex.metrics == {"p95": 0.25}
+    recorded = read_pids(pids, 4)
+    assert len(recorded) == 4
+    assert [p for p in recorded if alive(p)] == []
+    assert no_zombie_children()
+
+
+def test_timeout_with_term_ignoring_process_uses_sigkill(backend, ctx):
+    ctx.timeout_s = 0.5
+    ctx.kill_grace_s = 0.3
+    t = time.perf_counter()
+    ex = backend.execute(case("trap '' TERM; while :; do sleep 0.05; done"), ctx)
+    assert ex.status == TIMEOUT and abs(ex.wall_s - 0.5) < 0.2
+    assert time.perf_counter() - t < 3
+
+
+def test_background_leftover_does_not_hang_and_is_killed(backend, ctx, tmp_path):
+    pids = tmp_path / "pids"
+    cmd = (f"sleep 100 & echo $! > {pids}; "
+           f"setsid sleep 100 & echo $! >> {pids}; "
+           # a double-forked daemon: its parent exits at once, it escapes the session
+           f"sh -c 'setsid sleep 100 & echo $! >> {pids}; exit 0'; "
+           "echo done=1")
+    t = time.perf_counter()
+    ex = backend.execute(case(cmd), ctx)
+    assert time.perf_counter() - t < 3
+    assert ex.status == OK and ex.metrics == {"done": 1}
+    assert ex.wall_s < 1
+    recorded = read_pids(pids, 3)
+    assert len(recorded) == 3
+    assert [p for p in recorded if alive(p)] == []
+    assert no_zombie_children()
+
+
+def test_background_with_output_redirected_is_killed_too(backend, ctx, tmp_path):
+    pids = tmp_path / "pids"
+    ex = backend.execute(case(f"sleep 100 >/dev/null 2>&1 & echo $! > {pids}"), ctx)
+    assert ex.status == OK
+    assert [p for p in read_pids(pids, 1) if alive(p)] == []
+
+
+def test_long_lived_children_of_srd_are_left_alone(backend, ctx):
+    import subprocess
+    helper = subprocess.Popen(["sleep", "30"])
+    try:
+        ex = backend.execute(case("sleep 0.01 & true"), ctx)
+        assert ex.status == OK
+        assert helper.poll() is None
+    finally:
+        helper.kill()
+        helper.wait()
+
+
+# -- output capture ---------------------------------------------------------------------
+def test_capped_log_keeps_head_and_tail_with_note(backend, ctx):
+    ctx.log_cap_bytes = 1000
+    # 100 000 bytes of numbered lines, then the metrics on the very last line.
+    cmd = "i=0; while [ $i -lt 10000 ]; do echo line$i; i=$((i+1)); done; echo p99=0.125"
+    ex = backend.execute(case(cmd), ctx)
+    assert ex.status == OK and ex.metrics == {"p99": 0.125}
+    data = ctx.stdout_path.read_bytes()
+    total = sum(len(f"line{i}\n") for i in range(10000)) + len(b"p99=0.125\n")
+    note = f"\n[srd: {total - 1000} bytes omitted; log capped at 1000 bytes]\n".encode()
+    assert data.startswith(b"line0\nline1\n")
+    assert data.endswith(b"line9999\np99=0.125\n")
+    head, _, tail = data.partition(note)
+    assert len(head) == 500 and len(tail) == 500
+    assert len(data) == 1000 + len(note)
+
+
+def test_whole_stdout_json_over_the_cap_is_not_parsed_but_lines_are(backend, ctx):
+    ctx.log_cap_bytes = 100
+    cmd = "echo '{'; i=0; while [ $i -lt 50 ]; do echo \"\\\"k$i\\\": $i,\"; i=$((i+1)); done; " \
+          "echo '\"last\": 1'; echo '}'; echo '{\"tail\": 2}' >&2"
+    ex = backend.execute(case(cmd), ctx)
+    assert ex.metrics == {"tail": 2}
+
+
+def test_uncapped_log_is_exact(backend, ctx):
+    ex = backend.execute(case("printf 'a\\0b\\377\\n'; printf 'x' >&2"), ctx)
+    assert ex.status == OK
+    assert ctx.stdout_path.read_bytes() == b"a\0b\xff\n"
+    assert ctx.stderr_path.read_bytes() == b"x"
+
+
+def test_no_log_paths_still_parses(backend):
+    ex = backend.execute(case("echo n=5"), ExecContext(timeout_s=10))
+    assert ex.metrics == {"n": 5}
+
+
+def test_huge_line_without_newline_does_not_blow_up(backend, ctx):
+    ctx.log_cap_bytes = 4096
+    ex = backend.execute(case("head -c 3000000 /dev/zero | tr '\\0' a; echo; echo ok=1"), ctx)
+    assert ex.status == OK and ex.metrics == {"ok": 1}
+    assert len(ctx.stdout_path.read_bytes()) < 4096 + 100
+
+
+# -- the template and its safety ------------------------------------------------------
+@pytest.mark.parametrize("value", [
+    "$(touch pwned)", "`touch pwned`", "; touch pwned", "' ; touch pwned '",
+    "a\ntouch pwned", "\"; touch pwned; \"", "$HOME *", "-n", "", "x' \"y\" \\z",
+])
+def test_parameter_values_cannot_run_code(backend, ctx, tmp_path, monkeypatch, value):
+    monkeypatch.chdir(tmp_path)
+    ex = backend.execute(case("printf '%s' {v} > got; printf '%s' \"$SRD_PARAM_V\" > env",
+                              {"v": value}), ctx)
+    assert ex.status == OK, ex.message
+    assert not (tmp_path / "pwned").exists()
+    assert (tmp_path / "got").read_bytes() == value.encode()
+    assert (tmp_path / "env").read_bytes() == value.encode()
+
+
+def test_non_ascii_values(backend, ctx, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    value = "日本語 ü €"
+    ex = backend.execute(case("printf '%s' {名前} > got; echo ext_v={名前}",
+                              {"名前": value}), ctx)
+    # "名前" is no {identifier} of the template syntax: it is left as written.
+    assert ex.status == OK
+    assert (tmp_path / "got").read_bytes() == "{名前}".encode()
+    ex = backend.execute(case("printf '%s' {name} > got; printf '%s' \"$SRD_PARAM_NAME\" > env;"
+                              " echo ext_v=ü", {"name": value}), ctx)
+    assert (tmp_path / "got").read_bytes() == value.encode()
+    assert (tmp_path / "env").read_bytes() == value.encode()
+    assert ex.metrics == {"ext_v": "ü"}
+
+
+def test_environment(backend, ctx, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SRD_TEST_INHERITED", "yes")
+    ctx.env = {"CUDA_VISIBLE_DEVICES": "1"}
+    params = {"threads": "4", "batch-size": "8", "x.y": "z"}
+    backend.execute(case("env > env.txt", params, case_id="my-case"), ctx)
+    env = dict(line.split("=", 1) for line in (tmp_path / "env.txt").read_text().splitlines()
+               if "=" in line)
+    assert env["SRD_PARAM_THREADS"] == "4"
+    assert env["SRD_PARAM_BATCH_SIZE"] == "8"
+    assert env["SRD_PARAM_X_Y"] == "z"
+    assert env["SRD_CASE_ID"] == "my-case"
+    assert env["CUDA_VISIBLE_DEVICES"] == "1"
+    assert env["SRD_TEST_INHERITED"] == "yes"
+    assert env_name("größe") == "SRD_PARAM_GR_SSE"  # str.upper: ß → SS
+
+
+def test_stdin_is_dev_null(backend, ctx):
+    ex = backend.execute(case("n=$(wc -c); echo n=$n"), ctx)
+    assert ex.metrics == {"n": 0}
+
+
+def test_render_braces(backend):
+    c = case("echo {a} {{a}} ${HOME} ${a} {x y} {} awk '{print $1}' {{1..3}}", {"a": "v w"})
+    assert backend.check(c) == []
+    assert backend.render(c) == "echo 'v w' {a} ${HOME} ${a} {x y} {} awk '{print $1}' {1..3}"
+
+
+def test_check_missing_cmd(backend):
+    msg = ("cmd", "cmd: missing value (the shell backend needs a command)")
+    assert backend.check(case(None)) == [msg]
+    assert backend.check(case("  ")) == [msg]
+
+
+def test_check_unknown_placeholder(backend):
+    assert backend.check(case("run {thread} {n} {thread} {a.b}", {"n": "1"})) == [
+        ("cmd", "cmd uses {thread} but there is no parameter 'thread' "
+                "(write {{thread}} for literal braces)"),
+        ("cmd", "cmd uses {a.b} but there is no parameter 'a.b' "
+                "(write {{a.b}} for literal braces)"),
+    ]
+    with pytest.raises(ValueError):
+        backend.render(case("run {thread}"))
+
+
+def test_execute_of_invalid_template_fails(backend, ctx):
+    ex = backend.execute(case("echo {nope}"), ctx)
+    assert ex.status == FAIL and "no parameter 'nope'" in ex.message
+
+
+# -- cancellation -----------------------------------------------------------------------
+def test_cancel_raises_and_kills_tree(backend, ctx, tmp_path):
+    pids = tmp_path / "pids"
+    cmd = f"setsid sleep 60 & echo $! > {pids}; echo $$ >> {pids}; sleep 60"
+    timer = threading.Timer(0.5, ctx.cancel.set)
+    timer.start()
+    t = time.perf_counter()
+    with pytest.raises(CaseInterrupted):
+        backend.execute(case(cmd), ctx)
+    assert time.perf_counter() - t < 2.5
+    recorded = read_pids(pids, 2)
+    assert len(recorded) == 2
+    assert [p for p in recorded if alive(p)] == []
+    assert no_zombie_children()
+
+
+def test_subreaper_enabled_on_linux(backend):
+    if os.uname().sysname == "Linux":
+        assert proctree.become_subreaper() is True
+
+
+def test_tree_alive_is_cheap_for_trivial_command():
+    import subprocess
+    proc = subprocess.Popen(["/bin/sh", "-c", "true"], start_new_session=True)
+    proc.wait()
+    t = time.perf_counter()
+    for _ in range(100):
+        proctree.tree_alive(proc)
+    assert (time.perf_counter() - t) / 100 < 0.002
+
+
+def test_concurrent_cases_do_not_kill_each_other(backend, tmp_path):
+    """Case A's escaped orphan is re-parented to srd while case B ends: B must leave it
+    alone (it carries A's marker); A kills it when A ends."""
+    pids = tmp_path / "pids"
+    a_ctx = ExecContext(timeout_s=10, kill_grace_s=0.5)
+    cmd_a = f"sh -c 'setsid sleep 30 & echo $! > {pids}; exit 0'; sleep 1"
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(a=backend.execute(case(cmd_a),
+                                                                             a_ctx)))
+    thread.start()
+    orphan = read_pids(pids, 1)[0]
+    for _ in range(5):
+        ex = backend.execute(case("sleep 0.01 & true", case_id="b"),
+                             ExecContext(timeout_s=10, kill_grace_s=0.5))
+        assert ex.status == OK
+    assert alive(orphan)
+    thread.join()
+    assert result["a"].status == OK
+    assert not alive(orphan)
+
+
+def test_silent_stream_leaves_no_log_file_and_removes_a_stale_one(backend, ctx):
+    ctx.stderr_path.write_bytes(b"stale output of an earlier execution\n")
+    ex = backend.execute(case("echo only-stdout"), ctx)
+    assert ex.status == OK
+    assert ctx.stdout_path.read_bytes() == b"only-stdout\n"
+    assert not ctx.stderr_path.exists()
