@@ -1,0 +1,352 @@
+"""A run: every case of a cases file, in order → journal, metrics.csv, run.json.
+
+``run()`` is the Python API behind ``srd run``. Each finished case is journaled at once;
+metrics.csv and run.json are produced from the journal at the end (also when the run is
+interrupted), so they never disagree with it and ``--resume`` rebuilds the same file.
+Memory stays O(cases): rows are streamed from the journal, never all held at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .atomic import atomic_open, check_writable_dir
+from .backends import BACKENDS, Backend
+from .cases import Case, read_cases
+from .columns import ColumnStats, parse_tz
+from .errors import CaseInterrupted, InputError, OutputError, Problem
+from .exporters.metrics_csv import write_metrics_csv
+from .journal import Journal, iter_results, scan
+from .progress import Reporter, default_reporter
+from .results import FAIL, OK, TIMEOUT, CaseResult
+from .rows import build_row
+from .runner import RunnerSettings, run_case
+from .telemetry.environment import host_environment
+
+STATUS_EXIT = {FAIL: 3, TIMEOUT: 3}
+
+
+@dataclass
+class RunOptions:
+    """Options of a run (the ``srd run`` flags). Times in seconds."""
+
+    out: Path = Path("metrics.csv")
+    run_dir: Path | None = None
+    default_backend: str = "shell"
+    default_timeout_s: float = 600.0
+    tz: str = "JST"
+    fail_fast: bool = False
+    warmup_cv: float = 0.05
+    warmup_max: int = 50
+    log_cap_bytes: int = 10 * 1024 * 1024
+    kill_grace_s: float = 2.0
+    resume: bool = False
+    retry_failed: bool = False
+    retries: int = 0
+    csv_safe: bool = False
+    quiet: bool = False
+    handle_signals: bool = True
+    command_line: list[str] = field(default_factory=lambda: list(sys.argv))
+
+
+@dataclass
+class RunSummary:
+    """What a run did. ``exit_code`` follows SPEC §1 (0, 2, 3, 130)."""
+
+    run_id: str
+    out: Path
+    run_dir: Path
+    total: int
+    finished: int
+    counts: dict[str, int]
+    violated: int
+    violated_ids: list[str]
+    resumed: int
+    not_run: int
+    interrupted: bool
+    elapsed_s: float
+    exit_code: int
+    warnings: list[str]
+
+
+def default_run_dir(out: Path) -> Path:
+    """``<out stem>_run/`` beside the output (SPEC §4)."""
+    return out.with_name(f"{out.stem}_run")
+
+
+def run(cases: str | os.PathLike[str] | Sequence[Case], options: RunOptions | None = None,
+        reporter: Reporter | None = None, cases_file: str | None = None,
+        **overrides: Any) -> RunSummary:
+    """Run every case and write metrics.csv, the journal and run.json.
+
+    ``cases`` is a path to a cases.csv or already-read cases (then ``cases_file`` names
+    their file for run.json). Keyword ``overrides`` set
+    fields of ``RunOptions`` (``run("cases.csv", out="m.csv", tz="UTC")``). Raises
+    ``InputError``/``OutputError`` (exit 4) before anything runs when the input or an output
+    location is bad; returns a ``RunSummary`` otherwise, also when interrupted.
+    """
+    opts = options or RunOptions()
+    for k, v in overrides.items():
+        if not hasattr(opts, k):
+            raise TypeError(f"unknown run option {k!r}")
+        setattr(opts, k, v)
+    opts.out = Path(opts.out)
+    if isinstance(cases, (str, os.PathLike)):
+        cases_file = str(cases)
+        cases = read_cases(cases, default_backend=opts.default_backend,
+                           default_timeout_s=opts.default_timeout_s)
+    cases = list(cases)
+    try:
+        tz = parse_tz(opts.tz)
+    except ValueError as e:
+        raise InputError([Problem("", 0, 0, f"--tz: {e}")]) from None
+    reporter = reporter or default_reporter(opts.quiet)
+    run_dir = Path(opts.run_dir) if opts.run_dir else default_run_dir(opts.out)
+    _preflight(opts.out, run_dir)
+    return _Campaign(cases, cases_file, opts, tz, run_dir, reporter).execute()
+
+
+def _preflight(out: Path, run_dir: Path) -> None:
+    """Fail before anything runs when an output cannot be written (exit 4)."""
+    if out.is_dir():
+        raise OutputError(f"--out {out}: is a directory")
+    if not out.parent.is_dir():
+        raise OutputError(f"--out {out}: directory {str(out.parent)!r} does not exist")
+    try:
+        check_writable_dir(out.parent)
+    except OSError as e:
+        raise OutputError(f"--out {out}: cannot write in {str(out.parent)!r}: "
+                          f"{e.strerror or e}") from None
+    try:
+        (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        check_writable_dir(run_dir)
+    except OSError as e:
+        raise OutputError(f"run directory {run_dir}: {e.strerror or e}") from None
+
+
+class _Campaign:
+    def __init__(self, cases: list[Case], cases_file: str | None, opts: RunOptions, tz: Any,
+                 run_dir: Path, reporter: Reporter) -> None:
+        self.cases, self.cases_file, self.opts, self.tz = cases, cases_file, opts, tz
+        self.run_dir, self.reporter = run_dir, reporter
+        self.journal_path = run_dir / "journal.jsonl"
+        self.offsets: list[int | None] = [None] * len(cases)
+        self.stats = ColumnStats()
+        self.counts: dict[str, int] = {OK: 0, FAIL: 0, TIMEOUT: 0}
+        self.violated_ids: list[str] = []
+        self.warnings: list[str] = []
+        self.backends: dict[str, Backend] = {}
+        self.cancel = threading.Event()
+        self.interrupted = False
+        self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+        self.t0 = time.time()
+
+    # -- the loop ---------------------------------------------------------------------------
+    def execute(self) -> RunSummary:
+        truncate_to = self._prepare_journal()
+        resumed = sum(o is not None for o in self.offsets)
+        settings = RunnerSettings(self.run_dir / "logs", self.opts.warmup_cv,
+                                  self.opts.warmup_max, self.opts.log_cap_bytes,
+                                  self.opts.kill_grace_s, self.cancel)
+        self.reporter.start(len(self.cases), resumed)
+        with self._signals(), Journal(self.journal_path, truncate_to=truncate_to) as journal:
+            try:
+                for i, case in enumerate(self.cases):
+                    if self.offsets[i] is not None:
+                        continue
+                    if self.cancel.is_set():
+                        break
+                    self.reporter.case_start(case)
+                    result = self._run_with_retries(case, settings)
+                    if result is None:
+                        break
+                    try:
+                        self.offsets[i] = journal.append(result, self.run_id)
+                    except OSError as e:
+                        raise OutputError(f"cannot write the journal {self.journal_path}: "
+                                          f"{e.strerror or e}") from None
+                    row = self._account(case, result)
+                    self.reporter.case_end(case, result, row["violations"])
+                    if self.opts.fail_fast and result.status != OK:
+                        break
+            finally:
+                for b in self.backends.values():
+                    with contextlib.suppress(Exception):
+                        b.close()
+        if self.cancel.is_set():
+            self.interrupted = True
+        return self._finish(resumed)
+
+    def _run_with_retries(self, case: Case, settings: RunnerSettings) -> CaseResult | None:
+        backend = self._backend(case.backend)
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                result = run_case(case, backend, settings)
+            except CaseInterrupted:
+                return None
+            result.attempts = attempts
+            if result.status == OK or attempts > self.opts.retries:
+                return result
+            self.reporter.info(f"{case.case_id}: {result.status} ({result.message}); "
+                               f"retry {attempts} of {self.opts.retries}")
+
+    def _backend(self, name: str) -> Backend:
+        b = self.backends.get(name)
+        if b is None:
+            b = self.backends[name] = BACKENDS[name]()
+        return b
+
+    def _account(self, case: Case, result: CaseResult) -> dict[str, Any]:
+        row = build_row(case, result)
+        self.stats.add(row)
+        self.counts[result.status] = self.counts.get(result.status, 0) + 1
+        if row["violations"]:
+            self.violated_ids.append(case.case_id)
+        for w in result.warnings:
+            self.warnings.append(f"{case.case_id}: {w}")
+        return row
+
+    # -- journal and resume -------------------------------------------------------------------
+    def _prepare_journal(self) -> int | None:
+        """Take finished cases from the journal (``--resume``) or move an old one aside."""
+        path = self.journal_path
+        if not self.opts.resume:
+            if path.exists() and path.stat().st_size > 0:
+                aside = path.with_name(f"journal.{time.strftime('%Y%m%dT%H%M%S')}."
+                                       f"{secrets.token_hex(2)}.jsonl")
+                os.replace(path, aside)
+                self.reporter.info(f"previous journal moved aside to {aside}")
+            return 0
+        entries, valid = scan(path)
+        index = {c.case_id: i for i, c in enumerate(self.cases)}
+        found: dict[int, tuple[int, CaseResult]] = {}
+        changed: set[str] = set()
+        for offset, entry in entries:
+            res = CaseResult.from_json(entry["case"])
+            i = index.get(res.case_id)
+            if i is None:
+                continue
+            if res.fingerprint != self.cases[i].fingerprint():
+                changed.add(res.case_id)
+                continue
+            if self.opts.retry_failed and res.status != OK:
+                found.pop(i, None)
+                continue
+            found[i] = (offset, res)
+            changed.discard(res.case_id)
+        for i, (offset, res) in sorted(found.items()):
+            self.offsets[i] = offset
+            self._account(self.cases[i], res)
+        for cid in sorted(changed - {self.cases[i].case_id for i in found}):
+            self.reporter.info(f"{cid}: its definition changed since it was journaled; "
+                               "running it again")
+        if path.exists() and valid < path.stat().st_size:
+            self.reporter.warn(f"{path}: ignoring a torn last line (a crash during a write)")
+        return valid
+
+    # -- signals ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _signals(self):  # type: ignore[no-untyped-def]
+        if not self.opts.handle_signals or threading.current_thread() is not \
+                threading.main_thread():
+            yield
+            return
+        count = 0
+
+        def handler(signum: int, frame: object) -> None:
+            nonlocal count
+            count += 1
+            self.cancel.set()
+            if count == 1:
+                self.reporter.warn(f"{signal.Signals(signum).name}: stopping; finished cases "
+                                   "are kept (press Ctrl-C again to kill at once)")
+            else:
+                from .proctree import kill_all_now
+
+                kill_all_now()
+                os._exit(130)
+
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+    # -- outputs ----------------------------------------------------------------------------
+    def _finish(self, resumed: int) -> RunSummary:
+        finished = sum(o is not None for o in self.offsets)
+        failed = self.counts.get(FAIL, 0) + self.counts.get(TIMEOUT, 0)
+        if self.interrupted:
+            exit_code = 130
+        elif failed:
+            exit_code = 3
+        elif self.violated_ids:
+            exit_code = 2
+        else:
+            exit_code = 0
+        summary = RunSummary(
+            self.run_id, self.opts.out, self.run_dir, len(self.cases), finished,
+            dict(self.counts), len(self.violated_ids), self.violated_ids, resumed,
+            len(self.cases) - finished, self.interrupted, time.time() - self.t0, exit_code,
+            self.warnings)
+        pairs = [(c, o) for c, o in zip(self.cases, self.offsets, strict=True) if o is not None]
+        try:
+            rows = (build_row(c, r) for (c, _), r in
+                    zip(pairs, iter_results(self.journal_path, [o for _, o in pairs]),
+                        strict=True))
+            write_metrics_csv(self.opts.out, rows, self.stats, self.tz,
+                              csv_safe=self.opts.csv_safe)
+            self._write_run_json(summary, pairs)
+        except OSError as e:
+            raise OutputError(f"cannot write the outputs: {e.strerror or e}; the journal "
+                              f"{self.journal_path} is kept: run again with --resume") from None
+        for w in self.warnings:
+            self.reporter.warn(w)
+        self.reporter.finish(summary)
+        return summary
+
+    def _write_run_json(self, summary: RunSummary, pairs: list[tuple[Case, int]]) -> None:
+        def iso(t: float) -> str:
+            return datetime.fromtimestamp(t, self.tz).isoformat(timespec="seconds")
+
+        opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self.opts).items()
+                if k != "command_line"}
+        head = {
+            "srd_version": __version__, "run_id": self.run_id, "started": iso(self.t0),
+            "ended": iso(time.time()), "command_line": self.opts.command_line,
+            "cwd": os.getcwd(), "cases_file": self.cases_file, "out": str(self.opts.out),
+            "options": opts, "environment": host_environment(),
+            "summary": {"total": summary.total, "finished": summary.finished,
+                        "counts": summary.counts, "violated": summary.violated,
+                        "resumed": summary.resumed, "not_run": summary.not_run,
+                        "interrupted": summary.interrupted, "exit_code": summary.exit_code,
+                        "elapsed_s": summary.elapsed_s},
+            "warnings": self.warnings,
+        }
+        with atomic_open(self.run_dir / "run.json", "w", encoding="utf-8") as f:
+            f.write(json.dumps(head, ensure_ascii=False, indent=1)[:-2])
+            f.write(',\n "cases": [')
+            results = iter_results(self.journal_path, [o for _, o in pairs])
+            for n, ((case, _), res) in enumerate(zip(pairs, results, strict=True)):
+                entry = {"case_id": case.case_id, "line": case.line, "backend": case.backend,
+                         "cmd": case.cmd, "params": dict(case.params),
+                         "timeout_s": case.timeout_s, "repeat": case.repeat,
+                         "warmup": case.warmup, "result": res.to_json()}
+                f.write(("\n  " if n == 0 else ",\n  ") + json.dumps(entry, ensure_ascii=False))
+            f.write("\n ]\n}\n")

@@ -1,0 +1,210 @@
+"""The ``srd`` command: thin click commands that build library objects, call them, and turn
+the library's errors into exit codes (SPEC §1). Heavy modules are imported inside commands
+so that ``srd --help`` stays fast."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+EXIT_USAGE = 4
+EXIT_INTERNAL = 1
+EXIT_INTERRUPTED = 130
+
+
+class SrdGroup(click.Group):
+    """A click group whose usage errors exit 4, never click's 2 (2 means "thresholds
+    violated" to a CI pipeline)."""
+
+    def main(self, args: Any = None, prog_name: str | None = None,  # type: ignore[override]
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            code = rv if isinstance(rv, int) else 0
+        except click.UsageError as e:
+            e.show()
+            code = EXIT_USAGE
+        except click.ClickException as e:
+            e.show()
+            code = EXIT_USAGE if e.exit_code == 2 else e.exit_code
+        except click.Abort:
+            click.echo("srd: aborted", err=True)
+            code = EXIT_INTERRUPTED
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _debug_enabled(ctx: click.Context | None) -> bool:
+    while ctx is not None:
+        if ctx.params.get("debug"):
+            return True
+        ctx = ctx.parent
+    return os.environ.get("SRD_DEBUG", "") not in ("", "0")
+
+
+def handle_errors(fn: Callable[..., int]) -> Callable[..., None]:
+    """Run a command body; map the library's errors to one-line messages and exit codes."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        from .errors import DoerunnerError, InputError
+
+        ctx = click.get_current_context()
+        try:
+            code = fn(*args, **kwargs)
+        except InputError as e:
+            for p in e.problems:
+                click.echo(str(p) if p.file else f"srd: error: {p.message}", err=True)
+            if len(e.problems) > 1:
+                click.echo(f"srd: {len(e.problems)} problems; nothing was run", err=True)
+            code = e.exit_code
+        except DoerunnerError as e:
+            click.echo(f"srd: error: {e}", err=True)
+            code = e.exit_code
+        except KeyboardInterrupt:
+            click.echo("srd: interrupted", err=True)
+            code = EXIT_INTERRUPTED
+        except Exception as e:  # a bug: one line, the traceback only with --debug
+            if _debug_enabled(ctx):
+                traceback.print_exc()
+            msg = str(e).splitlines()[0] if str(e) else ""
+            click.echo(f"srd: internal error: {type(e).__name__}: {msg} "
+                       "(run with --debug for the traceback)", err=True)
+            code = EXIT_INTERNAL
+        ctx.exit(code)
+
+    return wrapper
+
+
+debug_option = click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
+
+
+@click.group(cls=SrdGroup, context_settings={"help_option_names": ["-h", "--help"],
+                                             "max_content_width": 100})
+@click.version_option(package_name="doerunner", prog_name="srd")
+@debug_option
+def cli(debug: bool) -> None:
+    """srd (doerunner): run every case of a cases.csv and write a deterministic metrics.csv.
+
+    Exit codes: 0 ok, 2 thresholds violated, 3 a case failed or timed out, 4 bad input or
+    usage, 130 interrupted, 1 internal error.
+    """
+
+
+def _size(text: str) -> int:
+    units = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+    t = text.strip().lower().removesuffix("b").removesuffix("i")
+    unit = t[-1:] if t[-1:] in units else ""
+    try:
+        n = float(t[: len(t) - len(unit)])
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a size like 10M, 512k or 1048576") from None
+    if n <= 0:
+        raise click.BadParameter("must be positive")
+    return int(n * units[unit])
+
+
+@cli.command("run")
+@click.option("--cases", "cases_path", required=True, type=click.Path(dir_okay=True),
+              help="The cases.csv to run.")
+@click.option("--out", default="metrics.csv", show_default=True, type=click.Path(),
+              help="Where to write metrics.csv (atomically).")
+@click.option("--run-dir", type=click.Path(), default=None,
+              help="Run directory (run.json, journal, logs). Default: <out stem>_run/ beside "
+                   "--out.")
+@click.option("--backend", default="shell", show_default=True,
+              help="Backend for rows with an empty backend cell.")
+@click.option("--timeout", "timeout_s", type=float, default=600.0, show_default=True,
+              help="Seconds per measured execution for rows with an empty timeout_s.")
+@click.option("--tz", default="JST", show_default=True,
+              help="Timezone of ts_start/ts_end: JST, UTC, local, +05:30 or an IANA name.")
+@click.option("--fail-fast", is_flag=True, help="Stop at the first FAIL or TIMEOUT.")
+@click.option("--resume", is_flag=True,
+              help="Keep the cases the journal already holds (same definition) and run the "
+                   "rest.")
+@click.option("--retry-failed", is_flag=True,
+              help="With --resume: also run again the cases that ended FAIL or TIMEOUT.")
+@click.option("--retries", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Run a FAIL/TIMEOUT case again up to N times (the row records attempts).")
+@click.option("--warmup-cv", type=click.FloatRange(min=0, min_open=True), default=0.05,
+              show_default=True, help="warmup=auto stops when the CV of the last 5 run times "
+                                      "is below this.")
+@click.option("--warmup-max", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Most warm-up executions for warmup=auto.")
+@click.option("--log-cap", default="10M", show_default=True,
+              help="Cap of each captured stdout/stderr log (head and tail are kept).")
+@click.option("--kill-grace", type=click.FloatRange(min=0), default=2.0, show_default=True,
+              help="Seconds between SIGTERM and SIGKILL when a case is killed.")
+@click.option("--csv-safe", is_flag=True,
+              help="Neutralise text cells that spreadsheets would run as formulas (OWASP).")
+@click.option("--dry-run", is_flag=True, help="Validate and print the plan; run nothing.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress and no summary.")
+@debug_option
+@handle_errors
+def run_cmd(cases_path: str, out: str, run_dir: str | None, backend: str, timeout_s: float,
+            tz: str, fail_fast: bool, resume: bool, retry_failed: bool, retries: int,
+            warmup_cv: float, warmup_max: int, log_cap: str, kill_grace: float, csv_safe: bool,
+            dry_run: bool, quiet: bool, debug: bool) -> int:
+    """Run every case of --cases and write --out (metrics.csv) and its run directory."""
+    from .campaign import RunOptions, run
+    from .cases import read_cases
+    from .errors import InputError, Problem
+
+    if timeout_s <= 0:
+        raise InputError([Problem("", 0, 0, "--timeout must be a positive number of seconds")])
+    if retry_failed and not resume:
+        raise InputError([Problem("", 0, 0, "--retry-failed needs --resume")])
+    cases = read_cases(cases_path, default_backend=backend, default_timeout_s=timeout_s)
+    if dry_run:
+        from .plan import plan_lines
+
+        for line in plan_lines(cases):
+            click.echo(line)
+        return 0
+    opts = RunOptions(out=Path(out), run_dir=Path(run_dir) if run_dir else None,
+                      default_backend=backend, default_timeout_s=timeout_s, tz=tz,
+                      fail_fast=fail_fast, warmup_cv=warmup_cv, warmup_max=warmup_max,
+                      log_cap_bytes=_size(log_cap), kill_grace_s=kill_grace, resume=resume,
+                      retry_failed=retry_failed, retries=retries, csv_safe=csv_safe,
+                      quiet=quiet, command_line=["srd", *sys.argv[1:]])
+    return run(cases, opts, cases_file=cases_path).exit_code
+
+
+@cli.command("validate")
+@click.argument("metrics", type=click.Path())
+@click.option("--cases", "cases_path", type=click.Path(),
+              help="Also check that every case of this cases.csv is present, in order.")
+@debug_option
+@handle_errors
+def validate_cmd(metrics: str, cases_path: str | None, debug: bool) -> int:
+    """Check a metrics.csv against the contract (SPEC §3). Exit 0 when valid, else 4."""
+    from .cases import read_cases
+    from .validate import validate_metrics_csv
+
+    cases = read_cases(cases_path, check_backends=False) if cases_path else None
+    problems = validate_metrics_csv(metrics, cases)
+    for p in problems:
+        click.echo(str(p), err=True)
+    if problems:
+        click.echo(f"srd: {metrics}: {len(problems)} problem(s)", err=True)
+        return EXIT_USAGE
+    click.echo(f"{metrics}: valid")
+    return 0
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="srd")
+
+
+if __name__ == "__main__":
+    main()

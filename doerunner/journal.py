@@ -1,0 +1,132 @@
+"""The append-only journal of finished cases (``journal.jsonl``): what ``--resume`` reads.
+
+One self-contained JSON line per finished case, written with a single ``write`` and
+flushed at once (a killed srd loses nothing that was written), and fsynced at least once a
+second and at close (a power loss loses at most the last second). A torn last line — a
+crash in the middle of a write — is detected on reading and cut off before appending.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .results import CaseResult
+
+JOURNAL_VERSION = 1
+FSYNC_INTERVAL_S = 1.0
+
+
+def scan(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], int]:
+    """Read a journal: ``([(offset, entry), ...], valid_length)``.
+
+    ``valid_length`` is the byte length of the file up to the end of its last complete,
+    parseable line; a torn or corrupt tail beyond it is ignored.
+    """
+    entries: list[tuple[int, dict[str, Any]]] = []
+    valid = 0
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed by the with below
+    except FileNotFoundError:
+        return entries, 0
+    with f:
+        offset = 0
+        for raw in f:
+            end = offset + len(raw)
+            if not raw.endswith(b"\n"):
+                break
+            try:
+                entry = json.loads(raw)
+            except ValueError:
+                break
+            if isinstance(entry, dict) and isinstance(entry.get("case"), dict):
+                entries.append((offset, entry))
+            valid = end
+            offset = end
+    return entries, valid
+
+
+def read_entry(f: Any, offset: int) -> CaseResult:
+    """The case result stored at ``offset`` of an open (binary) journal file."""
+    f.seek(offset)
+    return CaseResult.from_json(json.loads(f.readline())["case"])
+
+
+class Journal:
+    """Appends finished cases to ``path``. Use as a context manager or call ``close()``."""
+
+    def __init__(self, path: Path, *, truncate_to: int | None = None) -> None:
+        self.path = path
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        if truncate_to is not None:
+            os.ftruncate(fd, truncate_to)
+        os.lseek(fd, 0, os.SEEK_END)
+        self._fd = fd
+        self._lock = threading.Lock()
+        self._last_sync = time.monotonic()
+        self._dirty = False
+        self._timer: threading.Timer | None = None
+
+    def append(self, result: CaseResult, run_id: str) -> int:
+        """Write one finished case; returns the byte offset of its line."""
+        line = json.dumps({"v": JOURNAL_VERSION, "run_id": run_id, "case": result.to_json()},
+                          ensure_ascii=False, separators=(",", ":"),
+                          default=_default)
+        data = line.encode() + b"\n"
+        with self._lock:
+            offset = os.lseek(self._fd, 0, os.SEEK_END)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view):]
+            self._dirty = True
+            if time.monotonic() - self._last_sync >= FSYNC_INTERVAL_S:
+                self._sync_locked()
+            elif self._timer is None:
+                self._timer = threading.Timer(FSYNC_INTERVAL_S, self._sync_from_timer)
+                self._timer.daemon = True
+                self._timer.start()
+        return offset
+
+    def _sync_locked(self) -> None:
+        if self._dirty and self._fd >= 0:
+            os.fsync(self._fd)
+        self._dirty = False
+        self._last_sync = time.monotonic()
+
+    def _sync_from_timer(self) -> None:
+        with self._lock:
+            self._timer = None
+            self._sync_locked()
+
+    def close(self) -> None:
+        """fsync what is left and close."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if self._fd >= 0:
+                self._sync_locked()
+                os.close(self._fd)
+                self._fd = -1
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _default(o: object) -> object:
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def iter_results(path: Path, offsets: list[int | None]) -> Iterator[CaseResult | None]:
+    """The results at ``offsets`` (None stays None), in the given order."""
+    with open(path, "rb") as f:
+        for off in offsets:
+            yield None if off is None else read_entry(f, off)

@@ -1,0 +1,134 @@
+"""How a run shows its progress: a tqdm bar on a terminal, one plain line per case in CI
+logs, or nothing (``--quiet``). Presentation only: nothing here measures."""
+
+from __future__ import annotations
+
+import sys
+from typing import IO, TYPE_CHECKING
+
+from .cases import Case
+from .results import FAIL, OK, TIMEOUT, CaseResult
+
+if TYPE_CHECKING:
+    from .campaign import RunSummary
+
+
+class Reporter:
+    """Receives the run's events. The base class shows nothing (``--quiet``); warnings still
+    go to stderr."""
+
+    def start(self, total: int, done: int) -> None:
+        """``total`` cases in the run, ``done`` of them already finished (resumed)."""
+
+    def case_start(self, case: Case) -> None:
+        """``case`` starts."""
+
+    def case_end(self, case: Case, result: CaseResult, violations: str) -> None:
+        """``case`` finished with ``result``."""
+
+    def info(self, text: str) -> None:
+        """A line worth telling the user (plain and bar modes only)."""
+
+    def warn(self, text: str) -> None:
+        """A warning: always shown, on stderr."""
+        print(f"srd: warning: {text}", file=sys.stderr, flush=True)
+
+    def finish(self, summary: RunSummary) -> None:
+        """The run is over."""
+
+
+class PlainReporter(Reporter):
+    """One line per finished case, for logs that are not a terminal."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.total = 0
+        self.done = 0
+
+    def start(self, total: int, done: int) -> None:
+        self.total, self.done = total, done
+        if done:
+            self.info(f"resuming: {done} of {total} cases already done")
+
+    def case_end(self, case: Case, result: CaseResult, violations: str) -> None:
+        self.done += 1
+        width = len(str(self.total))
+        secs = result.metrics.get("run_seconds", 0.0)
+        line = f"[{self.done:>{width}}/{self.total}] {case.case_id} {result.status} {secs:.3f} s"
+        if result.message:
+            line += f" ({result.message})"
+        if violations:
+            line += f" violations: {violations}"
+        print(line, file=self.stream, flush=True)
+
+    def info(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def finish(self, summary: RunSummary) -> None:
+        print(summary_text(summary), file=self.stream, flush=True)
+
+
+class BarReporter(PlainReporter):
+    """A tqdm bar: current case, status counts, elapsed and ETA."""
+
+    def start(self, total: int, done: int) -> None:
+        from tqdm import tqdm
+
+        self.total, self.done = total, done
+        self.counts = {OK: 0, FAIL: 0, TIMEOUT: 0}
+        self.bar = tqdm(total=total, initial=done, unit="case", dynamic_ncols=True,
+                        file=sys.stderr, leave=True)
+
+    def case_start(self, case: Case) -> None:
+        self.bar.set_description_str(case.case_id[:32], refresh=False)
+
+    def case_end(self, case: Case, result: CaseResult, violations: str) -> None:
+        self.done += 1
+        self.counts[result.status] = self.counts.get(result.status, 0) + 1
+        self.bar.set_postfix_str(" ".join(f"{k}={v}" for k, v in self.counts.items()),
+                                 refresh=False)
+        self.bar.update(1)
+        if result.status != OK:
+            self.bar.write(f"{case.case_id}: {result.status} ({result.message})", file=sys.stderr)
+
+    def info(self, text: str) -> None:
+        if getattr(self, "bar", None) is not None:
+            self.bar.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    def warn(self, text: str) -> None:
+        self.info(f"srd: warning: {text}")
+
+    def finish(self, summary: RunSummary) -> None:
+        self.bar.close()
+        self.bar = None
+        print(summary_text(summary), file=self.stream, flush=True)
+
+
+def default_reporter(quiet: bool = False) -> Reporter:
+    """Quiet, a bar when stdout is a terminal, else plain lines."""
+    if quiet:
+        return Reporter()
+    return BarReporter() if sys.stdout.isatty() else PlainReporter()
+
+
+def summary_text(s: RunSummary) -> str:
+    """The end-of-run summary: counts by status, violations, where the outputs are."""
+    parts = [f"{s.counts.get(k, 0)} {k}" for k in (OK, FAIL, TIMEOUT) if s.counts.get(k)]
+    lines = [f"srd: {s.finished} of {s.total} cases finished"
+             + (f" ({', '.join(parts)})" if parts else "")
+             + f" in {s.elapsed_s:.1f} s; exit code {s.exit_code}"]
+    if s.resumed:
+        lines.append(f"  {s.resumed} taken from the journal (--resume)")
+    if s.violated:
+        lines.append(f"  {s.violated} case(s) violated thresholds: "
+                     + ", ".join(s.violated_ids[:10]) + (" ..." if s.violated > 10 else ""))
+    if s.not_run:
+        why = "interrupted" if s.interrupted else "--fail-fast"
+        lines.append(f"  {s.not_run} case(s) not run ({why})")
+    lines.append(f"  metrics:  {s.out}")
+    lines.append(f"  run dir:  {s.run_dir} (run.json, journal.jsonl, logs/)")
+    if s.interrupted:
+        lines.append("  interrupted: to continue, run the same command with --resume")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Telemetry: what is measured around a case besides the backend (environment, GPUs)."""

@@ -1,0 +1,183 @@
+"""`srd run` / `srd validate` end to end: CliRunner and real subprocesses, exact exit codes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import psutil
+import pytest
+from click.testing import CliRunner
+
+from doerunner.cli import cli
+
+from .conftest import REPO, run_srd
+
+CLEAN = """case_id,backend,repeat,users,tags,note_n,threshold_p95
+a,dummy,1,1,smoke,first,<=0.5
+b,dummy,2,2,smoke load,second,
+"""
+
+VIOLATED = """case_id,backend,threshold_p95,threshold_throughput_rps
+a,dummy,<=0.001,
+b,dummy,,>=1
+"""
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def invoke(*args: str) -> object:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_clean_run_exits_0_and_writes_everything(tmp_path, write_cases, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    cases = write_cases(CLEAN)
+    r = invoke("run", "--cases", str(cases), "--out", "m.csv")
+    assert r.exit_code == 0, r.output
+    rows = read_rows(tmp_path / "m.csv")
+    assert [x["case_id"] for x in rows] == ["a", "b"]
+    assert [x["status"] for x in rows] == ["OK", "OK"]
+    assert rows[0]["param_users"] == "1" and rows[0]["tag_smoke"] == "1"
+    assert rows[0]["tag_load"] == "" and rows[1]["tag_load"] == "1"
+    assert rows[1]["runs"] == "2" and rows[0]["runs"] == ""
+    assert rows[0]["ts_start"].endswith("+09:00")
+    run_dir = tmp_path / "m_run"
+    journal = (run_dir / "journal.jsonl").read_text().splitlines()
+    assert [json.loads(line)["case"]["case_id"] for line in journal] == ["a", "b"]
+    run_json = json.loads((run_dir / "run.json").read_text())
+    assert [c["case_id"] for c in run_json["cases"]] == ["a", "b"]
+    assert len(run_json["cases"][1]["result"]["runs"]) == 2
+    assert run_json["summary"]["exit_code"] == 0
+    assert "srd: 2 of 2 cases finished (2 OK)" in r.output
+    v = invoke("validate", "m.csv", "--cases", str(cases))
+    assert v.exit_code == 0, v.output
+
+
+def test_violation_only_exits_2(tmp_path, write_cases) -> None:
+    out = tmp_path / "m.csv"
+    r = invoke("run", "--cases", str(write_cases(VIOLATED)), "--out", str(out))
+    assert r.exit_code == 2, r.output
+    rows = read_rows(out)
+    assert rows[0]["violations"].startswith("p95>0.001")
+    assert rows[1]["violations"] == ""
+    assert rows[0]["threshold_p95"] == "<=0.001"
+
+
+def test_tz_option(tmp_path, write_cases) -> None:
+    out = tmp_path / "m.csv"
+    r = invoke("run", "--cases", str(write_cases(CLEAN)), "--out", str(out), "--tz", "UTC")
+    assert r.exit_code == 0
+    assert read_rows(out)[0]["ts_start"].endswith("+00:00")
+    r = invoke("run", "--cases", str(write_cases(CLEAN)), "--out", str(out), "--tz", "Mars/Base")
+    assert r.exit_code == 4
+
+
+@pytest.mark.parametrize("args", [
+    ["run"],                                   # missing --cases
+    ["run", "--cases", "x.csv", "--bogus"],   # unknown option
+    ["run", "--cases", "x.csv", "--retries", "-1"],
+    ["nosuchcommand"],
+])
+def test_usage_errors_exit_4_not_2(args: list[str]) -> None:
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 4, r.output
+
+
+def test_usage_error_exit_4_in_subprocess(tmp_path) -> None:
+    p = run_srd("run", "--nope", cwd=tmp_path)
+    assert p.returncode == 4
+    assert "Error: No such option '--nope'." in p.stderr
+
+
+def test_bad_cases_exit_4_and_touch_nothing(tmp_path, write_cases) -> None:
+    out = tmp_path / "m.csv"
+    out.write_text("precious\n")
+    cases = write_cases("case_id,backend,timeout_s\na,dummy,abc\na,dummy,1\n")
+    p = run_srd("run", "--cases", str(cases), "--out", str(out), cwd=tmp_path)
+    assert p.returncode == 4
+    assert p.stderr.splitlines()[:2] == [
+        f"{cases}:2:3: timeout_s must be a positive number of seconds, got 'abc'",
+        f"{cases}:3:1: case_id 'a' duplicates line 2",
+    ]
+    assert "Traceback" not in p.stderr
+    assert out.read_text() == "precious\n"
+    assert not (tmp_path / "m_run").exists()
+
+
+def test_out_in_missing_directory_exits_4(tmp_path, write_cases) -> None:
+    r = invoke("run", "--cases", str(write_cases(CLEAN)), "--out",
+               str(tmp_path / "nope" / "m.csv"))
+    assert r.exit_code == 4
+    assert "does not exist" in r.output
+
+
+def test_dry_run_runs_nothing(tmp_path, write_cases) -> None:
+    cases = write_cases("case_id,cmd,n\nx,touch {n},made\n")
+    r = invoke("run", "--cases", str(cases), "--out", str(tmp_path / "m.csv"), "--dry-run")
+    assert r.exit_code == 0
+    assert "x\tshell\ttimeout=600s\trepeat=1\twarmup=0\ttouch made" in r.output
+    assert not (tmp_path / "m.csv").exists()
+    assert not (tmp_path / "made").exists()
+
+
+def test_mixed_cases_exit_3_validate_and_kill_tree(tmp_path) -> None:
+    """The README's mixed example: OK, FAIL, TIMEOUT, all metric formats, hostile values."""
+    shutil.copytree(REPO / "examples", tmp_path / "examples")
+    cases = shutil.copy(REPO / "cases" / "mixed.csv", tmp_path / "mixed.csv")
+    p = run_srd("run", "--cases", "mixed.csv", "--out", "m.csv", "--kill-grace", "0.5",
+                cwd=tmp_path)
+    assert p.returncode == 3, p.stdout + p.stderr
+    rows = {r["case_id"]: r for r in read_rows(tmp_path / "m.csv")}
+    assert list(rows) == ["ok-kv", "ok-json", "ok-nested", "ok-ext", "ok-hostile",
+                          "slow-violation", "fail-exit", "timeout-sleep"]
+    assert rows["ok-kv"]["p95"] == "0.050000" and rows["ok-kv"]["queue_depth"] == "7"
+    assert rows["ok-kv"]["throughput_rps"] == "1000.00"
+    assert rows["ok-json"]["cache_hit_ratio"] == "0.93"
+    assert rows["ok-json"]["throughput_rps"] == "1500.50"
+    assert float(rows["ok-nested"]["latency_p95"]) > 0
+    assert rows["ok-nested"]["ext_tool_version"] == "json-demo-1.0"
+    assert rows["ok-ext"]["ext_build"] == "abc123" and rows["ok-ext"]["ext_host"] == "runner-1"
+    assert rows["ok-ext"]["custom_score"] == "42"
+    assert rows["ok-hostile"]["status"] == "OK"
+    label = "$(touch pwned) `touch pwned` ; touch pwned ' ; \"quoted\" 日本語"
+    assert rows["ok-hostile"]["param_label"] == label
+    assert (tmp_path / "m_run" / "logs" / "ok-hostile.stdout").read_text(
+        encoding="utf-8").splitlines()[:2] == [f"argument: {label}", f"env: {label}"]
+    assert not (tmp_path / "pwned").exists()
+    assert rows["slow-violation"]["violations"] == "p95>0.1"
+    assert rows["fail-exit"]["status"] == "FAIL"
+    assert rows["fail-exit"]["exit_code"] == "7" and rows["fail-exit"]["errors"] == "3"
+    assert rows["fail-exit"]["message"] == "exit code 7"
+    t = rows["timeout-sleep"]
+    assert t["status"] == "TIMEOUT" and t["message"] == "timed out after 1 s"
+    assert abs(float(t["run_seconds"]) - 1.0) <= 0.2
+    assert int(t["errors"]) >= 1
+    sleepers = [q for q in psutil.process_iter(["cmdline"])
+                if (q.info["cmdline"] or [])[:2] == ["sleep", "30"]]
+    assert sleepers == []
+    v = run_srd("validate", "m.csv", "--cases", "mixed.csv", cwd=tmp_path)
+    assert v.returncode == 0, v.stderr
+    assert cases
+
+
+def test_python_api(tmp_path, write_cases) -> None:
+    import doerunner
+
+    cases = doerunner.read_cases(write_cases(CLEAN))
+    s = doerunner.run(cases, out=tmp_path / "api.csv", quiet=True, handle_signals=False)
+    assert s.exit_code == 0 and s.counts["OK"] == 2
+    assert [r["case_id"] for r in read_rows(tmp_path / "api.csv")] == ["a", "b"]
+
+
+def test_help_is_fast_and_lists_options() -> None:
+    p = run_srd("run", "--help")
+    assert p.returncode == 0
+    for opt in ("--cases", "--out", "--run-dir", "--backend", "--timeout", "--tz",
+                "--fail-fast", "--quiet", "--debug", "--dry-run"):
+        assert opt in p.stdout
