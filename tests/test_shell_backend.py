@@ -352,3 +352,104 @@ def test_silent_stream_leaves_no_log_file_and_removes_a_stale_one(backend, ctx):
     assert ex.status == OK
     assert ctx.stdout_path.read_bytes() == b"only-stdout\n"
     assert not ctx.stderr_path.exists()
+
+
+# -- how the shell is started (posix_spawn on Linux, Popen elsewhere) ------------------
+@pytest.fixture(params=["spawn", "popen"])
+def start_mode(request, monkeypatch):
+    """Run a test with each way of starting the shell."""
+    if request.param == "popen":
+        monkeypatch.setattr("doerunner.backends.shell._USE_SPAWN", False)
+    return request.param
+
+
+LINUX_ONLY = pytest.mark.skipif(os.uname().sysname != "Linux", reason="uses /proc")
+
+
+@LINUX_ONLY
+def test_inheritable_descriptors_of_srd_do_not_reach_the_command(backend, ctx, start_mode):
+    r, w = os.pipe()
+    os.set_inheritable(w, True)
+    try:
+        ex = backend.execute(case(f"[ -e /proc/self/fd/{w} ] && echo leaked=1; "
+                                  "ls /proc/self/fd | wc -l | sed 's/^ */fds=/'"), ctx)
+    finally:
+        os.close(r)
+        os.close(w)
+    assert ex.status == OK
+    assert "leaked" not in ex.metrics
+    # 0, 1, 2 and the descriptor ls uses to list the directory
+    assert ex.metrics["fds"] == 4
+
+
+def test_sigpipe_has_its_default_action_in_the_command(backend, ctx, start_mode):
+    """Python ignores SIGPIPE; the command must get the default action back (as Popen's
+    restore_signals does), or `producer | head -1` pipelines would change behaviour."""
+    ex = backend.execute(case("kill -PIPE $$; echo survived=1"), ctx)
+    assert (ex.status, ex.message) == (FAIL, "killed by signal SIGPIPE")
+    ex = backend.execute(case("yes | head -1 >/dev/null; echo ok=1"), ctx)
+    assert ex.status == OK and ex.metrics == {"ok": 1}
+
+
+@LINUX_ONLY
+def test_session_group_env_and_stdin_with_each_start(backend, ctx, start_mode, tmp_path):
+    ex = backend.execute(case(
+        "read -r pid comm state ppid pgrp sid rest < /proc/$$/stat; "
+        "echo sid=$sid pgid=$pgrp pid=$$ case=$SRD_CASE_ID; n=$(wc -c); echo stdin=$n",
+        case_id="c1"), ctx)
+    assert ex.status == OK
+    m = ex.metrics
+    assert m["sid"] == m["pgid"] == m["pid"] and m["stdin"] == 0
+    assert ctx.stdout_path.read_bytes().startswith(b"sid=")
+
+
+def test_timeout_and_leftovers_with_each_start(backend, ctx, start_mode, tmp_path):
+    pids = tmp_path / "pids"
+    ex = backend.execute(case(f"sleep 100 & echo $! > {pids}; echo done=1"), ctx)
+    assert ex.status == OK and ex.metrics == {"done": 1}
+    assert [p for p in read_pids(pids, 1) if alive(p)] == []
+    ctx.timeout_s = 0.3
+    ex = backend.execute(case("sleep 30"), ctx)
+    assert ex.status == TIMEOUT and abs(ex.wall_s - 0.3) < 0.2
+    assert no_zombie_children()
+
+
+def test_missing_shell_with_each_start(backend, ctx, start_mode, monkeypatch):
+    monkeypatch.setattr("doerunner.backends.shell.SHELL", "/nonexistent/sh")
+    ex = backend.execute(case("true"), ctx)
+    assert ex.status == FAIL and ex.exit_code is None
+    assert "No such file or directory" in ex.message and "\n" not in ex.message
+    assert ex.t_end >= ex.t_start
+
+
+def test_nul_in_the_command_is_a_fail_not_a_crash(backend, ctx):
+    ex = backend.execute(case("echo a\0b"), ctx)
+    assert ex.status == FAIL and "null" in ex.message
+
+
+def test_last_pid_follows_new_processes():
+    import subprocess
+    before = proctree._last_pid()
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    after = proctree._last_pid()
+    if before is not None:  # Linux
+        assert after is not None and after != before
+
+
+def test_falls_back_to_popen_when_spawn_cannot_be_used(backend, ctx, monkeypatch):
+    from doerunner.backends import shell
+
+    monkeypatch.setattr(shell, "_inheritable_fds", lambda: None)  # /proc unreadable
+    ex = backend.execute(case("echo a=1"), ctx)
+    assert ex.status == OK and ex.metrics == {"a": 1}
+    monkeypatch.undo()
+
+    def no_setsid(*args, **kwargs):
+        raise NotImplementedError("setsid is unsupported on this platform")
+
+    monkeypatch.setattr(shell, "_USE_SPAWN", shell._USE_SPAWN)  # restored after the test
+    monkeypatch.setattr(shell.os, "posix_spawn", no_setsid)
+    ex = backend.execute(case("echo b=2"), ctx)
+    assert ex.status == OK and ex.metrics == {"b": 2}
+    assert shell._USE_SPAWN is False
