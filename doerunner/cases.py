@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import gc
 import hashlib
-import json
 import math
 import operator
 import os
@@ -52,11 +51,8 @@ class Case:
         """A short hash of what defines the measurement: backend, cmd, parameters, timeout,
         repeat, warm-up. Tags, notes and thresholds do not change what runs, so they are left
         out (editing a note never forces a re-run)."""
-        blob = json.dumps(
-            [self.backend, self.cmd, sorted(self.params.items()), self.timeout_s,
-             self.repeat, self.warmup],
-            ensure_ascii=False, separators=(",", ":"),
-        )
+        blob = repr((self.backend, self.cmd, sorted(self.params.items()), self.timeout_s,
+                     self.repeat, self.warmup))
         return hashlib.blake2b(blob.encode(), digest_size=8).hexdigest()
 
 

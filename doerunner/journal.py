@@ -51,10 +51,11 @@ def scan(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], int]:
     return entries, valid
 
 
-def read_entry(f: Any, offset: int) -> CaseResult:
-    """The case result stored at ``offset`` of an open (binary) journal file."""
-    f.seek(offset)
-    return CaseResult.from_json(json.loads(f.readline())["case"])
+def case_json(line: bytes) -> bytes:
+    """The raw JSON of the case result inside a journal line (no parsing: lines are
+    written as ``{"v":..,"run_id":"..","case":<result>}``)."""
+    start = line.index(b'"case":') + 7
+    return line[start:line.rindex(b"}")]
 
 
 class Journal:
@@ -74,10 +75,10 @@ class Journal:
 
     def append(self, result: CaseResult, run_id: str) -> int:
         """Write one finished case; returns the byte offset of its line."""
-        line = json.dumps({"v": JOURNAL_VERSION, "run_id": run_id, "case": result.to_json()},
-                          ensure_ascii=False, separators=(",", ":"),
+        # The layout is fixed (case last) so that case_json() can slice it without parsing.
+        body = json.dumps(result.to_json(), ensure_ascii=False, separators=(",", ":"),
                           default=_default)
-        data = line.encode() + b"\n"
+        data = f'{{"v":{JOURNAL_VERSION},"run_id":{json.dumps(run_id)},"case":{body}}}\n'.encode()
         with self._lock:
             offset = os.lseek(self._fd, 0, os.SEEK_END)
             view = memoryview(data)
@@ -125,8 +126,9 @@ def _default(o: object) -> object:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def iter_results(path: Path, offsets: list[int | None]) -> Iterator[CaseResult | None]:
-    """The results at ``offsets`` (None stays None), in the given order."""
+def iter_lines(path: Path, offsets: list[int]) -> Iterator[bytes]:
+    """The raw journal lines at ``offsets``, in the given order."""
     with open(path, "rb") as f:
         for off in offsets:
-            yield None if off is None else read_entry(f, off)
+            f.seek(off)
+            yield f.readline()

@@ -29,6 +29,7 @@ class Execution:
     exit_code: int | None = None
     message: str = ""
     metrics: dict[str, Metric] = field(default_factory=dict)
+    telemetry: dict[str, Any] | None = None  # run.json only: the measurement windows
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"status": self.status, "wall_s": self.wall_s,
@@ -39,12 +40,14 @@ class Execution:
             d["message"] = self.message
         if self.metrics:
             d["metrics"] = self.metrics
+        if self.telemetry:
+            d["telemetry"] = self.telemetry
         return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Execution:
         return cls(d["status"], d["wall_s"], d["t_start"], d["t_end"], d.get("exit_code"),
-                   d.get("message", ""), d.get("metrics", {}))
+                   d.get("message", ""), d.get("metrics", {}), d.get("telemetry"))
 
 
 @dataclass(slots=True)
@@ -69,12 +72,16 @@ class CaseResult:
     attempts: int = 1
     fingerprint: str = ""
     warnings: list[str] = field(default_factory=list)
+    definition: dict[str, Any] | None = None  # the case as it ran (backend, cmd, params...)
+    series: list[Any] | None = None  # telemetry samples, for the time-series files only
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "case_id": self.case_id, "fingerprint": self.fingerprint, "status": self.status,
             "t_start": self.t_start, "t_end": self.t_end,
         }
+        if self.definition is not None:
+            d["definition"] = self.definition
         if self.exit_code is not None:
             d["exit_code"] = self.exit_code
         if self.message:
@@ -94,7 +101,8 @@ class CaseResult:
         return cls(
             d["case_id"], d["status"], d["t_start"], d["t_end"], d.get("exit_code"),
             d.get("message", ""), d.get("metrics", {}),
-            [Execution.from_json(r) for r in d.get("runs", [])],
-            [Execution.from_json(r) for r in d.get("warmup", [])],
+            [Execution.from_json(r) for r in d.get("runs", ())],
+            [Execution.from_json(r) for r in d.get("warmup", ())],
             d.get("attempts", 1), d.get("fingerprint", ""), d.get("warnings", []),
+            d.get("definition"),
         )

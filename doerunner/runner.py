@@ -8,10 +8,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .backends.base import DEFAULT_KILL_GRACE_S, DEFAULT_LOG_CAP_BYTES, Backend, ExecContext
 from .cases import Case
 from .results import OK, CaseResult, Execution, Metric
+
+if TYPE_CHECKING:
+    from .telemetry.monitor import Monitor
 
 WARMUP_WINDOW = 5
 
@@ -27,6 +31,7 @@ class RunnerSettings:
     log_cap_bytes: int = DEFAULT_LOG_CAP_BYTES
     kill_grace_s: float = DEFAULT_KILL_GRACE_S
     cancel: threading.Event = field(default_factory=threading.Event)
+    monitor: Monitor | None = None
 
 
 def coefficient_of_variation(values: list[float]) -> float:
@@ -45,10 +50,11 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings,
     metrics describe the failed execution and are not averaged with the others. Raises
     ``CaseInterrupted`` (from the backend) when ``settings.cancel`` is set.
     """
+    logs = settings.logs_dir
     ctx = ExecContext(
         timeout_s=case.timeout_s,
-        stdout_path=settings.logs_dir / f"{case.case_id}.stdout" if settings.logs_dir else None,
-        stderr_path=settings.logs_dir / f"{case.case_id}.stderr" if settings.logs_dir else None,
+        stdout_path=f"{logs}/{case.case_id}.stdout" if logs else None,
+        stderr_path=f"{logs}/{case.case_id}.stderr" if logs else None,
         log_cap_bytes=settings.log_cap_bytes,
         kill_grace_s=settings.kill_grace_s,
         cancel=settings.cancel,
@@ -84,14 +90,47 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings,
             if ex.status != OK:
                 return _failed(case, warm, [], ex, f"warm-up {i + 1}")
     runs: list[Execution] = []
+    series: list[Any] = []
     for i in range(case.repeat):
         if on_execution and case.repeat > 1:
             on_execution("run", i + 1)
-        ex = backend.execute(case, ctx)
+        ex = _measured(case, backend, ctx, settings.monitor, series, warnings)
         runs.append(ex)
         if ex.status != OK:
             where = f"repetition {i + 1} of {case.repeat}" if case.repeat > 1 else ""
-            return _failed(case, warm, runs, ex, where)
+            result = _failed(case, warm, runs, ex, where)
+            break
+    else:
+        result = _ok(case, warm, runs, converged, final_cv, warnings)
+    result.warnings = warnings
+    result.series = series if series else None
+    return result
+
+
+def _measured(case: Case, backend: Backend, ctx: ExecContext, monitor: Monitor | None,
+              series: list[Any], warnings: list[str]) -> Execution:
+    """One measured execution, inside a telemetry window when GPUs are monitored."""
+    if monitor is None or not monitor.active:
+        return backend.execute(case, ctx)
+    with monitor.window(case.case_id) as m:
+        ex = backend.execute(case, ctx)
+    ex.metrics.update(m.metrics)
+    ex.telemetry = m.details
+    series.extend(m.series)
+    for w in m.warnings:
+        if w not in warnings:
+            warnings.append(w)
+    return ex
+
+
+def _definition(case: Case) -> dict[str, object]:
+    return {"line": case.line, "backend": case.backend, "cmd": case.cmd,
+            "params": dict(case.params), "timeout_s": case.timeout_s, "repeat": case.repeat,
+            "warmup": case.warmup}
+
+
+def _ok(case: Case, warm: list[Execution], runs: list[Execution], converged: bool | None,
+        final_cv: float | None, warnings: list[str]) -> CaseResult:
     metrics = aggregate(runs)
     if case.warmup == "auto" or case.warmup:
         metrics["warmup_runs"] = len(warm)
@@ -102,7 +141,8 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings,
     first = warm[0] if warm else runs[0]
     last = runs[-1]
     return CaseResult(case.case_id, OK, first.t_start, last.t_end, last.exit_code, "",
-                      metrics, runs, warm, fingerprint=case.fingerprint(), warnings=warnings)
+                      metrics, runs, warm, fingerprint=case.fingerprint(), warnings=warnings,
+                      definition=_definition(case))
 
 
 def _failed(case: Case, warm: list[Execution], runs: list[Execution], ex: Execution,
@@ -117,7 +157,17 @@ def _failed(case: Case, warm: list[Execution], runs: list[Execution], ex: Execut
     message = f"{where}: {ex.message}" if where else ex.message
     first = (warm or runs)[0]
     return CaseResult(case.case_id, ex.status, first.t_start, ex.t_end, ex.exit_code, message,
-                      metrics, runs, warm, fingerprint=case.fingerprint())
+                      metrics, runs, warm, fingerprint=case.fingerprint(),
+                      definition=_definition(case))
+
+
+def _union(texts: list[Any]) -> str:
+    seen: dict[str, None] = {}
+    for t in texts:
+        for part in str(t).split(";"):
+            if part:
+                seen[part] = None
+    return ";".join(seen)
 
 
 def _int(v: Metric) -> int:
@@ -125,25 +175,38 @@ def _int(v: Metric) -> int:
 
 
 def aggregate(runs: list[Execution]) -> dict[str, Metric]:
-    """Means of the measured runs' metrics; ``errors`` is the total count; text keeps the last
-    value. ``run_seconds`` is the mean wall time; with several runs ``runs``,
-    ``run_seconds_min``/``_max``/``_std`` (sample standard deviation) are added."""
+    """Combine the measured runs' metrics into the row's.
+
+    Numbers are means, except ``errors`` (the total count), names holding ``_peak`` or
+    ``_max`` (the maximum), and ``_min`` (the minimum). Booleans are true when any run's is;
+    ``thermal_throttle_reasons`` is the union; other text keeps the last value. ``run_seconds``
+    is the mean wall time; with several runs ``runs``, ``run_seconds_min``/``_max``/``_std``
+    (sample standard deviation) are added."""
     if len(runs) == 1:
         m: dict[str, Metric] = dict(runs[0].metrics)
         m["run_seconds"] = runs[0].wall_s
         m.setdefault("errors", 0)
         return m
-    values: dict[str, list[Metric]] = {}
+    values: dict[str, list[Any]] = {}
     for r in runs:
         for k, v in r.metrics.items():
             values.setdefault(k, []).append(v)
-    out: dict[str, Metric] = {}
+    out: dict[str, Any] = {}
     for k, vs in values.items():
-        nums = [v for v in vs if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        if not nums:
-            out[k] = vs[-1]
+        present = [v for v in vs if v is not None]
+        nums = [v for v in present if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if not present:
+            out[k] = None
+        elif all(isinstance(v, bool) for v in present):
+            out[k] = any(present)
+        elif not nums:
+            out[k] = _union(present) if k == "thermal_throttle_reasons" else present[-1]
         elif k == "errors":
             out[k] = sum(_int(v) for v in nums)
+        elif "_peak" in k or "_max" in k:
+            out[k] = max(nums)
+        elif "_min" in k:
+            out[k] = min(nums)
         else:
             mean = statistics.fmean(nums)
             all_int = all(isinstance(v, int) for v in nums)

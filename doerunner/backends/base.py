@@ -28,8 +28,8 @@ class ExecContext:
     """
 
     timeout_s: float
-    stdout_path: Path | None = None
-    stderr_path: Path | None = None
+    stdout_path: str | Path | None = None
+    stderr_path: str | Path | None = None
     log_cap_bytes: int = DEFAULT_LOG_CAP_BYTES
     kill_grace_s: float = DEFAULT_KILL_GRACE_S
     cancel: threading.Event = field(default_factory=threading.Event)
