@@ -52,7 +52,8 @@ def test_clean_run_exits_0_and_writes_everything(tmp_path, write_cases, monkeypa
     assert [json.loads(line)["case"]["case_id"] for line in journal] == ["a", "b"]
     run_json = json.loads((run_dir / "run.json").read_text())
     assert [c["case_id"] for c in run_json["cases"]] == ["a", "b"]
-    assert len(run_json["cases"][1]["result"]["runs"]) == 2
+    assert len(run_json["cases"][1]["runs"]) == 2
+    assert run_json["cases"][1]["definition"]["params"] == {"users": "2"}
     assert run_json["summary"]["exit_code"] == 0
     assert "srd: 2 of 2 cases finished (2 OK)" in r.output
     v = invoke("validate", "m.csv", "--cases", str(cases))
@@ -181,3 +182,32 @@ def test_help_is_fast_and_lists_options() -> None:
     for opt in ("--cases", "--out", "--run-dir", "--backend", "--timeout", "--tz",
                 "--fail-fast", "--quiet", "--debug", "--dry-run"):
         assert opt in p.stdout
+
+
+def test_fail_fast_stops_at_first_failure(tmp_path, write_cases) -> None:
+    cases = write_cases("case_id,backend,fail\na,dummy,\nb,dummy,1\nc,dummy,\n")
+    out = tmp_path / "m.csv"
+    r = invoke("run", "--cases", str(cases), "--out", str(out), "--fail-fast")
+    assert r.exit_code == 3
+    assert [x["case_id"] for x in read_rows(out)] == ["a", "b"]
+    assert "1 case(s) not run (--fail-fast)" in r.output
+
+
+def test_validate_reports_problems_exit_4(tmp_path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"case_id,status,run_seconds,p95,p99,throughput_rps,errors,ts_start,ts_end,"
+                    b"backend,exit_code,message,violations\n"
+                    b"a,MAYBE,1.5,,,,0,2025-01-01T00:00:00+09:00,2025-01-01T00:00:01+09:00,"
+                    b"shell,0,,\n")
+    r = CliRunner().invoke(cli, ["validate", str(bad)])
+    assert r.exit_code == 4
+    assert f"{bad}:2:2: status 'MAYBE'" in r.output
+    assert f"{bad}:2:3: run_seconds '1.5' must have 6 decimals" in r.output
+
+
+def test_run_dir_option(tmp_path, write_cases) -> None:
+    r = invoke("run", "--cases", str(write_cases(CLEAN)), "--out", str(tmp_path / "m.csv"),
+               "--run-dir", str(tmp_path / "runs" / "today"))
+    assert r.exit_code == 0
+    assert (tmp_path / "runs" / "today" / "journal.jsonl").exists()
+    assert not (tmp_path / "m_run").exists()
