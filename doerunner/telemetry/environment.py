@@ -1,4 +1,8 @@
-"""The environment a run happened in, for run.json (reproducibility)."""
+"""The environment a run happened in: host, CPU, container, Python, packages, GPUs.
+
+Goes into run.json, the ``env_*`` columns (when GPU telemetry is active) and ``srd env``.
+Cheap: no subprocesses; GPU facts come from the already opened device layer.
+"""
 
 from __future__ import annotations
 
@@ -10,21 +14,105 @@ import sys
 from importlib import metadata
 from typing import Any
 
-_PACKAGES = ("doerunner", "click", "psutil", "tqdm", "numpy", "pandas", "nvidia-ml-py")
+_PACKAGES = ("doerunner", "click", "psutil", "tqdm", "numpy", "pandas", "nvidia-ml-py",
+             "torch", "transformers")
 
 
-def host_environment() -> dict[str, Any]:
-    """Host, OS, Python and package versions. Cheap: no subprocesses, no GPU calls."""
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def cpu_model() -> str | None:
+    """The CPU model name (Linux ``/proc/cpuinfo``; ``platform.processor()`` elsewhere)."""
+    text = _read("/proc/cpuinfo")
+    if text:
+        for line in text.splitlines():
+            if line.lower().startswith(("model name", "hardware")):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or None
+
+
+def cpu_governor() -> str | None:
+    """The cpufreq scaling governor of CPU 0 (``performance``, ``powersave``...), or None."""
+    text = _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
+    return text.strip() if text else None
+
+
+def in_container() -> bool:
+    """Whether srd runs in a container (Docker, Podman, Kubernetes, LXC, containerd)."""
+    if os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv"):
+        return True
+    # systemd-nspawn and podman set the lower-case `container` variable.
+    if os.environ.get("KUBERNETES_SERVICE_HOST") or os.environ.get("container"):  # noqa: SIM112
+        return True
+    cgroup = _read("/proc/1/cgroup") or ""
+    return any(k in cgroup for k in ("docker", "kubepods", "containerd", "lxc", "libpod"))
+
+
+def package_versions() -> dict[str, str]:
     versions: dict[str, str] = {}
     for name in _PACKAGES:
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[name] = metadata.version(name)
+    return versions
+
+
+def host_environment() -> dict[str, Any]:
+    """Host, OS, CPU, container, Python and package versions."""
     return {
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
         "machine": platform.machine(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
+        "cpu_governor": cpu_governor(),
+        "in_container": in_container(),
         "python": sys.version.split()[0],
         "python_executable": sys.executable,
-        "packages": versions,
+        "packages": package_versions(),
+    }
+
+
+def gpu_environment(gpus: Any, devices: list[Any], temps_c: list[float | None]) -> dict[str, Any]:
+    """The GPU part for run.json: driver/CUDA versions and each used GPU's static facts.
+    ``temps_c`` are the GPUs' temperatures at the start of the run."""
+    return {
+        "driver_version": gpus.driver_version,
+        "cuda_version": gpus.cuda_version,
+        "gpus": [{"index": d.info.index, "uuid": d.info.uuid, "name": d.info.name,
+                  "vram_mb": d.info.vram_mb, "power_limit_w": d.info.power_limit_w,
+                  "mig_mode": d.info.mig_mode, "temp_c_at_start": t,
+                  "energy_counter": d.has_energy_counter,
+                  "instant_power": d.has_instant_power}
+                 for d, t in zip(devices, temps_c, strict=True)],
+    }
+
+
+def env_columns(host: dict[str, Any], gpu_env: dict[str, Any]) -> dict[str, Any]:
+    """The ``env_*`` columns of a run (the same on every row)."""
+    gpus = gpu_env["gpus"]
+    names = sorted({g["name"] for g in gpus})
+    name = names[0] if len(names) == 1 else " + ".join(names)
+    temps = [g["temp_c_at_start"] for g in gpus if g["temp_c_at_start"] is not None]
+    limits = [g["power_limit_w"] for g in gpus if g["power_limit_w"] is not None]
+    migs = sorted({g["mig_mode"] for g in gpus if g["mig_mode"]})
+    summary = (f"{len(gpus)}x {name}, driver {gpu_env['driver_version']}, "
+               f"CUDA {gpu_env['cuda_version']}, {host['hostname']}")
+    return {
+        "env_gpu_name": name,
+        "env_gpu_vram_mb": round(gpus[0]["vram_mb"]) if gpus else None,
+        "env_driver_version": gpu_env["driver_version"],
+        "env_cuda_version": gpu_env["cuda_version"],
+        "env_power_limit_w": sum(limits) if limits else None,
+        "env_gpu_temp_c": max(temps) if temps else None,
+        "env_mig_mode": ",".join(migs) if migs else None,
+        "env_cpu_model": host["cpu_model"],
+        "env_cpu_governor": host["cpu_governor"],
+        "env_in_container": host["in_container"],
+        "env_hostname": host["hostname"],
+        "env_summary": summary,
     }

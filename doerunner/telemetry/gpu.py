@@ -1,0 +1,394 @@
+"""NVIDIA GPUs through NVML (nvidia-ml-py), behind small classes.
+
+Everything that touches ``pynvml`` lives in this module. Callers never see a ``pynvml.NVMLError``:
+:func:`_call` turns one into :class:`TelemetryError` (the only place that does), and
+:func:`_read` turns one into ``None`` for a single reading that failed. ``pynvml`` is imported on
+first use, so ``srd --help`` does not pay for it.
+
+What is read how, and why:
+- Power: the field ``NVML_FI_DEV_POWER_INSTANT`` where the GPU has it, because on Ampere and newer
+  ``nvmlDeviceGetPowerUsage`` is a 1-second average that smears short windows; else that average.
+- Energy: ``nvmlDeviceGetTotalEnergyConsumption`` (mJ since the driver loaded; Volta and newer). A
+  window's energy is the counter's difference, far better than integrating sampled power. The
+  counter advances every ~10-100 ms, so a shorter window can read 0.
+- Optional features (energy counter, instant power, temperature/throttle API generations) are
+  probed once at open; a feature the GPU lacks is never called again.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from doerunner.errors import DoerunnerError
+
+
+class TelemetryError(DoerunnerError):
+    """GPU telemetry cannot run: NVML missing or failing, or no GPU matches (exit 4).
+
+    Raised to the user only when telemetry was demanded (``--telemetry on``); in ``auto`` the
+    caller reports the message once and runs without GPU telemetry.
+    """
+
+    exit_code = 4
+
+
+# Clock-event ("throttle") reason bits; the same values in both NVML API generations.
+_NAMED_REASONS = (
+    ("sw_thermal", 0x20),
+    ("hw_thermal", 0x40),
+    ("hw_slowdown", 0x08),
+    ("sw_power_cap", 0x04),
+    ("hw_power_brake", 0x80),
+)
+
+THROTTLE_MASK = sum(bit for _, bit in _NAMED_REASONS)
+"""The bits :func:`throttle_names` names (0xEC): the reasons that mean clocks were held down."""
+
+
+def throttle_names(mask: int) -> list[str]:
+    """The named slowdown reasons set in a clock-event bitmask, in a fixed order.
+
+    Only the reasons that mean "clocks were held down" are named (sw_thermal, hw_thermal,
+    hw_slowdown, sw_power_cap, hw_power_brake); GPU idle, application clocks, sync boost and
+    display clock are ignored.
+    """
+    return [name for name, bit in _NAMED_REASONS if mask & bit]
+
+
+@dataclass(frozen=True, slots=True)
+class GpuInfo:
+    """Static facts about one GPU, read once at open."""
+
+    index: int                  # NVML index (not the CUDA ordinal under CUDA_VISIBLE_DEVICES)
+    uuid: str
+    name: str
+    vram_mb: float              # total memory, MiB
+    power_limit_w: float | None  # enforced power limit
+    mig_mode: str | None        # "enabled" / "disabled" / None when unsupported
+
+
+@dataclass(slots=True)
+class GpuSample:
+    """One reading of one GPU. A field that could not be read is ``None``."""
+
+    t: float                    # epoch seconds (time.time()) just before the power reading
+    power_w: float | None       # instantaneous when supported, else NVML's (averaged) power
+    energy_mj: int | None       # the total-energy counter (mJ), None without one
+    mem_used_mb: float | None
+    util_pct: float | None
+    temp_c: float | None
+    sm_clock_mhz: float | None
+    throttle: int | None        # clock-event/throttle reason bitmask
+
+
+# ---------------------------------------------------------------------------------------------
+# pynvml access: lazy import, and the one place its errors are translated.
+
+class _NotLoaded(Exception):
+    """Stands in for pynvml.NVMLError until pynvml is imported (so nothing else is caught)."""
+
+
+_nv: Any = None
+_NVMLError: type[Exception] = _NotLoaded  # pynvml.NVMLError once loaded
+_UNSUPPORTED: frozenset[int] = frozenset()
+_VALUE_ATTRS = ("dVal", "uiVal", "ulVal", "ullVal", "sllVal", "siVal", "usVal")
+
+
+def _nvml() -> Any:
+    global _nv, _NVMLError, _UNSUPPORTED
+    if _nv is None:
+        try:
+            import pynvml
+        except ImportError as e:
+            raise TelemetryError(
+                "GPU telemetry needs nvidia-ml-py (pip install nvidia-ml-py)") from e
+        _NVMLError = pynvml.NVMLError
+        _UNSUPPORTED = frozenset((
+            pynvml.NVML_ERROR_NOT_SUPPORTED,
+            pynvml.NVML_ERROR_FUNCTION_NOT_FOUND,
+            pynvml.NVML_ERROR_ARGUMENT_VERSION_MISMATCH,
+            pynvml.NVML_ERROR_INVALID_ARGUMENT,
+        ))
+        _nv = pynvml
+    return _nv
+
+
+_HINTS = {
+    12: "libnvidia-ml.so.1 not found; is the NVIDIA driver installed?",  # LIBRARY_NOT_FOUND
+    9: "the NVIDIA kernel driver is not loaded",                        # DRIVER_NOT_LOADED
+    4: "insufficient permissions",                                      # NO_PERMISSION
+    15: "the GPU is lost (fell off the bus?)",                          # GPU_IS_LOST
+    18: "the NVML library does not match the kernel driver",            # LIB_RM_VERSION_MISMATCH
+}
+
+
+def _call(doing: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``; a ``pynvml.NVMLError`` becomes ``TelemetryError("cannot DOING: reason")``."""
+    try:
+        return fn(*args)
+    except _NVMLError as e:
+        code = getattr(e, "value", None)
+        reason = _HINTS.get(code) if isinstance(code, int) else None
+        raise TelemetryError(f"cannot {doing}: {reason or e} (NVML error {code})") from e
+
+
+def _read(fn: Callable[[], Any] | None) -> Any:
+    """One reading that may fail on its own: ``None`` when unsupported or when NVML errs."""
+    if fn is None:
+        return None
+    try:
+        return fn()
+    except _NVMLError:
+        return None
+
+
+def _probe(*readers: Callable[[], Any] | None) -> Callable[[], Any] | None:
+    """The first reader this GPU supports (tried once, now); ``None`` when none is.
+
+    A reader that fails with anything but "not supported" is kept: a transient failure at open
+    must not switch a feature off for the whole run.
+    """
+    for read in readers:
+        if read is None:
+            continue
+        try:
+            read()
+        except _NVMLError as e:
+            if getattr(e, "value", None) in _UNSUPPORTED:
+                continue
+        return read
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Devices
+
+
+class GpuDevice:
+    """One open GPU. ``sample()`` is cheap (about 7 NVML calls) and never raises for one field."""
+
+    __slots__ = ("_energy", "_mem", "_power", "_sm_clock", "_temp", "_throttle", "_util",
+                 "has_energy_counter", "has_instant_power", "info", "throttle_api")
+
+    def __init__(self, handle: Any, info: GpuInfo) -> None:
+        nv = _nvml()
+        h = handle
+        self.info = info
+
+        def field_reader(field_id: int) -> Callable[[], Any]:
+            get, ids = nv.nvmlDeviceGetFieldValues, [field_id]
+
+            def read() -> Any:
+                v = get(h, ids)[0]
+                if v.nvmlReturn != 0:
+                    raise _NVMLError(v.nvmlReturn)
+                kind = v.valueType
+                return getattr(v.value, _VALUE_ATTRS[kind] if kind < len(_VALUE_ATTRS) else "uiVal")
+            return read
+
+        instant_field = field_reader(nv.NVML_FI_DEV_POWER_INSTANT)
+
+        def instant_w() -> float:
+            return instant_field() / 1000.0
+
+        self._power = _probe(instant_w, lambda: nv.nvmlDeviceGetPowerUsage(h) / 1000.0)
+        self.has_instant_power = self._power is instant_w
+        self._energy = _probe(lambda: nv.nvmlDeviceGetTotalEnergyConsumption(h))
+        self.has_energy_counter = self._energy is not None
+        self._mem = _probe(lambda: nv.nvmlDeviceGetMemoryInfo(h).used / 1048576.0)
+        self._util = _probe(lambda: float(nv.nvmlDeviceGetUtilizationRates(h).gpu))
+        gpu_sensor = nv.NVML_TEMPERATURE_GPU
+        self._temp = _probe(
+            lambda: float(nv.nvmlDeviceGetTemperature(h, gpu_sensor)),
+            (lambda: float(nv.nvmlDeviceGetTemperatureV(h, gpu_sensor)))
+            if hasattr(nv, "nvmlDeviceGetTemperatureV") else None)
+        sm = nv.NVML_CLOCK_SM
+        self._sm_clock = _probe(lambda: float(nv.nvmlDeviceGetClockInfo(h, sm)))
+        # "Clocks event reasons" is the current name (driver 535+); older drivers only have
+        # "throttle reasons". Same bits either way.
+        self.throttle_api: str | None = None
+        self._throttle: Callable[[], Any] | None = None
+        for name in ("nvmlDeviceGetCurrentClocksEventReasons",
+                     "nvmlDeviceGetCurrentClocksThrottleReasons"):
+            fn = getattr(nv, name, None)
+            reader = None if fn is None else _probe(lambda fn=fn: fn(h))
+            if reader is not None:
+                self.throttle_api, self._throttle = name, reader
+                break
+
+    def sample(self) -> GpuSample:
+        """Read everything once. A field NVML cannot give right now is ``None``."""
+        t = time.time()
+        return GpuSample(t, _read(self._power), _read(self._energy), _read(self._mem),
+                         _read(self._util), _read(self._temp), _read(self._sm_clock),
+                         _read(self._throttle))
+
+    def sample_quick(self, prev: GpuSample) -> GpuSample:
+        """Power and clock-event reasons only (2 NVML calls instead of 7); the slow-moving
+        readings (memory, utilisation, temperature, clock) are carried over from ``prev``.
+        For sampling above 10 Hz, where the full read would cost more than it tells."""
+        t = time.time()
+        return GpuSample(t, _read(self._power), None, prev.mem_used_mb, prev.util_pct,
+                         prev.temp_c, prev.sm_clock_mhz, _read(self._throttle))
+
+    def energy_mj(self) -> int | None:
+        """The total-energy counter in mJ, or ``None`` (no counter, or the read failed)."""
+        return _read(self._energy)
+
+    def power_w(self) -> float | None:
+        """Power in W: instantaneous when supported, else NVML's (on Ampere+ 1-s averaged)."""
+        return _read(self._power)
+
+    def __repr__(self) -> str:
+        return f"GpuDevice({self.info.index}, {self.info.name!r}, {self.info.uuid})"
+
+
+def _open_device(handle: Any, index: int, uuid: str) -> GpuDevice:
+    nv = _nvml()
+    name = _call(f"read the name of GPU {index}", nv.nvmlDeviceGetName, handle)
+    total = _call(f"read the memory of GPU {index}", nv.nvmlDeviceGetMemoryInfo, handle).total
+    limit_mw = _read(lambda: nv.nvmlDeviceGetEnforcedPowerLimit(handle))
+    if limit_mw is None:
+        limit_mw = _read(lambda: nv.nvmlDeviceGetPowerManagementLimit(handle))
+    mig = _read(lambda: nv.nvmlDeviceGetMigMode(handle))
+    info = GpuInfo(
+        index=index, uuid=uuid, name=name, vram_mb=total / 1048576.0,
+        power_limit_w=None if limit_mw is None else limit_mw / 1000.0,
+        mig_mode=None if mig is None else
+        ("enabled" if mig[0] == nv.NVML_DEVICE_MIG_ENABLE else "disabled"),
+    )
+    return GpuDevice(handle, info)
+
+
+class Gpus:
+    """The GPUs opened for a run; a context manager around nvmlInit ... nvmlShutdown.
+
+    A ``Gpus`` without devices is the null object used when no GPU can be read: ``unavailable``
+    then says why (see :func:`open_gpus_or_null`).
+    """
+
+    def __init__(self, devices: list[GpuDevice], driver_version: str | None = None,
+                 cuda_version: str | None = None, *, unavailable: str | None = None,
+                 initialised: bool = False) -> None:
+        self.devices = devices
+        self.driver_version = driver_version
+        self.cuda_version = cuda_version
+        self.unavailable = unavailable
+        self._initialised = initialised
+
+    def close(self) -> None:
+        """Shut NVML down (once). Devices must not be sampled after this."""
+        if self._initialised:
+            self._initialised = False
+            _read(_nvml().nvmlShutdown)
+
+    def __enter__(self) -> Gpus:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Gpus({self.devices!r}, driver={self.driver_version}, cuda={self.cuda_version})"
+
+
+def open_gpus(select: str | None = None) -> Gpus:
+    """Initialise NVML and open the selected visible GPUs.
+
+    ``select``: ``None`` (or ``"all"``) for every visible GPU, or ``"0,1"``: positions in the
+    visible list. With ``CUDA_VISIBLE_DEVICES`` set (indices or ``GPU-`` UUIDs, prefixes allowed;
+    empty = none), the visible GPUs are those, in that order, as CUDA numbers them; parsing
+    stops at the first entry that names no GPU, as CUDA's does.
+
+    Raises :class:`TelemetryError` with a one-line reason when NVML is missing or fails, or no
+    GPU matches.
+    """
+    nv = _nvml()
+    _call("initialise NVML", nv.nvmlInit)
+    try:
+        count = _call("count the GPUs", nv.nvmlDeviceGetCount)
+        # A GPU we may not open (container device rules) must not stop the others.
+        handles = [_read(lambda i=i: nv.nvmlDeviceGetHandleByIndex(i)) for i in range(count)]
+        uuids = [None if h is None else _read(lambda h=h: nv.nvmlDeviceGetUUID(h))
+                 for h in handles]
+        visible = _visible(os.environ.get("CUDA_VISIBLE_DEVICES"), uuids)
+        chosen = _select(select, visible)
+        devices = []
+        for i in chosen:
+            handle, uuid = handles[i], uuids[i]
+            if handle is None or uuid is None:
+                raise TelemetryError(f"cannot open GPU {i}: NVML refused its handle")
+            devices.append(_open_device(handle, i, uuid))
+        driver = _read(nv.nvmlSystemGetDriverVersion)
+        cuda = _read(nv.nvmlSystemGetCudaDriverVersion)
+        if cuda is None:
+            cuda = _read(nv.nvmlSystemGetCudaDriverVersion_v2)
+    except BaseException:
+        _read(nv.nvmlShutdown)
+        raise
+    return Gpus(devices, driver, None if cuda is None else f"{cuda // 1000}.{cuda % 1000 // 10}",
+                initialised=True)
+
+
+def open_gpus_or_null(select: str | None = None) -> Gpus:
+    """Like :func:`open_gpus`, but a failure gives an empty ``Gpus`` whose ``unavailable`` says
+    why (for ``--telemetry auto``)."""
+    try:
+        return open_gpus(select)
+    except TelemetryError as e:
+        return Gpus([], unavailable=str(e))
+
+
+def _visible(cvd: str | None, uuids: list[str | None]) -> list[int]:
+    """NVML indices of the GPUs CUDA would see, in CUDA's order."""
+    if cvd is None:
+        return list(range(len(uuids)))
+    out: list[int] = []
+    for raw in cvd.split(","):
+        tok = raw.strip()
+        if tok.upper().startswith("MIG-"):
+            raise TelemetryError(
+                f"CUDA_VISIBLE_DEVICES names a MIG instance ({tok}): NVML measures power and "
+                "energy per physical GPU only; select the GPU by index or GPU- UUID")
+        idx = _resolve(tok, uuids)
+        if idx is None or idx in out:
+            break
+        out.append(idx)
+    return out
+
+
+def _resolve(tok: str, uuids: list[str | None]) -> int | None:
+    if tok.isdigit():
+        i = int(tok)
+        return i if i < len(uuids) else None
+    if not tok.upper().startswith("GPU-") or len(tok) <= 4:
+        return None
+    t = tok.lower()
+    hits = [i for i, u in enumerate(uuids) if u is not None and u.lower().startswith(t)]
+    return hits[0] if len(hits) == 1 else None
+
+
+def _select(select: str | None, visible: list[int]) -> list[int]:
+    cvd = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if not visible:
+        why = ("NVML found no GPU" if cvd is None else
+               "CUDA_VISIBLE_DEVICES is empty" if not cvd.strip() else
+               f"CUDA_VISIBLE_DEVICES={cvd} names no GPU")
+        raise TelemetryError(f"no GPU visible: {why}")
+    if select is None or select.strip().lower() in ("", "all"):
+        return list(visible)
+    chosen: list[int] = []
+    for tok in select.split(","):
+        tok = tok.strip()
+        if not tok.isdigit() or int(tok) >= len(visible):
+            raise TelemetryError(
+                f"no GPU {tok!r} among the {len(visible)} visible "
+                f"(valid: 0..{len(visible) - 1}{', CUDA_VISIBLE_DEVICES applies' if cvd else ''})")
+        if visible[int(tok)] in chosen:
+            raise TelemetryError(f"GPU {tok} selected twice in {select!r}")
+        chosen.append(visible[int(tok)])
+    return chosen

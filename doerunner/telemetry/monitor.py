@@ -1,0 +1,228 @@
+"""GPU telemetry for a whole run: the GPUs, the sampler, the baseline, the environment, and
+per-execution measurement windows turned into the ``energy_*``, ``gpu_*`` and ``thermal_*``
+metrics (SI units: J, W, s, MiB, °C). Nothing here formats."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .baseline import DEFAULT_DURATION_S, DEFAULT_TTL_S, Baseline, resolve
+from .environment import env_columns, gpu_environment, host_environment
+from .gpu import THROTTLE_MASK, Gpus, GpuSample, TelemetryError, open_gpus, throttle_names
+from .sampler import GpuWindow, Sampler
+
+# Counters advance every ~10-100 ms: a shorter window may read 0 J.
+COUNTER_RESOLUTION_S = 0.1
+DEFAULT_CARBON_G_PER_KWH = 475.0  # IEA world average grid intensity (gCO2e/kWh)
+DEFAULT_PRICE_PER_KWH = 0.15
+COOLDOWN_MARGIN_C = 2.0
+COOLDOWN_MAX_S = 300.0
+
+# Columns present on every row while telemetry is active (None when not measured).
+TELEMETRY_KEYS = (
+    "energy_raw_j", "energy_adjusted_j", "energy_baseline_w", "energy_baseline_method",
+    "energy_method", "energy_co2_g", "energy_cost_usd", "gpu_power_mean_w",
+    "gpu_power_peak_w", "gpu_util_mean_pct", "gpu_mem_peak_mb", "gpu_samples",
+    "thermal_throttle_detected", "thermal_throttle_duration_sec", "thermal_throttle_reasons",
+    "thermal_max_temp_c",
+)
+
+
+@dataclass(slots=True)
+class TelemetryOptions:
+    """``srd run`` telemetry flags. ``mode``: auto (sample when NVML works), on (fail when
+    it does not), off. ``baseline``: auto, off, measure or watts per GPU. ``cooldown``: off,
+    auto or seconds."""
+
+    mode: str = "auto"
+    gpus: str | None = None
+    sample_hz: float = 10.0
+    baseline: str = "auto"
+    baseline_ttl_s: float = DEFAULT_TTL_S
+    baseline_duration_s: float = DEFAULT_DURATION_S
+    carbon_g_per_kwh: float = DEFAULT_CARBON_G_PER_KWH
+    price_per_kwh: float = DEFAULT_PRICE_PER_KWH
+    cooldown: str = "off"
+    timeseries: bool = True
+
+
+@dataclass(slots=True)
+class Measured:
+    """What one execution's window produced: row metrics, run.json details, samples."""
+
+    metrics: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    series: list[tuple[int, GpuSample]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+class Monitor:
+    """Opens the GPUs and keeps a sampler running for the whole run (``open``/``close``)."""
+
+    def __init__(self, opts: TelemetryOptions) -> None:
+        self.opts = opts
+        self.gpus: Gpus | None = None
+        self.sampler: Sampler | None = None
+        self.baseline = Baseline()
+        self.env: dict[str, Any] = {}
+        self.info: dict[str, Any] = {"mode": opts.mode, "active": False}
+        self.unavailable: str | None = None
+        self.idle_temps_c: list[float | None] = []
+        self._seq = 0
+
+    @property
+    def active(self) -> bool:
+        return self.sampler is not None
+
+    def open(self) -> None:
+        """Open NVML and start sampling. In ``auto`` a failure leaves the monitor inactive
+        with the reason in ``unavailable``; in ``on`` it raises ``TelemetryError``."""
+        if self.opts.mode == "off":
+            return
+        try:
+            self.gpus = open_gpus(self.opts.gpus)
+            if not self.gpus.devices:
+                raise TelemetryError("no GPU is visible (CUDA_VISIBLE_DEVICES)")
+        except TelemetryError as e:
+            self.close()
+            if self.opts.mode == "on":
+                raise
+            self.unavailable = str(e)
+            self.info["unavailable"] = self.unavailable
+            return
+        devices = self.gpus.devices
+        uuids = [d.info.uuid for d in devices]
+        first = [d.sample() for d in devices]
+        self.idle_temps_c = [s.temp_c for s in first]
+        self.baseline = resolve(self.opts.baseline, devices, uuids,
+                                ttl_s=self.opts.baseline_ttl_s,
+                                duration_s=self.opts.baseline_duration_s)
+        host = host_environment()
+        gpu_env = gpu_environment(self.gpus, devices, self.idle_temps_c)
+        self.env = env_columns(host, gpu_env)
+        self.sampler = Sampler(devices, self.opts.sample_hz,
+                               throttle_bits=THROTTLE_MASK).start()
+        self.info.update({
+            "active": True, "sample_hz": self.opts.sample_hz, "environment": gpu_env,
+            "baseline": {"method": self.baseline.method, "power_w": self.baseline.power_w,
+                         "age_s": self.baseline.age_s,
+                         "measured_at": self.baseline.measured_at},
+            "carbon_g_per_kwh": self.opts.carbon_g_per_kwh,
+            "price_per_kwh": self.opts.price_per_kwh,
+        })
+
+    def baseline_status(self) -> str:
+        """One line for the start of a run."""
+        b = self.baseline
+        if b.method == "none":
+            return "energy baseline: none (energy_adjusted_j stays empty)"
+        watts = ", ".join(f"{w:.1f} W" for w in b.power_w.values())
+        age = f", {b.age_s / 60:.0f} min old" if b.method == "cached" and b.age_s else ""
+        return f"energy baseline: {b.method} ({watts}{age})"
+
+    def close(self) -> None:
+        if self.sampler is not None:
+            self.sampler.stop()
+            self.sampler = None
+        if self.gpus is not None:
+            self.gpus.close()
+            self.gpus = None
+
+    # -- per execution ---------------------------------------------------------------------
+    @contextlib.contextmanager
+    def window(self, case_id: str) -> Iterator[Measured]:
+        """Measure the block; the yielded ``Measured`` is filled when the block ends
+        (also when it raises)."""
+        out = Measured()
+        if self.sampler is None:
+            yield out
+            return
+        self._seq += 1
+        key = f"{case_id}#{self._seq}"
+        self.sampler.begin_window(key)
+        try:
+            yield out
+        finally:
+            windows = self.sampler.end_window(key)
+            self._fill(out, windows)
+
+    def _fill(self, out: Measured, windows: list[GpuWindow]) -> None:
+        assert self.gpus is not None
+        devices = self.gpus.devices
+        uuids = [devices[w.index].info.uuid for w in windows]
+        raw = sum(w.energy_j for w in windows)
+        duration = max(w.duration_s for w in windows)
+        methods = {w.energy_method for w in windows}
+        method = "counter" if methods == {"counter"} else "sampled"
+        base_w = self.baseline.total_w(uuids)
+        kwh = raw / 3.6e6
+        mask = 0
+        for w in windows:
+            mask |= w.throttle_mask
+        means = [w.power_mean_w for w in windows if w.power_mean_w is not None]
+        peaks = [w.power_peak_w for w in windows if w.power_peak_w is not None]
+        utils = [w.util_mean_pct for w in windows if w.util_mean_pct is not None]
+        mems = [w.mem_peak_mb for w in windows if w.mem_peak_mb is not None]
+        temps = [w.temp_max_c for w in windows if w.temp_max_c is not None]
+        out.metrics.update({
+            "energy_raw_j": raw,
+            "energy_adjusted_j": max(0.0, raw - base_w * duration) if base_w is not None
+            else None,
+            "energy_baseline_w": base_w,
+            "energy_baseline_method": self.baseline.method,
+            "energy_method": method,
+            "energy_co2_g": kwh * self.opts.carbon_g_per_kwh,
+            "energy_cost_usd": kwh * self.opts.price_per_kwh,
+            "gpu_power_mean_w": sum(means) if means else None,
+            "gpu_power_peak_w": sum(peaks) if peaks else None,
+            "gpu_util_mean_pct": sum(utils) / len(utils) if utils else None,
+            "gpu_mem_peak_mb": sum(mems) if mems else None,
+            "gpu_samples": sum(w.samples for w in windows),
+            "thermal_throttle_detected": bool(mask),
+            "thermal_throttle_duration_sec": max(w.throttle_s for w in windows),
+            "thermal_throttle_reasons": ";".join(throttle_names(mask)),
+            "thermal_max_temp_c": max(temps) if temps else None,
+        })
+        out.details = {
+            "window_s": duration, "energy_method": method,
+            "gpus": [{"index": devices[w.index].info.index, "uuid": uuids[n],
+                      "t_begin": w.t_begin, "t_end": w.t_end, "energy_j": w.energy_j,
+                      "energy_method": w.energy_method,
+                      "counter_mj": [w.energy_begin_mj, w.energy_end_mj],
+                      "samples": w.samples}
+                     for n, w in enumerate(windows)],
+        }
+        if method == "counter" and duration < COUNTER_RESOLUTION_S:
+            msg = (f"measurement window of {duration * 1000:.0f} ms is shorter than the energy "
+                   f"counter's update period (~{COUNTER_RESOLUTION_S * 1000:.0f} ms): its "
+                   "energy may read low or 0 J; use repeat or a longer case")
+            out.warnings.append(msg)
+            out.details["warning"] = msg
+        if self.opts.timeseries:
+            for w in windows:
+                out.series.extend((devices[w.index].info.index, s) for s in w.series)
+
+    # -- between cases -------------------------------------------------------------------------
+    def cooldown(self, cancel: Any) -> float:
+        """Wait per ``--cooldown`` before a case; returns the seconds waited. ``auto``: until
+        every GPU is within 2 °C of its temperature at the start of the run (at most 300 s)."""
+        mode = self.opts.cooldown
+        if mode == "off" or self.gpus is None:
+            return 0.0
+        t0 = time.monotonic()
+        if mode != "auto":
+            cancel.wait(float(mode))
+            return time.monotonic() - t0
+        while time.monotonic() - t0 < COOLDOWN_MAX_S:
+            temps = [d.sample().temp_c for d in self.gpus.devices]
+            if all(t is None or i is None or t <= i + COOLDOWN_MARGIN_C
+                   for t, i in zip(temps, self.idle_temps_c, strict=True)):
+                break
+            if cancel.wait(0.5):
+                break
+        return time.monotonic() - t0
+
