@@ -9,6 +9,7 @@ Memory stays O(cases): rows are streamed from the journal, never all held at onc
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import secrets
@@ -29,12 +30,14 @@ from .cases import Case, read_cases
 from .columns import ColumnStats, parse_tz
 from .errors import CaseInterrupted, InputError, OutputError, Problem
 from .exporters.metrics_csv import write_metrics_csv
-from .journal import Journal, iter_results, scan
+from .journal import Journal, case_json, iter_lines, scan
 from .progress import Reporter, default_reporter
 from .results import FAIL, OK, TIMEOUT, CaseResult
 from .rows import build_row
 from .runner import RunnerSettings, run_case
 from .telemetry.environment import host_environment
+from .telemetry.gpu import THROTTLE_MASK
+from .telemetry.monitor import Monitor, TelemetryOptions
 
 STATUS_EXIT = {FAIL: 3, TIMEOUT: 3}
 
@@ -60,6 +63,7 @@ class RunOptions:
     quiet: bool = False
     handle_signals: bool = True
     command_line: list[str] = field(default_factory=lambda: list(sys.argv))
+    telemetry: TelemetryOptions = field(default_factory=TelemetryOptions)
 
 
 @dataclass
@@ -109,6 +113,10 @@ def run(cases: str | os.PathLike[str] | Sequence[Case], options: RunOptions | No
         cases = read_cases(cases, default_backend=opts.default_backend,
                            default_timeout_s=opts.default_timeout_s)
     cases = list(cases)
+    # The cases live for the whole run: keep the cyclic GC from scanning them over and over
+    # (it cost ~15% of a 100k-case dummy run).
+    gc.collect()
+    gc.freeze()
     try:
         tz = parse_tz(opts.tz)
     except ValueError as e:
@@ -116,7 +124,40 @@ def run(cases: str | os.PathLike[str] | Sequence[Case], options: RunOptions | No
     reporter = reporter or default_reporter(opts.quiet)
     run_dir = Path(opts.run_dir) if opts.run_dir else default_run_dir(opts.out)
     _preflight(opts.out, run_dir)
-    return _Campaign(cases, cases_file, opts, tz, run_dir, reporter).execute()
+    try:
+        with _locked(run_dir):
+            monitor = Monitor(opts.telemetry)
+            monitor.open()  # TelemetryError (exit 4) with --telemetry on and no GPU
+            try:
+                if monitor.unavailable:
+                    reporter.info(f"GPU telemetry off: {monitor.unavailable}")
+                elif monitor.active:
+                    reporter.info(monitor.baseline_status())
+                return _Campaign(cases, cases_file, opts, tz, run_dir, reporter,
+                                 monitor).execute()
+            finally:
+                monitor.close()
+    finally:
+        gc.unfreeze()
+
+
+@contextlib.contextmanager
+def _locked(run_dir: Path):  # type: ignore[no-untyped-def]
+    """Hold an exclusive lock on the run directory: two srd processes never share a journal."""
+    import fcntl
+
+    fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise OutputError(f"run directory {run_dir} is in use by another srd run; "
+                              "give this run its own --out or --run-dir") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)
 
 
 def _preflight(out: Path, run_dir: Path) -> None:
@@ -139,11 +180,15 @@ def _preflight(out: Path, run_dir: Path) -> None:
 
 class _Campaign:
     def __init__(self, cases: list[Case], cases_file: str | None, opts: RunOptions, tz: Any,
-                 run_dir: Path, reporter: Reporter) -> None:
+                 run_dir: Path, reporter: Reporter, monitor: Monitor) -> None:
         self.cases, self.cases_file, self.opts, self.tz = cases, cases_file, opts, tz
-        self.run_dir, self.reporter = run_dir, reporter
+        self.run_dir, self.reporter, self.monitor = run_dir, reporter, monitor
         self.journal_path = run_dir / "journal.jsonl"
         self.offsets: list[int | None] = [None] * len(cases)
+        # Finished rows, packed as (column names, values): the names tuple is shared by rows
+        # of the same layout, so 100k rows cost ~40 MB and metrics.csv needs no second read.
+        self.rows: list[tuple[tuple[str, ...], tuple[Any, ...]] | None] = [None] * len(cases)
+        self._layouts: dict[tuple[str, ...], tuple[str, ...]] = {}
         self.stats = ColumnStats()
         self.counts: dict[str, int] = {OK: 0, FAIL: 0, TIMEOUT: 0}
         self.violated_ids: list[str] = []
@@ -160,25 +205,41 @@ class _Campaign:
         resumed = sum(o is not None for o in self.offsets)
         settings = RunnerSettings(self.run_dir / "logs", self.opts.warmup_cv,
                                   self.opts.warmup_max, self.opts.log_cap_bytes,
-                                  self.opts.kill_grace_s, self.cancel)
+                                  self.opts.kill_grace_s, self.cancel, self.monitor)
         self.reporter.start(len(self.cases), resumed)
-        with self._signals(), Journal(self.journal_path, truncate_to=truncate_to) as journal:
+        try:
+            self._loop(settings, truncate_to)
+        except OSError as e:  # a log the background writer could not write
+            raise OutputError(f"cannot write a log: {e.strerror or e}"
+                              + (f": {e.filename}" if e.filename else "")) from None
+        if self.cancel.is_set():
+            self.interrupted = True
+        return self._finish(resumed)
+
+    def _loop(self, settings: RunnerSettings, truncate_to: int | None) -> None:
+        from . import logwriter
+
+        with self._signals(), Journal(self.journal_path, truncate_to=truncate_to) as journal, \
+                logwriter.background():
             try:
                 for i, case in enumerate(self.cases):
                     if self.offsets[i] is not None:
                         continue
                     if self.cancel.is_set():
                         break
+                    if self.monitor.active:
+                        self.monitor.cooldown(self.cancel)
                     self.reporter.case_start(case)
                     result = self._run_with_retries(case, settings)
                     if result is None:
                         break
+                    self._telemetry_outputs(case, result)
                     try:
                         self.offsets[i] = journal.append(result, self.run_id)
                     except OSError as e:
                         raise OutputError(f"cannot write the journal {self.journal_path}: "
                                           f"{e.strerror or e}") from None
-                    row = self._account(case, result)
+                    row = self._account(i, case, result)
                     self.reporter.case_end(case, result, row["violations"])
                     if self.opts.fail_fast and result.status != OK:
                         break
@@ -186,9 +247,24 @@ class _Campaign:
                 for b in self.backends.values():
                     with contextlib.suppress(Exception):
                         b.close()
-        if self.cancel.is_set():
-            self.interrupted = True
-        return self._finish(resumed)
+
+    def _telemetry_outputs(self, case: Case, result: CaseResult) -> None:
+        """Environment columns, and the case's time series written before it is journaled
+        (the journal line is what commits a case)."""
+        if not self.monitor.active:
+            return
+        result.metrics.update(self.monitor.env)
+        if result.series:
+            from .exporters.timeseries import case_document, write_case
+
+            path = self.run_dir / "timeseries" / f"{case.case_id}.json"
+            doc = case_document(case.case_id, result.series, self.monitor.opts.sample_hz,
+                                THROTTLE_MASK)
+            try:
+                write_case(path, doc)
+            except OSError as e:
+                raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+            result.metrics["timeseries_path"] = os.path.relpath(path, self.opts.out.parent or ".")
 
     def _run_with_retries(self, case: Case, settings: RunnerSettings) -> CaseResult | None:
         backend = self._backend(case.backend)
@@ -211,9 +287,11 @@ class _Campaign:
             b = self.backends[name] = BACKENDS[name]()
         return b
 
-    def _account(self, case: Case, result: CaseResult) -> dict[str, Any]:
+    def _account(self, i: int, case: Case, result: CaseResult) -> dict[str, Any]:
         row = build_row(case, result)
         self.stats.add(row)
+        keys = tuple(row)
+        self.rows[i] = (self._layouts.setdefault(keys, keys), tuple(row.values()))
         self.counts[result.status] = self.counts.get(result.status, 0) + 1
         if row["violations"]:
             self.violated_ids.append(case.case_id)
@@ -251,7 +329,7 @@ class _Campaign:
             changed.discard(res.case_id)
         for i, (offset, res) in sorted(found.items()):
             self.offsets[i] = offset
-            self._account(self.cases[i], res)
+            self._account(i, self.cases[i], res)
         for cid in sorted(changed - {self.cases[i].case_id for i in found}):
             self.reporter.info(f"{cid}: its definition changed since it was journaled; "
                                "running it again")
@@ -307,12 +385,11 @@ class _Campaign:
             self.warnings)
         pairs = [(c, o) for c, o in zip(self.cases, self.offsets, strict=True) if o is not None]
         try:
-            rows = (build_row(c, r) for (c, _), r in
-                    zip(pairs, iter_results(self.journal_path, [o for _, o in pairs]),
-                        strict=True))
+            rows = (dict(zip(*packed, strict=True)) for packed in self.rows if packed is not None)
             write_metrics_csv(self.opts.out, rows, self.stats, self.tz,
                               csv_safe=self.opts.csv_safe)
             self._write_run_json(summary, pairs)
+            self._write_timeseries_csv()
         except OSError as e:
             raise OutputError(f"cannot write the outputs: {e.strerror or e}; the journal "
                               f"{self.journal_path} is kept: run again with --resume") from None
@@ -320,6 +397,20 @@ class _Campaign:
             self.reporter.warn(w)
         self.reporter.finish(summary)
         return summary
+
+    def _write_timeseries_csv(self) -> None:
+        """``timeseries.csv``: every sample of every finished case with a time series, in
+        case order (also those taken from the journal on --resume)."""
+        if not self.monitor.opts.timeseries:
+            return
+        from .exporters.timeseries import read_case, write_csv
+
+        folder = self.run_dir / "timeseries"
+        paths = [folder / f"{c.case_id}.json" for c, o in zip(self.cases, self.offsets,
+                                                               strict=True) if o is not None]
+        paths = [p for p in paths if p.exists()]
+        if paths:
+            write_csv(self.run_dir / "timeseries.csv", (read_case(p) for p in paths), self.tz)
 
     def _write_run_json(self, summary: RunSummary, pairs: list[tuple[Case, int]]) -> None:
         def iso(t: float) -> str:
@@ -338,15 +429,13 @@ class _Campaign:
                         "interrupted": summary.interrupted, "exit_code": summary.exit_code,
                         "elapsed_s": summary.elapsed_s},
             "warnings": self.warnings,
+            "telemetry": self.monitor.info,
         }
         with atomic_open(self.run_dir / "run.json", "w", encoding="utf-8") as f:
             f.write(json.dumps(head, ensure_ascii=False, indent=1)[:-2])
             f.write(',\n "cases": [')
-            results = iter_results(self.journal_path, [o for _, o in pairs])
-            for n, ((case, _), res) in enumerate(zip(pairs, results, strict=True)):
-                entry = {"case_id": case.case_id, "line": case.line, "backend": case.backend,
-                         "cmd": case.cmd, "params": dict(case.params),
-                         "timeout_s": case.timeout_s, "repeat": case.repeat,
-                         "warmup": case.warmup, "result": res.to_json()}
-                f.write(("\n  " if n == 0 else ",\n  ") + json.dumps(entry, ensure_ascii=False))
+            lines = iter_lines(self.journal_path, [o for _, o in pairs])
+            for n, line in enumerate(lines):
+                f.write("\n  " if n == 0 else ",\n  ")
+                f.write(case_json(line).decode())
             f.write("\n ]\n}\n")

@@ -61,6 +61,8 @@ def handle_errors(fn: Callable[..., int]) -> Callable[..., None]:
         ctx = click.get_current_context()
         try:
             code = fn(*args, **kwargs)
+        except click.ClickException:
+            raise
         except InputError as e:
             for p in e.problems:
                 click.echo(str(p) if p.file else f"srd: error: {p.message}", err=True)
@@ -146,6 +148,30 @@ def _size(text: str) -> int:
               help="Seconds between SIGTERM and SIGKILL when a case is killed.")
 @click.option("--csv-safe", is_flag=True,
               help="Neutralise text cells that spreadsheets would run as formulas (OWASP).")
+@click.option("--telemetry", type=click.Choice(["auto", "on", "off"]), default="auto",
+              show_default=True, help="GPU telemetry through NVML: auto samples when NVML works, "
+                                      "on fails (exit 4) when no GPU can be read.")
+@click.option("--gpus", default=None,
+              help="GPUs to measure, e.g. 0,1 (indices into the visible GPUs, which "
+                   "CUDA_VISIBLE_DEVICES limits). Default: all visible.")
+@click.option("--sample-hz", type=click.FloatRange(min=0.1, max=100), default=10.0,
+              show_default=True, help="GPU sampling rate.")
+@click.option("--baseline", "baseline", default="auto", show_default=True,
+              help="Idle power to subtract: auto (cached per GPU, measured when stale), "
+                   "measure, off, or watts per GPU.")
+@click.option("--baseline-ttl", type=click.FloatRange(min=0), default=3600.0,
+              show_default=True, help="Seconds a cached baseline stays valid.")
+@click.option("--baseline-duration", type=click.FloatRange(min=0.1), default=30.0,
+              show_default=True, help="Seconds of idle sampling when a baseline is measured.")
+@click.option("--cooldown", default="off", show_default=True,
+              help="Before each case: off, auto (wait until the GPUs are within 2 °C of their "
+                   "idle temperature, at most 300 s), or seconds to wait.")
+@click.option("--carbon-intensity", type=click.FloatRange(min=0), default=475.0,
+              show_default=True, help="gCO2e per kWh for energy_co2_g.")
+@click.option("--energy-price", type=click.FloatRange(min=0), default=0.15, show_default=True,
+              help="Price per kWh for energy_cost_usd.")
+@click.option("--timeseries", type=click.Choice(["on", "off"]), default="on",
+              show_default=True, help="Write per-case GPU time series to the run directory.")
 @click.option("--dry-run", is_flag=True, help="Validate and print the plan; run nothing.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary.")
 @debug_option
@@ -153,16 +179,22 @@ def _size(text: str) -> int:
 def run_cmd(cases_path: str, out: str, run_dir: str | None, backend: str, timeout_s: float,
             tz: str, fail_fast: bool, resume: bool, retry_failed: bool, retries: int,
             warmup_cv: float, warmup_max: int, log_cap: str, kill_grace: float, csv_safe: bool,
+            telemetry: str, gpus: str | None, sample_hz: float, baseline: str,
+            baseline_ttl: float, baseline_duration: float, cooldown: str,
+            carbon_intensity: float, energy_price: float, timeseries: str,
             dry_run: bool, quiet: bool, debug: bool) -> int:
     """Run every case of --cases and write --out (metrics.csv) and its run directory."""
     from .campaign import RunOptions, run
     from .cases import read_cases
     from .errors import InputError, Problem
+    from .telemetry.monitor import TelemetryOptions
 
     if timeout_s <= 0:
         raise InputError([Problem("", 0, 0, "--timeout must be a positive number of seconds")])
     if retry_failed and not resume:
         raise InputError([Problem("", 0, 0, "--retry-failed needs --resume")])
+    _check_choice("--baseline", baseline, ("auto", "measure", "off"), nonneg_number=True)
+    _check_choice("--cooldown", cooldown, ("auto", "off"), nonneg_number=True)
     cases = read_cases(cases_path, default_backend=backend, default_timeout_s=timeout_s)
     if dry_run:
         from .plan import plan_lines
@@ -175,8 +207,95 @@ def run_cmd(cases_path: str, out: str, run_dir: str | None, backend: str, timeou
                       fail_fast=fail_fast, warmup_cv=warmup_cv, warmup_max=warmup_max,
                       log_cap_bytes=_size(log_cap), kill_grace_s=kill_grace, resume=resume,
                       retry_failed=retry_failed, retries=retries, csv_safe=csv_safe,
-                      quiet=quiet, command_line=["srd", *sys.argv[1:]])
+                      quiet=quiet, command_line=["srd", *sys.argv[1:]],
+                      telemetry=TelemetryOptions(
+                          mode=telemetry, gpus=gpus, sample_hz=sample_hz, baseline=baseline,
+                          baseline_ttl_s=baseline_ttl, baseline_duration_s=baseline_duration,
+                          carbon_g_per_kwh=carbon_intensity, price_per_kwh=energy_price,
+                          cooldown=cooldown, timeseries=timeseries == "on"))
     return run(cases, opts, cases_file=cases_path).exit_code
+
+
+def _check_choice(option: str, value: str, words: tuple[str, ...],
+                  nonneg_number: bool = False) -> None:
+    if value in words:
+        return
+    if nonneg_number:
+        try:
+            if float(value) >= 0:
+                return
+        except ValueError:
+            pass
+    raise click.BadParameter(f"{value!r}: use {', '.join(words)}"
+                             + (" or a number >= 0" if nonneg_number else ""),
+                             param_hint=option)
+
+
+@cli.command("baseline")
+@click.option("--duration", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="Seconds of idle sampling.")
+@click.option("--force", is_flag=True, help="Measure even when the cached value is fresh.")
+@click.option("--ttl", type=click.FloatRange(min=0), default=3600.0, show_default=True,
+              help="Seconds a cached baseline stays fresh.")
+@click.option("--gpus", default=None, help="GPUs to measure (default: all visible).")
+@debug_option
+@handle_errors
+def baseline_cmd(duration: float, force: bool, ttl: float, gpus: str | None,
+                 debug: bool) -> int:
+    """Measure the idle power of each GPU and cache it per GPU UUID (keep the GPUs idle)."""
+    from .telemetry.baseline import cache_path, resolve
+    from .telemetry.gpu import open_gpus
+
+    with open_gpus(gpus) as g:
+        uuids = [d.info.uuid for d in g.devices]
+        if not force:
+            click.echo(f"measuring idle power for {duration:g} s unless cached...", err=True)
+        b = resolve("measure" if force else "auto", g.devices, uuids, ttl_s=ttl,
+                    duration_s=duration)
+        for d in g.devices:
+            click.echo(f"GPU {d.info.index} {d.info.name} {d.info.uuid}: "
+                       f"{b.power_w[d.info.uuid]:.2f} W ({b.method})")
+    click.echo(f"cache: {cache_path()}")
+    return 0
+
+
+@cli.command("env")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--gpus", default=None, help="GPUs to describe (default: all visible).")
+@debug_option
+@handle_errors
+def env_cmd(as_json: bool, gpus: str | None, debug: bool) -> int:
+    """Print the environment srd records: host, CPU, container, Python, packages, GPUs."""
+    import json
+
+    from .telemetry.environment import gpu_environment, host_environment
+    from .telemetry.gpu import open_gpus_or_null
+
+    info = host_environment()
+    with open_gpus_or_null(gpus) as g:
+        if g.devices:
+            info["gpu"] = gpu_environment(g, g.devices, [d.sample().temp_c for d in g.devices])
+        else:
+            info["gpu"] = {"unavailable": g.unavailable}
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return 0
+    for k, v in info.items():
+        if k == "packages":
+            v = ", ".join(f"{n} {ver}" for n, ver in v.items())
+        if k == "gpu":
+            if "unavailable" in v:
+                click.echo(f"gpu: none ({v['unavailable']})")
+                continue
+            click.echo(f"driver_version: {v['driver_version']}")
+            click.echo(f"cuda_version: {v['cuda_version']}")
+            for d in v["gpus"]:
+                click.echo(f"gpu {d['index']}: {d['name']}, {d['vram_mb']:.0f} MiB, "
+                           f"power limit {d['power_limit_w']} W, MIG {d['mig_mode']}, "
+                           f"{d['temp_c_at_start']} °C, {d['uuid']}")
+            continue
+        click.echo(f"{k}: {v}")
+    return 0
 
 
 @cli.command("validate")

@@ -1,0 +1,82 @@
+"""Time series: ``timeseries/<case_id>.json`` per case and the flat ``timeseries.csv``.
+
+The JSON file holds a summary header (power mean/min/max, memory max, temperature mean/max,
+throttle sample count) and compact samples with short keys (``t`` seconds since the case's
+first sample, ``g`` GPU index, ``p`` power W, ``mem_mb``, ``sm_pct`` utilisation %,
+``temp_c``, ``clk_mhz`` SM clock, ``throttle`` reason bitmask; absent when not read).
+``timeseries.csv`` has one row per sample per GPU — the dashboard-friendly shape:
+``case_id,gpu,timestamp,t_s,power_w,mem_used_mb,util_pct,temp_c,sm_clock_mhz,throttle``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime, tzinfo
+from pathlib import Path
+from typing import Any
+
+from ..atomic import atomic_open
+from ..telemetry.gpu import GpuSample
+
+CSV_COLUMNS = ("case_id", "gpu", "timestamp", "t_s", "power_w", "mem_used_mb", "util_pct",
+               "temp_c", "sm_clock_mhz", "throttle")
+_SHORT = (("p", "power_w"), ("mem_mb", "mem_used_mb"), ("sm_pct", "util_pct"),
+          ("temp_c", "temp_c"), ("clk_mhz", "sm_clock_mhz"), ("throttle", "throttle"))
+
+
+def case_document(case_id: str, series: Sequence[tuple[int, GpuSample]], sample_hz: float,
+                  throttle_bits: int) -> dict[str, Any]:
+    """The JSON document of one case: ``series`` holds ``(gpu index, sample)`` pairs."""
+    t0 = min((s.t for _, s in series), default=0.0)
+    powers = [s.power_w for _, s in series if s.power_w is not None]
+    temps = [s.temp_c for _, s in series if s.temp_c is not None]
+    mems = [s.mem_used_mb for _, s in series if s.mem_used_mb is not None]
+    summary = {
+        "samples": len(series),
+        "power_mean_w": sum(powers) / len(powers) if powers else None,
+        "power_min_w": min(powers, default=None),
+        "power_max_w": max(powers, default=None),
+        "mem_max_mb": max(mems, default=None),
+        "temp_mean_c": sum(temps) / len(temps) if temps else None,
+        "temp_max_c": max(temps, default=None),
+        "throttle_samples": sum(1 for _, s in series if (s.throttle or 0) & throttle_bits),
+    }
+    samples = []
+    for g, s in series:
+        d: dict[str, Any] = {"t": round(s.t - t0, 4), "g": g}
+        for short, name in _SHORT:
+            v = getattr(s, name)
+            if v is not None:
+                d[short] = v
+        samples.append(d)
+    return {"case_id": case_id, "t0": t0, "sample_hz": sample_hz,
+            "gpus": sorted({g for g, _ in series}), "summary": summary, "samples": samples}
+
+
+def write_case(path: Path, doc: dict[str, Any]) -> None:
+    """Write one case's document atomically (compact JSON)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        json.dump(doc, f, separators=(",", ":"))
+
+
+def write_csv(path: Path, docs: Iterable[dict[str, Any]], tz: tzinfo) -> int:
+    """The flat table of every sample of ``docs`` (in order); returns the row count."""
+    n = 0
+    with atomic_open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(CSV_COLUMNS)
+        for doc in docs:
+            t0 = doc["t0"]
+            for s in doc["samples"]:
+                ts = datetime.fromtimestamp(t0 + s["t"], tz).isoformat(timespec="milliseconds")
+                w.writerow([doc["case_id"], s["g"], ts, f"{s['t']:.4f}",
+                            *("" if s.get(k) is None else s[k] for k, _ in _SHORT)])
+                n += 1
+    return n
+
+
+def read_case(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
