@@ -31,6 +31,7 @@ from .columns import ColumnStats, parse_tz
 from .errors import CaseInterrupted, InputError, OutputError, Problem
 from .exporters.metrics_csv import write_metrics_csv
 from .journal import Journal, case_json, iter_lines, scan
+from .proctree import RUN_DIR_VAR
 from .progress import Reporter, default_reporter
 from .results import FAIL, OK, TIMEOUT, CaseResult
 from .rows import build_row
@@ -38,8 +39,6 @@ from .runner import RunnerSettings, run_case
 from .telemetry.environment import host_environment
 from .telemetry.gpu import THROTTLE_MASK
 from .telemetry.monitor import Monitor, TelemetryOptions
-
-STATUS_EXIT = {FAIL: 3, TIMEOUT: 3}
 
 
 @dataclass
@@ -126,6 +125,12 @@ def run(cases: str | os.PathLike[str] | Sequence[Case], options: RunOptions | No
     _preflight(opts.out, run_dir)
     try:
         with _locked(run_dir):
+            from .proctree import kill_leftovers
+
+            stray = kill_leftovers(str(run_dir.resolve()))
+            if stray:
+                reporter.warn(f"killed {len(stray)} process(es) left running by an earlier srd "
+                              f"in {run_dir} (pids {', '.join(map(str, stray))})")
             monitor = Monitor(opts.telemetry)
             monitor.open()  # TelemetryError (exit 4) with --telemetry on and no GPU
             try:
@@ -192,6 +197,7 @@ class _Campaign:
         self.stats = ColumnStats()
         self.counts: dict[str, int] = {OK: 0, FAIL: 0, TIMEOUT: 0}
         self.violated_ids: list[str] = []
+        self.throttled: list[str] = []
         self.warnings: list[str] = []
         self.backends: dict[str, Backend] = {}
         self.cancel = threading.Event()
@@ -205,7 +211,8 @@ class _Campaign:
         resumed = sum(o is not None for o in self.offsets)
         settings = RunnerSettings(self.run_dir / "logs", self.opts.warmup_cv,
                                   self.opts.warmup_max, self.opts.log_cap_bytes,
-                                  self.opts.kill_grace_s, self.cancel, self.monitor)
+                                  self.opts.kill_grace_s, self.cancel, self.monitor,
+                                  {RUN_DIR_VAR: str(self.run_dir.resolve())})
         self.reporter.start(len(self.cases), resumed)
         try:
             self._loop(settings, truncate_to)
@@ -295,6 +302,8 @@ class _Campaign:
         self.counts[result.status] = self.counts.get(result.status, 0) + 1
         if row["violations"]:
             self.violated_ids.append(case.case_id)
+        if row.get("thermal_throttle_detected"):
+            self.throttled.append(f"{case.case_id} ({row.get('thermal_throttle_reasons')})")
         for w in result.warnings:
             self.warnings.append(f"{case.case_id}: {w}")
         return row
@@ -368,6 +377,11 @@ class _Campaign:
 
     # -- outputs ----------------------------------------------------------------------------
     def _finish(self, resumed: int) -> RunSummary:
+        if self.throttled:
+            self.warnings.append(
+                f"GPU clocks were held down (throttled) in {len(self.throttled)} case(s): "
+                + ", ".join(self.throttled[:10]) + (" ..." if len(self.throttled) > 10 else "")
+                + "; their times and energy are not representative (see --cooldown)")
         finished = sum(o is not None for o in self.offsets)
         failed = self.counts.get(FAIL, 0) + self.counts.get(TIMEOUT, 0)
         if self.interrupted:

@@ -465,3 +465,32 @@ def tree_alive(proc: subprocess.Popen, marker: str | None = None,
                exclude_pids: Collection[int] = ()) -> bool:
     """Cheap: whether anything of ``proc``'s case is left after the shell exited."""
     return CaseTree(proc, marker, exclude_pids).leftovers()
+
+
+RUN_DIR_VAR = "SRD_RUN_DIR"
+
+
+def kill_leftovers(run_dir: str) -> list[int]:
+    """SIGKILL the processes a dead srd left running for ``run_dir`` (found by the
+    ``SRD_RUN_DIR`` entry every case carries in its environment); returns their pids.
+
+    Only call it while holding the run directory's lock: then no live srd owns them. Reading
+    every process's environment costs a few milliseconds, once per run.
+    """
+    needle = f"{RUN_DIR_VAR}={run_dir}".encode()
+    killed = []
+    for p in _all_procs():
+        if _never(p.pid) or p.zombie:
+            continue
+        try:
+            with open(f"/proc/{p.pid}/environ", "rb") as f:
+                entries = f.read().split(b"\0")
+        except OSError:
+            continue
+        if needle in entries:
+            try:
+                os.kill(p.pid, signal.SIGKILL)
+                killed.append(p.pid)
+            except OSError:
+                pass
+    return killed

@@ -32,6 +32,7 @@ class RunnerSettings:
     kill_grace_s: float = DEFAULT_KILL_GRACE_S
     cancel: threading.Event = field(default_factory=threading.Event)
     monitor: Monitor | None = None
+    env: dict[str, str] = field(default_factory=dict)  # extra environment for every execution
 
 
 def coefficient_of_variation(values: list[float]) -> float:
@@ -58,6 +59,7 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings,
         log_cap_bytes=settings.log_cap_bytes,
         kill_grace_s=settings.kill_grace_s,
         cancel=settings.cancel,
+        env=settings.env,
     )
     warm: list[Execution] = []
     warnings: list[str] = []

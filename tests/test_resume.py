@@ -327,3 +327,19 @@ def test_injection_runs_nothing(tmp_path, write_cases, value) -> None:
     assert p.returncode == 0, p.stderr
     assert not (tmp_path / "pwned").exists()
     assert (tmp_path / "got").read_text() == value
+
+
+def test_leftovers_of_a_killed_srd_are_killed_by_the_next_run(tmp_path: Path) -> None:
+    (tmp_path / "cases.csv").write_text(
+        "case_id,cmd\nlong,echo up > started; sleep 63.5\nafter,echo p95=0.01\n")
+    proc = srd_popen("run", "--cases", "cases.csv", "--out", "m.csv", cwd=tmp_path)
+    wait_for(lambda: len(marked_processes("63.5")) == 1, proc=proc)
+    proc.send_signal(signal.SIGKILL)  # srd cannot clean up after a SIGKILL...
+    proc.wait()
+    assert len(marked_processes("63.5")) == 1
+    (tmp_path / "cases.csv").write_text(
+        "case_id,cmd\nlong,echo up > started\nafter,echo p95=0.01\n")
+    p = run_srd("run", "--cases", "cases.csv", "--out", "m.csv", "--resume", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "killed 2 process(es) left running by an earlier srd in m_run" in p.stderr
+    wait_for(lambda: marked_processes("63.5") == [], timeout=5)  # ...the next run does

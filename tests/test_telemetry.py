@@ -103,6 +103,8 @@ def test_throttling_detected_with_reasons_and_duration(tmp_path, lib_dir) -> Non
     overlap = min(gpu["t_end"], t0 + 2.0) - max(gpu["t_begin"], t0 + 1.0)
     assert overlap > 0.5
     assert float(row["thermal_throttle_duration_sec"]) == pytest.approx(overlap, rel=0.10)
+    assert ("srd: warning: GPU clocks were held down (throttled) in 1 case(s): "
+            "hot (sw_thermal;hw_slowdown)") in p.stderr
 
 
 def test_environment_columns_equal_the_device(tmp_path, lib_dir) -> None:
@@ -164,3 +166,35 @@ def test_nvml_failure_auto_runs_without_telemetry_on_exits_4(tmp_path, lib_dir) 
                 fail_init=True)
     assert p.returncode == 4
     assert "cannot initialise NVML" in p.stderr
+
+
+def test_cooldown_auto_waits_for_idle_temperature(tmp_path, lib_dir) -> None:
+    t0 = time.time()
+    # 40 °C when srd starts (its idle reference), 60 °C from 1 s, back to 40 °C at 3 s.
+    p = srd_sim(tmp_path, lib_dir, "case_id,cmd\nfirst,sleep 1.5\nsecond,echo p95=0.01\n",
+                "--baseline", "off", "--cooldown", "auto", t0=t0,
+                gpu0_temp="0:40,1:40,1:60,3:60,3:40")
+    assert p.returncode == 0, p.stderr
+    cases = json.loads((tmp_path / "m_run" / "run.json").read_text())["cases"]
+    second = next(c for c in cases if c["case_id"] == "second")
+    assert second["t_start"] >= t0 + 3.0  # it waited for the GPU to cool down
+    assert float(rows(tmp_path)[0]["thermal_max_temp_c"]) == 60.0
+
+
+def test_srd_baseline_and_env_commands(tmp_path, lib_dir) -> None:
+    env = nvmlsim.sim_env(lib_dir, profiles=[Profile([(0, 42.0)])], t0=time.time())
+    env["SRD_HOME"] = str(tmp_path / "home")
+    p = run_srd("baseline", "--duration", "0.5", cwd=tmp_path, env=env)
+    assert p.returncode == 0, p.stderr
+    line = f"GPU 0 {nvmlsim.NAME} {nvmlsim.uuid(0)}: "
+    assert p.stdout.startswith(line) and p.stdout.splitlines()[0].endswith(" W (measured)")
+    watts = p.stdout.splitlines()[0][len(line):].split()[0]
+    assert abs(float(watts) - 42.0) < 1.0
+    p = run_srd("baseline", "--duration", "0.5", cwd=tmp_path, env=env)
+    assert f"{line}{watts} W (cached)" in p.stdout
+    p = run_srd("env", "--json", cwd=tmp_path, env=env)
+    assert p.returncode == 0, p.stderr
+    info = json.loads(p.stdout)
+    assert info["gpu"]["driver_version"] == nvmlsim.DRIVER_VERSION
+    assert info["gpu"]["gpus"][0]["uuid"] == nvmlsim.uuid(0)
+    assert info["python"] and "click" in info["packages"]
