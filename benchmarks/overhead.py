@@ -94,6 +94,11 @@ def main() -> None:
     ap.add_argument("--dummy", default="25000,50000,100000")
     a = ap.parse_args()
     os.environ["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    # Measure srd as an installed package runs: with its bytecode cached (some sandboxes set
+    # PYTHONDONTWRITEBYTECODE, which would make every start recompile srd's sources).
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    subprocess.run([sys.executable, "-m", "compileall", "-q",
+                    str(Path(__file__).resolve().parents[1] / "doerunner")], check=True)
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
         shell_benchmark(a.shell_cases, work)

@@ -248,6 +248,8 @@ class _Campaign:
                                           f"{e.strerror or e}") from None
                     row = self._account(i, case, result)
                     self.reporter.case_end(case, result, row["violations"])
+                    if i % 4096 == 4095:
+                        gc.freeze()  # finished rows stay till the end: stop rescanning them
                     if self.opts.fail_fast and result.status != OK:
                         break
             finally:
@@ -415,11 +417,11 @@ class _Campaign:
     def _write_timeseries_csv(self) -> None:
         """``timeseries.csv``: every sample of every finished case with a time series, in
         case order (also those taken from the journal on --resume)."""
-        if not self.monitor.opts.timeseries:
+        folder = self.run_dir / "timeseries"
+        if not self.monitor.opts.timeseries or not folder.is_dir():
             return
         from .exporters.timeseries import read_case, write_csv
 
-        folder = self.run_dir / "timeseries"
         paths = [folder / f"{c.case_id}.json" for c, o in zip(self.cases, self.offsets,
                                                                strict=True) if o is not None]
         paths = [p for p in paths if p.exists()]
