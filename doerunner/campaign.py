@@ -12,7 +12,6 @@ import contextlib
 import gc
 import json
 import os
-import secrets
 import signal
 import sys
 import threading
@@ -202,7 +201,7 @@ class _Campaign:
         self.backends: dict[str, Backend] = {}
         self.cancel = threading.Event()
         self.interrupted = False
-        self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+        self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + os.urandom(3).hex()
         self.t0 = time.time()
 
     # -- the loop ---------------------------------------------------------------------------
@@ -317,7 +316,7 @@ class _Campaign:
         if not self.opts.resume:
             if path.exists() and path.stat().st_size > 0:
                 aside = path.with_name(f"journal.{time.strftime('%Y%m%dT%H%M%S')}."
-                                       f"{secrets.token_hex(2)}.jsonl")
+                                       f"{os.urandom(2).hex()}.jsonl")
                 os.replace(path, aside)
                 self.reporter.info(f"previous journal moved aside to {aside}")
             return 0

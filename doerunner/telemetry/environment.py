@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import platform
 import socket
 import sys
-from importlib import metadata
 from typing import Any
 
 _PACKAGES = ("doerunner", "click", "psutil", "tqdm", "numpy", "pandas", "nvidia-ml-py",
@@ -28,6 +26,8 @@ def _read(path: str) -> str | None:
 
 def cpu_model() -> str | None:
     """The CPU model name (Linux ``/proc/cpuinfo``; ``platform.processor()`` elsewhere)."""
+    import platform
+
     text = _read("/proc/cpuinfo")
     if text:
         for line in text.splitlines():
@@ -54,6 +54,8 @@ def in_container() -> bool:
 
 
 def package_versions() -> dict[str, str]:
+    from importlib import metadata  # ~20 ms: only when the environment is recorded
+
     versions: dict[str, str] = {}
     for name in _PACKAGES:
         with contextlib.suppress(metadata.PackageNotFoundError):
@@ -63,6 +65,8 @@ def package_versions() -> dict[str, str]:
 
 def host_environment() -> dict[str, Any]:
     """Host, OS, CPU, container, Python and package versions."""
+    import platform
+
     return {
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
