@@ -10,7 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .backends.base import DEFAULT_KILL_GRACE_S, DEFAULT_LOG_CAP_BYTES, Backend, ExecContext
+from .backends.base import (
+    DEFAULT_KILL_GRACE_S,
+    DEFAULT_LOG_CAP_BYTES,
+    Backend,
+    ExecContext,
+    WarmupSpec,
+)
 from .cases import Case
 from .results import OK, CaseResult, Execution, Metric
 
@@ -65,7 +71,14 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings,
     warnings: list[str] = []
     converged: bool | None = None
     final_cv: float | None = None
-    if case.warmup == "auto":
+    own = None
+    if case.warmup == "auto" or case.warmup:
+        own = backend.warmup(case, ctx, WarmupSpec(case.warmup, settings.warmup_cv,
+                                                   settings.warmup_max, WARMUP_WINDOW))
+    if own is not None:
+        converged, final_cv = own.converged, own.final_cv
+        warnings.extend(own.warnings)
+    elif case.warmup == "auto":
         converged = False
         while len(warm) < settings.warmup_max:
             if on_execution:
@@ -83,7 +96,7 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings,
             warnings.append(
                 f"warm-up did not converge: CV {final_cv if final_cv is not None else math.inf:.3f}"
                 f" after {len(warm)} runs (target {settings.warmup_cv:g})")
-    else:
+    elif case.warmup:
         for i in range(int(case.warmup)):
             if on_execution:
                 on_execution("warm-up", i + 1)
@@ -104,6 +117,8 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings,
             break
     else:
         result = _ok(case, warm, runs, converged, final_cv, warnings)
+        if own is not None:
+            result.metrics["warmup_runs"] = own.runs
     result.warnings = warnings
     result.series = series if series else None
     return result
@@ -116,7 +131,14 @@ def _measured(case: Case, backend: Backend, ctx: ExecContext, monitor: Monitor |
         return backend.execute(case, ctx)
     with monitor.window(case.case_id) as m:
         ex = backend.execute(case, ctx)
-    ex.metrics.update(m.metrics)
+    # The backend's own readings win (e.g. gpu_mem_peak_mb from torch's allocator).
+    ex.metrics = {**m.metrics, **ex.metrics}
+    tokens = ex.metrics.get("tokens_out")
+    energy = ex.metrics.get("energy_adjusted_j")
+    if energy is None:
+        energy = ex.metrics.get("energy_raw_j")
+    if isinstance(tokens, (int, float)) and tokens > 0 and isinstance(energy, (int, float)):
+        ex.metrics["energy_per_token_j"] = energy / tokens
     ex.telemetry = m.details
     series.extend(m.series)
     for w in m.warnings:

@@ -36,6 +36,29 @@ class ExecContext:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class WarmupSpec:
+    """What warm-up a case asks for: ``count`` executions, or ``"auto"``: until the
+    coefficient of variation (population std / mean) of the last ``window`` latencies is below
+    ``cv``, at most ``max_runs``."""
+
+    count: int | str
+    cv: float = 0.05
+    max_runs: int = 50
+    window: int = 5
+
+
+@dataclass(slots=True)
+class WarmupReport:
+    """What a backend's own warm-up did: ``runs`` warm-up requests, whether ``auto``
+    converged and the final CV (None for a fixed count), and warnings."""
+
+    runs: int
+    converged: bool | None = None
+    final_cv: float | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
 class Backend(ABC):
     """Runs one execution of a case and reports it as an ``Execution`` in SI units.
 
@@ -53,6 +76,13 @@ class Backend(ABC):
     @abstractmethod
     def execute(self, case: Case, ctx: ExecContext) -> Execution:
         """Run the case once."""
+
+    def warmup(self, case: Case, ctx: ExecContext, spec: WarmupSpec) -> WarmupReport | None:
+        """Warm up at a finer grain than whole executions (e.g. single requests of an LLM).
+
+        Return None (the default) to let the runner repeat whole executions instead. May
+        raise ``CaseInterrupted``; a failure is reported by the following ``execute``."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op for most backends
         """Release what the backend holds (worker processes, models)."""
