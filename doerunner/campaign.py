@@ -111,10 +111,6 @@ def run(cases: str | os.PathLike[str] | Sequence[Case], options: RunOptions | No
         cases = read_cases(cases, default_backend=opts.default_backend,
                            default_timeout_s=opts.default_timeout_s)
     cases = list(cases)
-    # The cases live for the whole run: keep the cyclic GC from scanning them over and over
-    # (it cost ~15% of a 100k-case dummy run).
-    gc.collect()
-    gc.freeze()
     try:
         tz = parse_tz(opts.tz)
     except ValueError as e:
@@ -122,27 +118,37 @@ def run(cases: str | os.PathLike[str] | Sequence[Case], options: RunOptions | No
     reporter = reporter or default_reporter(opts.quiet)
     run_dir = Path(opts.run_dir) if opts.run_dir else default_run_dir(opts.out)
     _preflight(opts.out, run_dir)
-    try:
-        with _locked(run_dir):
-            from .proctree import kill_leftovers
+    with _locked(run_dir), _monitoring(opts.telemetry, run_dir, reporter) as monitor:
+        # The cases live for the whole run: keep the cyclic GC from scanning them over and
+        # over (it cost ~15% of a 100k-case dummy run).
+        gc.collect()
+        gc.freeze()
+        try:
+            return _Campaign(cases, cases_file, opts, tz, run_dir, reporter, monitor).execute()
+        finally:
+            gc.unfreeze()
 
-            stray = kill_leftovers(str(run_dir.resolve()))
-            if stray:
-                reporter.warn(f"killed {len(stray)} process(es) left running by an earlier srd "
-                              f"in {run_dir} (pids {', '.join(map(str, stray))})")
-            monitor = Monitor(opts.telemetry)
-            monitor.open()  # TelemetryError (exit 4) with --telemetry on and no GPU
-            try:
-                if monitor.unavailable:
-                    reporter.info(f"GPU telemetry off: {monitor.unavailable}")
-                elif monitor.active:
-                    reporter.info(monitor.baseline_status())
-                return _Campaign(cases, cases_file, opts, tz, run_dir, reporter,
-                                 monitor).execute()
-            finally:
-                monitor.close()
+
+@contextlib.contextmanager
+def _monitoring(topts: TelemetryOptions, run_dir: Path, reporter: Reporter):  # type: ignore[no-untyped-def]
+    """Clean up after an earlier srd killed in this run directory, then open GPU telemetry
+    (``TelemetryError``, exit 4, with ``--telemetry on`` and no GPU) for the run."""
+    from .proctree import kill_leftovers
+
+    stray = kill_leftovers(str(run_dir.resolve()))
+    if stray:
+        reporter.warn(f"killed {len(stray)} process(es) left running by an earlier srd "
+                      f"in {run_dir} (pids {', '.join(map(str, stray))})")
+    monitor = Monitor(topts)
+    monitor.open()
+    try:
+        if monitor.unavailable:
+            reporter.info(f"GPU telemetry off: {monitor.unavailable}")
+        elif monitor.active:
+            reporter.info(monitor.baseline_status())
+        yield monitor
     finally:
-        gc.unfreeze()
+        monitor.close()
 
 
 @contextlib.contextmanager
