@@ -62,6 +62,7 @@ class RunOptions:
     handle_signals: bool = True
     command_line: list[str] = field(default_factory=lambda: list(sys.argv))
     telemetry: TelemetryOptions = field(default_factory=TelemetryOptions)
+    jobs: int = 1
 
 
 @dataclass
@@ -111,6 +112,7 @@ def run(cases: str | os.PathLike[str] | Sequence[Case], options: RunOptions | No
         cases = read_cases(cases, default_backend=opts.default_backend,
                            default_timeout_s=opts.default_timeout_s)
     cases = list(cases)
+    _check_jobs(opts, cases)
     try:
         tz = parse_tz(opts.tz)
     except ValueError as e:
@@ -127,6 +129,22 @@ def run(cases: str | os.PathLike[str] | Sequence[Case], options: RunOptions | No
             return _Campaign(cases, cases_file, opts, tz, run_dir, reporter, monitor).execute()
         finally:
             gc.unfreeze()
+
+
+def _check_jobs(opts: RunOptions, cases: list[Case]) -> None:
+    """``--jobs`` > 1 runs cases side by side: only for backends that use no GPU, and
+    without GPU telemetry (a window would measure its neighbours' energy too)."""
+    if opts.jobs <= 1:
+        return
+    gpu_cases = [c for c in cases if c.backend == "hf"]
+    if gpu_cases:
+        raise InputError([Problem("", 0, 0, f"--jobs {opts.jobs}: hf cases (like "
+                                  f"{gpu_cases[0].case_id!r}) use a GPU and run one at a time; "
+                                  "use --jobs 1")])
+    if opts.telemetry.mode == "on":
+        raise InputError([Problem("", 0, 0, f"--jobs {opts.jobs} with --telemetry on: cases "
+                                  "side by side would share the GPUs' energy; use --jobs 1")])
+    opts.telemetry.mode = "off"
 
 
 @contextlib.contextmanager
@@ -231,36 +249,74 @@ class _Campaign:
     def _loop(self, settings: RunnerSettings, truncate_to: int | None) -> None:
         from . import logwriter
 
+        todo = [i for i, o in enumerate(self.offsets) if o is None]
         with self._signals(), Journal(self.journal_path, truncate_to=truncate_to) as journal, \
                 logwriter.background():
             try:
-                for i, case in enumerate(self.cases):
-                    if self.offsets[i] is not None:
-                        continue
-                    if self.cancel.is_set():
-                        break
-                    if self.monitor.active:
-                        self.monitor.cooldown(self.cancel)
-                    self.reporter.case_start(case)
-                    result = self._run_with_retries(case, settings)
-                    if result is None:
-                        break
-                    self._telemetry_outputs(case, result)
-                    try:
-                        self.offsets[i] = journal.append(result, self.run_id)
-                    except OSError as e:
-                        raise OutputError(f"cannot write the journal {self.journal_path}: "
-                                          f"{e.strerror or e}") from None
-                    row = self._account(i, case, result)
-                    self.reporter.case_end(case, result, row["violations"])
-                    if i % 4096 == 4095:
-                        gc.freeze()  # finished rows stay till the end: stop rescanning them
-                    if self.opts.fail_fast and result.status != OK:
-                        break
+                if self.opts.jobs > 1:
+                    self._parallel(todo, settings, journal)
+                else:
+                    self._serial(todo, settings, journal)
             finally:
                 for b in self.backends.values():
                     with contextlib.suppress(Exception):
                         b.close()
+
+    def _serial(self, todo: list[int], settings: RunnerSettings, journal: Journal) -> None:
+        for i in todo:
+            if self.cancel.is_set():
+                return
+            case = self.cases[i]
+            if self.monitor.active:
+                self.monitor.cooldown(self.cancel)
+            self.reporter.case_start(case)
+            result = self._run_with_retries(case, settings)
+            if result is None:
+                return
+            if not self._commit(i, result, journal):
+                return
+
+    def _parallel(self, todo: list[int], settings: RunnerSettings, journal: Journal) -> None:
+        """Up to ``jobs`` cases at once, each in a thread of its own (the work is in child
+        processes); results are journaled here, in the order they finish, and rows keep the
+        input order."""
+        from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+        pending = iter(todo)
+        running: dict[Future[CaseResult | None], int] = {}
+        stop = False
+        with ThreadPoolExecutor(self.opts.jobs, thread_name_prefix="srd-case") as pool:
+            while True:
+                while not stop and not self.cancel.is_set() and len(running) < self.opts.jobs:
+                    i = next(pending, None)
+                    if i is None:
+                        break
+                    self._backend(self.cases[i].backend)  # created here, not in a worker
+                    self.reporter.case_start(self.cases[i])
+                    running[pool.submit(self._run_with_retries, self.cases[i], settings)] = i
+                if not running:
+                    return
+                done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+                for fut in sorted(done, key=running.__getitem__):
+                    i = running.pop(fut)
+                    result = fut.result()
+                    if result is not None and not self._commit(i, result, journal):
+                        stop = True  # --fail-fast: let the running cases finish
+
+    def _commit(self, i: int, result: CaseResult, journal: Journal) -> bool:
+        """Journal a finished case and account for it; False to stop (--fail-fast)."""
+        case = self.cases[i]
+        self._telemetry_outputs(case, result)
+        try:
+            self.offsets[i] = journal.append(result, self.run_id)
+        except OSError as e:
+            raise OutputError(f"cannot write the journal {self.journal_path}: "
+                              f"{e.strerror or e}") from None
+        row = self._account(i, case, result)
+        self.reporter.case_end(case, result, row["violations"])
+        if i % 4096 == 4095:
+            gc.freeze()  # finished rows stay till the end: stop rescanning them
+        return not (self.opts.fail_fast and result.status != OK)
 
     def _telemetry_outputs(self, case: Case, result: CaseResult) -> None:
         """Environment columns, and the case's time series written before it is journaled
