@@ -9,6 +9,7 @@ Memory stays O(cases): rows are streamed from the journal, never all held at onc
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import json
 import os
@@ -63,6 +64,8 @@ class RunOptions:
     command_line: list[str] = field(default_factory=lambda: list(sys.argv))
     telemetry: TelemetryOptions = field(default_factory=TelemetryOptions)
     jobs: int = 1
+    per_gpu: bool = False
+    share_gpus: bool = False
 
 
 @dataclass
@@ -112,12 +115,12 @@ def run(cases: str | os.PathLike[str] | Sequence[Case], options: RunOptions | No
         cases = read_cases(cases, default_backend=opts.default_backend,
                            default_timeout_s=opts.default_timeout_s)
     cases = list(cases)
-    _check_jobs(opts, cases)
+    reporter = reporter or default_reporter(opts.quiet)
+    _check_jobs(opts, cases, reporter)
     try:
         tz = parse_tz(opts.tz)
     except ValueError as e:
         raise InputError([Problem("", 0, 0, f"--tz: {e}")]) from None
-    reporter = reporter or default_reporter(opts.quiet)
     run_dir = Path(opts.run_dir) if opts.run_dir else default_run_dir(opts.out)
     _preflight(opts.out, run_dir)
     with _locked(run_dir), _monitoring(opts.telemetry, run_dir, reporter) as monitor:
@@ -131,19 +134,33 @@ def run(cases: str | os.PathLike[str] | Sequence[Case], options: RunOptions | No
             gc.unfreeze()
 
 
-def _check_jobs(opts: RunOptions, cases: list[Case]) -> None:
-    """``--jobs`` > 1 runs cases side by side: only for backends that use no GPU, and
-    without GPU telemetry (a window would measure its neighbours' energy too)."""
+def _check_jobs(opts: RunOptions, cases: list[Case], reporter: Reporter) -> None:
+    """Cases side by side: ``--per-gpu`` gives each its own GPU; ``--jobs`` > 1 is for
+    backends that use no GPU and turns GPU telemetry off (a window would measure its
+    neighbours' energy too) unless ``--share-gpus`` accepts that."""
+    def bad(msg: str) -> InputError:
+        return InputError([Problem("", 0, 0, msg)])
+
+    if opts.per_gpu:
+        if opts.telemetry.mode == "off":
+            raise bad("--per-gpu needs GPU telemetry: drop --telemetry off")
+        if opts.jobs > 1:
+            raise bad("--per-gpu runs one case per GPU: drop --jobs")
+        opts.telemetry.mode = "on"  # no GPU found is then an error, not a silent serial run
+        return
     if opts.jobs <= 1:
         return
     gpu_cases = [c for c in cases if c.backend == "hf"]
-    if gpu_cases:
-        raise InputError([Problem("", 0, 0, f"--jobs {opts.jobs}: hf cases (like "
-                                  f"{gpu_cases[0].case_id!r}) use a GPU and run one at a time; "
-                                  "use --jobs 1")])
+    if gpu_cases and not opts.share_gpus:
+        raise bad(f"--jobs {opts.jobs}: hf cases (like {gpu_cases[0].case_id!r}) use a GPU; "
+                  "use --per-gpu to give each case a GPU of its own, or --jobs 1")
+    if opts.share_gpus:
+        reporter.warn(f"--share-gpus: {opts.jobs} cases share the GPUs; per-case GPU energy "
+                      "and power include their neighbours' and are not comparable")
+        return
     if opts.telemetry.mode == "on":
-        raise InputError([Problem("", 0, 0, f"--jobs {opts.jobs} with --telemetry on: cases "
-                                  "side by side would share the GPUs' energy; use --jobs 1")])
+        raise bad(f"--jobs {opts.jobs} with --telemetry on: cases side by side would share "
+                  "the GPUs' energy; use --per-gpu, --share-gpus or --jobs 1")
     opts.telemetry.mode = "off"
 
 
@@ -222,7 +239,7 @@ class _Campaign:
         self.violated_ids: list[str] = []
         self.throttled: list[str] = []
         self.warnings: list[str] = []
-        self.backends: dict[str, Backend] = {}
+        self.backends: dict[tuple[str, int], Backend] = {}
         self.cancel = threading.Event()
         self.interrupted = False
         self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + os.urandom(3).hex()
@@ -253,7 +270,7 @@ class _Campaign:
         with self._signals(), Journal(self.journal_path, truncate_to=truncate_to) as journal, \
                 logwriter.background():
             try:
-                if self.opts.jobs > 1:
+                if self.opts.jobs > 1 or (self.opts.per_gpu and self.monitor.active):
                     self._parallel(todo, settings, journal)
                 else:
                     self._serial(todo, settings, journal)
@@ -277,28 +294,42 @@ class _Campaign:
                 return
 
     def _parallel(self, todo: list[int], settings: RunnerSettings, journal: Journal) -> None:
-        """Up to ``jobs`` cases at once, each in a thread of its own (the work is in child
-        processes); results are journaled here, in the order they finish, and rows keep the
-        input order."""
+        """Several cases at once, each in a thread of its own (the work is in child
+        processes) with a slot of its own: backend instances per slot and, with
+        ``--per-gpu``, one GPU per slot (``CUDA_VISIBLE_DEVICES`` and the telemetry window
+        of that GPU only). Results are journaled here as they finish; rows keep the input
+        order."""
         from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
+        per_gpu = self.opts.per_gpu and self.monitor.active
+        slots = len(self.monitor.gpus.devices) if per_gpu else self.opts.jobs  # type: ignore[union-attr]
+        free = list(range(slots))
         pending = iter(todo)
-        running: dict[Future[CaseResult | None], int] = {}
+        running: dict[Future[CaseResult | None], tuple[int, int]] = {}
         stop = False
-        with ThreadPoolExecutor(self.opts.jobs, thread_name_prefix="srd-case") as pool:
+        with ThreadPoolExecutor(slots, thread_name_prefix="srd-case") as pool:
             while True:
-                while not stop and not self.cancel.is_set() and len(running) < self.opts.jobs:
+                while not stop and not self.cancel.is_set() and free:
                     i = next(pending, None)
                     if i is None:
                         break
-                    self._backend(self.cases[i].backend)  # created here, not in a worker
+                    slot = free.pop(0)
+                    case_settings = settings
+                    if per_gpu:
+                        case_settings = dataclasses.replace(
+                            settings, gpus=[slot],
+                            env={**settings.env,
+                                 "CUDA_VISIBLE_DEVICES": self.monitor.cuda_visible(slot)})
+                    self._backend(self.cases[i].backend, slot)  # created here, not in a thread
                     self.reporter.case_start(self.cases[i])
-                    running[pool.submit(self._run_with_retries, self.cases[i], settings)] = i
+                    fut = pool.submit(self._run_with_retries, self.cases[i], case_settings, slot)
+                    running[fut] = (i, slot)
                 if not running:
                     return
                 done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
-                for fut in sorted(done, key=running.__getitem__):
-                    i = running.pop(fut)
+                for fut in sorted(done, key=lambda f: running[f][0]):
+                    i, slot = running.pop(fut)
+                    free.append(slot)
                     result = fut.result()
                     if result is not None and not self._commit(i, result, journal):
                         stop = True  # --fail-fast: let the running cases finish
@@ -336,8 +367,9 @@ class _Campaign:
                 raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
             result.metrics["timeseries_path"] = os.path.relpath(path, self.opts.out.parent or ".")
 
-    def _run_with_retries(self, case: Case, settings: RunnerSettings) -> CaseResult | None:
-        backend = self._backend(case.backend)
+    def _run_with_retries(self, case: Case, settings: RunnerSettings,
+                          slot: int = 0) -> CaseResult | None:
+        backend = self._backend(case.backend, slot)
         attempts = 0
         while True:
             attempts += 1
@@ -351,10 +383,12 @@ class _Campaign:
             self.reporter.info(f"{case.case_id}: {result.status} ({result.message}); "
                                f"retry {attempts} of {self.opts.retries}")
 
-    def _backend(self, name: str) -> Backend:
-        b = self.backends.get(name)
+    def _backend(self, name: str, slot: int = 0) -> Backend:
+        """The backend instance of ``slot``: cases that run side by side never share one
+        (an hf worker holds one model on one GPU)."""
+        b = self.backends.get((name, slot))
         if b is None:
-            b = self.backends[name] = BACKENDS[name]()
+            b = self.backends[(name, slot)] = BACKENDS[name]()
         return b
 
     def _account(self, i: int, case: Case, result: CaseResult) -> dict[str, Any]:

@@ -133,6 +133,12 @@ def _size(text: str) -> int:
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Run up to N cases at once (shell and dummy backends; GPU telemetry off). "
                    "Rows keep the input order.")
+@click.option("--per-gpu", is_flag=True,
+              help="Run one case per GPU at a time (CUDA_VISIBLE_DEVICES set per case, energy "
+                   "measured on that GPU only).")
+@click.option("--share-gpus", is_flag=True,
+              help="With --jobs: let cases share GPUs with telemetry on (their energy then "
+                   "includes each other's).")
 @click.option("--resume", is_flag=True,
               help="Keep the cases the journal already holds (same definition) and run the "
                    "rest.")
@@ -180,7 +186,8 @@ def _size(text: str) -> int:
 @debug_option
 @handle_errors
 def run_cmd(cases_path: str, out: str, run_dir: str | None, backend: str, timeout_s: float,
-            tz: str, fail_fast: bool, jobs: int, resume: bool, retry_failed: bool, retries: int,
+            tz: str, fail_fast: bool, jobs: int, per_gpu: bool, share_gpus: bool, resume: bool,
+            retry_failed: bool, retries: int,
             warmup_cv: float, warmup_max: int, log_cap: str, kill_grace: float, csv_safe: bool,
             telemetry: str, gpus: str | None, sample_hz: float, baseline: str,
             baseline_ttl: float, baseline_duration: float, cooldown: str,
@@ -207,7 +214,8 @@ def run_cmd(cases_path: str, out: str, run_dir: str | None, backend: str, timeou
         return 0
     opts = RunOptions(out=Path(out), run_dir=Path(run_dir) if run_dir else None,
                       default_backend=backend, default_timeout_s=timeout_s, tz=tz,
-                      fail_fast=fail_fast, jobs=jobs, warmup_cv=warmup_cv, warmup_max=warmup_max,
+                      fail_fast=fail_fast, jobs=jobs, per_gpu=per_gpu,
+                      share_gpus=share_gpus, warmup_cv=warmup_cv, warmup_max=warmup_max,
                       log_cap_bytes=_size(log_cap), kill_grace_s=kill_grace, resume=resume,
                       retry_failed=retry_failed, retries=retries, csv_safe=csv_safe,
                       quiet=quiet, command_line=["srd", *sys.argv[1:]],

@@ -39,6 +39,7 @@ class RunnerSettings:
     cancel: threading.Event = field(default_factory=threading.Event)
     monitor: Monitor | None = None
     env: dict[str, str] = field(default_factory=dict)  # extra environment for every execution
+    gpus: list[int] | None = None  # positions of the monitored GPUs this case uses (None: all)
 
 
 def coefficient_of_variation(values: list[float]) -> float:
@@ -109,7 +110,7 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings,
     for i in range(case.repeat):
         if on_execution and case.repeat > 1:
             on_execution("run", i + 1)
-        ex = _measured(case, backend, ctx, settings.monitor, series, warnings)
+        ex = _measured(case, backend, ctx, settings, series, warnings)
         runs.append(ex)
         if ex.status != OK:
             where = f"repetition {i + 1} of {case.repeat}" if case.repeat > 1 else ""
@@ -124,12 +125,13 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings,
     return result
 
 
-def _measured(case: Case, backend: Backend, ctx: ExecContext, monitor: Monitor | None,
+def _measured(case: Case, backend: Backend, ctx: ExecContext, settings: RunnerSettings,
               series: list[Any], warnings: list[str]) -> Execution:
     """One measured execution, inside a telemetry window when GPUs are monitored."""
+    monitor = settings.monitor
     if monitor is None or not monitor.active:
         return backend.execute(case, ctx)
-    with monitor.window(case.case_id) as m:
+    with monitor.window(case.case_id, settings.gpus) as m:
         ex = backend.execute(case, ctx)
     # The backend's own readings win (e.g. gpu_mem_peak_mb from torch's allocator).
     ex.metrics = {**m.metrics, **ex.metrics}

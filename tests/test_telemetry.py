@@ -198,3 +198,26 @@ def test_srd_baseline_and_env_commands(tmp_path, lib_dir) -> None:
     assert info["gpu"]["driver_version"] == nvmlsim.DRIVER_VERSION
     assert info["gpu"]["gpus"][0]["uuid"] == nvmlsim.uuid(0)
     assert info["python"] and "click" in info["packages"]
+
+
+def test_per_gpu_runs_each_case_on_its_own_gpu(tmp_path, lib_dir) -> None:
+    t0 = time.time()
+    profs = [Profile([(0, 100.0)]), Profile([(0, 300.0)])]
+    cases = "case_id,cmd\n" + "".join(
+        f"c{i},sleep 0.6; echo ext_cvd=$CUDA_VISIBLE_DEVICES\n" for i in range(4))
+    p = srd_sim(tmp_path, lib_dir, cases, "--baseline", "off", "--per-gpu", profiles=profs,
+                t0=t0, energy_res_s=0.001)
+    assert p.returncode == 0, p.stderr
+    power = {nvmlsim.uuid(0): 100.0, nvmlsim.uuid(1): 300.0}
+    run = json.loads((tmp_path / "m_run" / "run.json").read_text())
+    seen = set()
+    for row, case in zip(rows(tmp_path), run["cases"], strict=True):
+        gpus = case["runs"][0]["telemetry"]["gpus"]
+        assert len(gpus) == 1 and gpus[0]["uuid"] == row["ext_cvd"]  # measured where it ran
+        seen.add(row["ext_cvd"])
+        window = gpus[0]["t_end"] - gpus[0]["t_begin"]
+        assert float(row["energy_raw_j"]) == pytest.approx(power[row["ext_cvd"]] * window,
+                                                          rel=0.01)
+    assert seen == set(power)  # both GPUs were used
+    starts = sorted(c["t_start"] for c in run["cases"])
+    assert starts[1] - starts[0] < 0.3  # two cases side by side

@@ -5,6 +5,7 @@ metrics (SI units: J, W, s, MiB, °C). Nothing here formats."""
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -73,6 +74,7 @@ class Monitor:
         self.unavailable: str | None = None
         self.idle_temps_c: list[float | None] = []
         self._seq = 0
+        self._seq_lock = threading.Lock()
 
     @property
     def active(self) -> bool:
@@ -134,16 +136,17 @@ class Monitor:
 
     # -- per execution ---------------------------------------------------------------------
     @contextlib.contextmanager
-    def window(self, case_id: str) -> Iterator[Measured]:
-        """Measure the block; the yielded ``Measured`` is filled when the block ends
-        (also when it raises)."""
+    def window(self, case_id: str, gpus: list[int] | None = None) -> Iterator[Measured]:
+        """Measure the block on the GPUs at positions ``gpus`` (default: all); the yielded
+        ``Measured`` is filled when the block ends (also when it raises)."""
         out = Measured()
         if self.sampler is None:
             yield out
             return
-        self._seq += 1
-        key = f"{case_id}#{self._seq}"
-        self.sampler.begin_window(key)
+        with self._seq_lock:  # cases may run side by side (--per-gpu)
+            self._seq += 1
+            key = f"{case_id}#{self._seq}"
+        self.sampler.begin_window(key, gpus)
         try:
             yield out
         finally:
@@ -207,6 +210,12 @@ class Monitor:
                 out.series.extend((devices[w.index].info.index, s) for s in w.series)
 
     # -- between cases -------------------------------------------------------------------------
+    def cuda_visible(self, position: int) -> str:
+        """``CUDA_VISIBLE_DEVICES`` for a case given the GPU at ``position``: its UUID, which
+        names the same GPU whatever the ordering (CUDA's and NVML's can differ)."""
+        assert self.gpus is not None
+        return self.gpus.devices[position].info.uuid
+
     def cooldown(self, cancel: Any) -> float:
         """Wait per ``--cooldown`` before a case; returns the seconds waited. ``auto``: until
         every GPU is within 2 °C of its temperature at the start of the run (at most 300 s)."""
