@@ -66,6 +66,7 @@ class RunOptions:
     jobs: int = 1
     per_gpu: bool = False
     share_gpus: bool = False
+    project: str | None = None
 
 
 @dataclass
@@ -246,7 +247,23 @@ class _Campaign:
         self.t0 = time.time()
 
     # -- the loop ---------------------------------------------------------------------------
+    def _register(self, summary: RunSummary | None) -> None:
+        """Record the run in the history database (best effort: a warning on failure)."""
+        from .history import RunRecord, register
+
+        c = summary.counts if summary else {}
+        err = register(RunRecord(
+            self.run_id, self.opts.project, self.t0, time.time() if summary else None,
+            str(Path(self.cases_file).resolve()) if self.cases_file else None,
+            str(self.opts.out.resolve()), str(self.run_dir.resolve()), len(self.cases),
+            c.get(OK, 0), c.get(FAIL, 0), c.get(TIMEOUT, 0),
+            summary.violated if summary else 0, summary.exit_code if summary else None,
+            self.opts.command_line))
+        if err and summary is None:
+            self.reporter.warn(f"run history not recorded: {err}")
+
     def execute(self) -> RunSummary:
+        self._register(None)
         truncate_to = self._prepare_journal()
         resumed = sum(o is not None for o in self.offsets)
         settings = RunnerSettings(self.run_dir / "logs", self.opts.warmup_cv,
@@ -506,6 +523,7 @@ class _Campaign:
                               f"{self.journal_path} is kept: run again with --resume") from None
         for w in self.warnings:
             self.reporter.warn(w)
+        self._register(summary)
         self.reporter.finish(summary)
         return summary
 

@@ -133,6 +133,8 @@ def _size(text: str) -> int:
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Run up to N cases at once (shell and dummy backends; GPU telemetry off). "
                    "Rows keep the input order.")
+@click.option("--project", default=None,
+              help="Project name recorded in the run history (srd runs list --project).")
 @click.option("--per-gpu", is_flag=True,
               help="Run one case per GPU at a time (CUDA_VISIBLE_DEVICES set per case, energy "
                    "measured on that GPU only).")
@@ -186,8 +188,8 @@ def _size(text: str) -> int:
 @debug_option
 @handle_errors
 def run_cmd(cases_path: str, out: str, run_dir: str | None, backend: str, timeout_s: float,
-            tz: str, fail_fast: bool, jobs: int, per_gpu: bool, share_gpus: bool, resume: bool,
-            retry_failed: bool, retries: int,
+            tz: str, fail_fast: bool, jobs: int, project: str | None, per_gpu: bool,
+            share_gpus: bool, resume: bool, retry_failed: bool, retries: int,
             warmup_cv: float, warmup_max: int, log_cap: str, kill_grace: float, csv_safe: bool,
             telemetry: str, gpus: str | None, sample_hz: float, baseline: str,
             baseline_ttl: float, baseline_duration: float, cooldown: str,
@@ -214,7 +216,7 @@ def run_cmd(cases_path: str, out: str, run_dir: str | None, backend: str, timeou
         return 0
     opts = RunOptions(out=Path(out), run_dir=Path(run_dir) if run_dir else None,
                       default_backend=backend, default_timeout_s=timeout_s, tz=tz,
-                      fail_fast=fail_fast, jobs=jobs, per_gpu=per_gpu,
+                      fail_fast=fail_fast, jobs=jobs, per_gpu=per_gpu, project=project,
                       share_gpus=share_gpus, warmup_cv=warmup_cv, warmup_max=warmup_max,
                       log_cap_bytes=_size(log_cap), kill_grace_s=kill_grace, resume=resume,
                       retry_failed=retry_failed, retries=retries, csv_safe=csv_safe,
@@ -328,6 +330,91 @@ def validate_cmd(metrics: str, cases_path: str | None, debug: bool) -> int:
         click.echo(f"srd: {metrics}: {len(problems)} problem(s)", err=True)
         return EXIT_USAGE
     click.echo(f"{metrics}: valid")
+    return 0
+
+
+def _epoch(text: str | None, option: str) -> float | None:
+    """A date (YYYY-MM-DD) or ISO 8601 time → epoch seconds (local time when no offset)."""
+    if text is None:
+        return None
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a date like 2026-11-23 or "
+                                 "2026-11-23T10:00", param_hint=option) from None
+
+
+@cli.group("runs")
+def runs_group() -> None:
+    """The run history: every srd run registers itself ($SRD_HOME/history.sqlite)."""
+
+
+@runs_group.command("list")
+@click.option("--project", default=None, help="Only this project's runs.")
+@click.option("--since", default=None, help="Runs started on or after this date/time.")
+@click.option("--until", default=None, help="Runs started before this date/time.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@debug_option
+@handle_errors
+def runs_list(project: str | None, since: str | None, until: str | None, as_json: bool,
+              debug: bool) -> int:
+    """List registered runs, oldest first."""
+    import dataclasses
+    import json
+    from datetime import datetime
+
+    from .history import list_runs
+
+    runs = list_runs(project, _epoch(since, "--since"), _epoch(until, "--until"))
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(r) for r in runs], indent=2))
+        return 0
+    for r in runs:
+        started = datetime.fromtimestamp(r.started).isoformat(timespec="seconds")
+        state = f"exit {r.exit_code}" if r.exit_code is not None else "unfinished"
+        click.echo(f"{r.run_id}  {started}  {r.project or '-'}  {r.total} cases "
+                   f"({r.ok} OK, {r.fail} FAIL, {r.timeout} TIMEOUT)  {state}  "
+                   f"{r.metrics_path}")
+    return 0
+
+
+@runs_group.command("show")
+@click.argument("run_id")
+@debug_option
+@handle_errors
+def runs_show(run_id: str, debug: bool) -> int:
+    """Show one run (an id or a unique prefix of one)."""
+    import dataclasses
+    import json
+
+    from .errors import InputError, Problem
+    from .history import get_run
+
+    r = get_run(run_id)
+    if r is None:
+        raise InputError([Problem("", 0, 0, f"no run {run_id!r} in the history "
+                                  "(srd runs list shows them)")])
+    click.echo(json.dumps(dataclasses.asdict(r), indent=2))
+    return 0
+
+
+@cli.command("design")
+@click.argument("design_yaml", type=click.Path())
+@click.option("--out", default="cases.csv", show_default=True, type=click.Path(),
+              help="Where to write the cases.csv (atomically).")
+@click.option("--force", is_flag=True, help="Replace --out when it exists.")
+@debug_option
+@handle_errors
+def design_cmd(design_yaml: str, out: str, force: bool, debug: bool) -> int:
+    """Generate a cases.csv from a design of experiments (full, fractional, plackett-burman,
+    lhs, zip) described in DESIGN_YAML. The run order is randomized with `seed` unless
+    `randomize: false`, so slow drift (a GPU heating up) does not pass for a factor's effect."""
+    from .design import design_to_csv
+
+    generated = design_to_csv(design_yaml, out, force=force)
+    click.echo(f"{out}: {generated.summary()}")
     return 0
 
 

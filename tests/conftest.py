@@ -33,3 +33,9 @@ def run_srd(*args: str, cwd: Path | None = None, timeout: float = 120,
         e.update(env)
     return subprocess.run([sys.executable, "-m", "doerunner", *args], cwd=cwd, env=e,
                           capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_srd_home(tmp_path_factory, monkeypatch):
+    """Tests never touch the user's run history or baseline cache."""
+    monkeypatch.setenv("SRD_HOME", str(tmp_path_factory.mktemp("srd_home")))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..atomic import atomic_open
+from ..paths import srd_home
 
 DEFAULT_TTL_S = 3600.0
 DEFAULT_DURATION_S = 30.0
@@ -48,17 +48,9 @@ class Baseline:
         return sum(self.power_w[u] for u in uuids)
 
 
-def home() -> Path:
-    """srd's state directory: ``$SRD_HOME``, else ``$XDG_CACHE_HOME/doerunner``, else
-    ``~/.cache/doerunner``."""
-    if os.environ.get("SRD_HOME"):
-        return Path(os.environ["SRD_HOME"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "doerunner"
-
-
 def cache_path() -> Path:
-    return home() / "baseline.json"
+    """``<srd home>/baseline.json`` (see ``doerunner.paths.srd_home``)."""
+    return srd_home() / "baseline.json"
 
 
 def load_cache(path: Path | None = None) -> dict[str, dict[str, float]]:
