@@ -133,6 +133,9 @@ def _size(text: str) -> int:
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Run up to N cases at once (shell and dummy backends; GPU telemetry off). "
                    "Rows keep the input order.")
+@click.option("--junit", "junit_path", type=click.Path(), default=None,
+              help="Also write a JUnit XML report (one testcase per case) for CI test "
+                   "reporters.")
 @click.option("--project", default=None,
               help="Project name recorded in the run history (srd runs list --project).")
 @click.option("--per-gpu", is_flag=True,
@@ -188,7 +191,8 @@ def _size(text: str) -> int:
 @debug_option
 @handle_errors
 def run_cmd(cases_path: str, out: str, run_dir: str | None, backend: str, timeout_s: float,
-            tz: str, fail_fast: bool, jobs: int, project: str | None, per_gpu: bool,
+            tz: str, fail_fast: bool, jobs: int, junit_path: str | None, project: str | None,
+            per_gpu: bool,
             share_gpus: bool, resume: bool, retry_failed: bool, retries: int,
             warmup_cv: float, warmup_max: int, log_cap: str, kill_grace: float, csv_safe: bool,
             telemetry: str, gpus: str | None, sample_hz: float, baseline: str,
@@ -226,7 +230,26 @@ def run_cmd(cases_path: str, out: str, run_dir: str | None, backend: str, timeou
                           baseline_ttl_s=baseline_ttl, baseline_duration_s=baseline_duration,
                           carbon_g_per_kwh=carbon_intensity, price_per_kwh=energy_price,
                           cooldown=cooldown, timeseries=timeseries == "on"))
-    return run(cases, opts, cases_file=cases_path).exit_code
+    summary = run(cases, opts, cases_file=cases_path)
+    if junit_path:
+        _write_junit(junit_path, summary, cases_path)
+    return summary.exit_code
+
+
+def _write_junit(path: str, summary: Any, cases_path: str) -> None:
+    """The JUnit report of a finished run, from its metrics.csv as written."""
+    import csv
+
+    from .errors import OutputError
+    from .exporters.junit import write_junit
+
+    with open(summary.out, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    try:
+        write_junit(path, rows, suite_name=f"srd {Path(cases_path).name}",
+                    log_dir=summary.run_dir / "logs")
+    except OSError as e:
+        raise OutputError(f"--junit {path}: {e.strerror or e}") from None
 
 
 def _check_choice(option: str, value: str, words: tuple[str, ...],
@@ -416,6 +439,59 @@ def design_cmd(design_yaml: str, out: str, force: bool, debug: bool) -> int:
     generated = design_to_csv(design_yaml, out, force=force)
     click.echo(f"{out}: {generated.summary()}")
     return 0
+
+
+@cli.command("effects")
+@click.argument("metrics", type=click.Path())
+@click.option("--response", default=None,
+              help="The metric to explain. Default: p95 when it has values, else "
+                   "run_seconds.")
+@click.option("--factor", "factors", multiple=True,
+              help="A parameter to analyse (param_batch or batch); repeat for more. "
+                   "Default: every param_* with two levels or more.")
+@click.option("--markdown", is_flag=True, help="Print a Markdown table.")
+@debug_option
+@handle_errors
+def effects_cmd(metrics: str, response: str | None, factors: tuple[str, ...],
+                markdown: bool, debug: bool) -> int:
+    """Main effects of each parameter on a response, from the OK rows of METRICS: the
+    mean per level, the effect size (max - min of the level means), ranked, and the
+    spread (std across rows; pooled run_seconds_std / <response>_std with repetitions)."""
+    from .analysis import main_effects, read_metrics, render_effects
+
+    table = main_effects(read_metrics(metrics), response, list(factors) or None)
+    click.echo(render_effects(table, markdown=markdown), nl=False)
+    return 0
+
+
+@cli.command("compare")
+@click.argument("base", type=click.Path())
+@click.argument("new", type=click.Path())
+@click.option("--metric", "metrics", multiple=True,
+              help="A metric to compare; repeat for more. NAME:lower or NAME:higher says "
+                   "which way is better when the name does not (p95, energy_*_j, ... are "
+                   "lower; throughput_*, *_rps, *_per_s higher). Default: p95 and "
+                   "run_seconds.")
+@click.option("--max-regression", default="5%", show_default=True,
+              help="Tolerated change in the bad direction, as 5% or 0.05.")
+@click.option("--markdown", is_flag=True, help="Print a Markdown table.")
+@debug_option
+@handle_errors
+def compare_cmd(base: str, new: str, metrics: tuple[str, ...], max_regression: str,
+                markdown: bool, debug: bool) -> int:
+    """Compare the cases of NEW with those of BASE (matched by case_id). Exit 2 when a
+    metric got worse by more than --max-regression, 0 otherwise, 4 on bad input.
+
+    Noise: when either file has a repetition spread for a metric (run_seconds_std for
+    run_seconds, else a <metric>_std column), a change counts only when |new - base|
+    exceeds 2 x sqrt(std_base^2 + std_new^2); else it is reported "within noise".
+    """
+    from .analysis import compare, parse_ratio, read_metrics, render_compare
+
+    ratio = parse_ratio(max_regression)
+    result = compare(read_metrics(base), read_metrics(new), list(metrics) or None, ratio)
+    click.echo(render_compare(result, markdown=markdown), nl=False)
+    return 2 if result.has_regression else 0
 
 
 def main() -> None:

@@ -37,7 +37,7 @@ def test_jobs_gives_the_serial_rows_in_input_order(tmp_path, write_cases, monkey
         "slow"]
     assert sorted(journal_ids(tmp_path / "p_run")) == sorted(journal_ids(tmp_path / "s_run"))
     with open(tmp_path / "p.csv", newline="") as f:
-        slow = [r for r in csv.DictReader(f) if r["case_id"] == "slow"][0]
+        slow = next(r for r in csv.DictReader(f) if r["case_id"] == "slow")
     assert slow["status"] == "TIMEOUT" and abs(float(slow["run_seconds"]) - 0.5) < 0.2
 
 

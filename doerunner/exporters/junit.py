@@ -1,0 +1,193 @@
+"""JUnit XML: the rows of a metrics.csv → one ``<testsuite>`` that CI test reporters read
+(Jenkins, GitLab, GitHub actions that read JUnit).
+
+The shape follows the Jenkins xUnit plugin's ``junit-10.xsd`` (the tests validate against
+it, ``tests/data/junit-10.xsd``):
+
+* one ``<testsuite>``: ``name``, ``tests``, ``failures``, ``errors``, ``skipped`` (always
+  0: srd skips nothing), ``time`` (sum of ``run_seconds``), ``timestamp`` (the first
+  ``ts_start``, ISO 8601 with its offset) and ``hostname`` when ``env_hostname`` is known;
+* one ``<testcase>`` per row, in row order: ``name`` = case_id, ``classname`` =
+  ``srd.<tag>`` for the alphabetically first tag set on the row, else ``srd.<backend>``,
+  ``time`` = ``run_seconds``;
+* FAIL → ``<error type="FAIL" message="exit code 7">``, TIMEOUT → ``<error type="TIMEOUT"
+  message="timed out after 1 s">``, the body holding the violations and the last
+  ``LOG_TAIL_LINES`` lines of the case's ``logs/<case_id>.stderr`` and ``.stdout``;
+* an OK row with violated thresholds → ``<failure type="threshold" message="p95>0.1">``;
+* ``<system-out>``: the row's ``param_*`` and ``note_*`` values, then its key metrics
+  (p95, p99, throughput_rps, energy_raw_j when present), one ``name=value`` a line.
+
+The schema allows ``<properties>`` only on the suite, never on a test case, so the
+parameters go to the test case's ``<system-out>``; ``testcase_properties=True`` adds a
+``<properties>`` element to each test case as well, for reporters that read it there
+(pytest's xunit1 flavour does the same), at the cost of schema validity.
+
+Every text is escaped by ``xml.etree.ElementTree``; characters XML 1.0 cannot hold (NUL,
+other C0 controls but TAB/LF/CR, lone surrogates, U+FFFE/U+FFFF) are removed first.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from ..atomic import atomic_open
+from ..columns import CASE_ID_RE, round_half_away
+
+LOG_TAIL_LINES = 50
+# Enough bytes for LOG_TAIL_LINES ordinary lines; the tail of a huge log is all we read.
+_LOG_TAIL_BYTES = 64 * 1024
+KEY_METRICS = ("p95", "p99", "throughput_rps", "energy_raw_j")
+_TAG_TRUE = frozenset({"1", "true", "yes", "x"})
+_XML_FORBIDDEN = re.compile(
+    "[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(text: object) -> str:
+    """``text`` as a string XML 1.0 can hold: forbidden characters are removed."""
+    return _XML_FORBIDDEN.sub("", str(text))
+
+
+def write_junit(path: str | os.PathLike[str], rows: Iterable[Mapping[str, str]],
+                suite_name: str, log_dir: Path | None = None, *,
+                testcase_properties: bool = False) -> None:
+    """Write the JUnit XML of ``rows`` (metrics.csv rows as read back: every value a
+    string, missing = ``""``) to ``path``, atomically (UTF-8, XML declaration).
+
+    ``log_dir`` is the run directory's ``logs/``; ``None`` or a missing file means no log
+    tail. Raises ``OSError`` when ``path`` cannot be written.
+    """
+    root = junit_element(rows, suite_name, log_dir, testcase_properties=testcase_properties)
+    ET.indent(root)
+    with atomic_open(path, "wb") as f:
+        ET.ElementTree(root).write(f, encoding="utf-8", xml_declaration=True)
+        f.write(b"\n")
+
+
+def junit_element(rows: Iterable[Mapping[str, str]], suite_name: str,
+                  log_dir: Path | None = None, *,
+                  testcase_properties: bool = False) -> ET.Element:
+    """The ``<testsuite>`` element of ``rows`` (see the module docstring)."""
+    suite = ET.Element("testsuite", {"name": xml_text(suite_name)})
+    tests = failures = errors = 0
+    total_s = 0.0
+    timestamp = hostname = ""
+    for row in rows:
+        tests += 1
+        seconds = _number(row.get("run_seconds", ""))
+        if seconds is not None:
+            total_s += seconds
+        timestamp = timestamp or row.get("ts_start", "")
+        hostname = hostname or row.get("env_hostname", "")
+        case, kind = _testcase(row, seconds, log_dir, testcase_properties)
+        errors += kind == "error"
+        failures += kind == "failure"
+        suite.append(case)
+    suite.set("tests", str(tests))
+    suite.set("failures", str(failures))
+    suite.set("errors", str(errors))
+    suite.set("skipped", "0")
+    suite.set("time", round_half_away(total_s, 6))
+    if timestamp:
+        suite.set("timestamp", xml_text(timestamp))
+    if hostname:
+        suite.set("hostname", xml_text(hostname))
+    return suite
+
+
+def _testcase(row: Mapping[str, str], seconds: float | None, log_dir: Path | None,
+              testcase_properties: bool) -> tuple[ET.Element, str]:
+    """The ``<testcase>`` of one row and what it reports: ``error``, ``failure`` or ``""``."""
+    case_id = row.get("case_id", "")
+    attrs = {"name": xml_text(case_id), "classname": xml_text(_classname(row))}
+    if seconds is not None:
+        attrs["time"] = round_half_away(seconds, 6)
+    case = ET.Element("testcase", attrs)
+    status = row.get("status", "")
+    kind = ""
+    violations = [v for v in row.get("violations", "").split(";") if v]
+    if status != "OK":
+        message = row.get("message", "") or _default_message(row, status)
+        body = [*(f"violated: {v}" for v in violations), *_log_tail(log_dir, case_id)]
+        err = ET.SubElement(case, "error", {"message": xml_text(message),
+                                            "type": xml_text(status or "UNKNOWN")})
+        err.text = xml_text("\n".join(body)) if body else None
+        kind = "error"
+    elif violations:
+        fail = ET.SubElement(case, "failure", {"message": xml_text(";".join(violations)),
+                                               "type": "threshold"})
+        fail.text = xml_text("\n".join(_threshold_lines(row, violations)))
+        kind = "failure"
+    described = [(k, v) for k, v in row.items()
+                 if k.startswith(("param_", "note_")) and v != ""]
+    if testcase_properties and described:
+        props = ET.SubElement(case, "properties")
+        for k, v in described:
+            ET.SubElement(props, "property", {"name": xml_text(k), "value": xml_text(v)})
+    out = [f"{k}={v}" for k, v in described]
+    out += [f"{k}={row[k]}" for k in KEY_METRICS if row.get(k, "") != ""]
+    if out:
+        ET.SubElement(case, "system-out").text = xml_text("\n".join(out))
+    return case, kind
+
+
+def _classname(row: Mapping[str, str]) -> str:
+    tags = sorted(k for k, v in row.items()
+                  if k.startswith("tag_") and v.strip().lower() in _TAG_TRUE)
+    if tags:
+        return "srd." + tags[0].removeprefix("tag_")
+    return "srd." + (row.get("backend", "") or "unknown")
+
+
+def _default_message(row: Mapping[str, str], status: str) -> str:
+    if status == "FAIL" and row.get("exit_code", ""):
+        return f"exit code {row['exit_code']}"
+    if status == "TIMEOUT":
+        return "timed out"
+    return status or "no status"
+
+
+def _threshold_lines(row: Mapping[str, str], violations: list[str]) -> list[str]:
+    lines = [f"violated: {v}" for v in violations]
+    for k, v in row.items():
+        if k.startswith("threshold_") and v != "":
+            metric = k.removeprefix("threshold_")
+            lines.append(f"{metric}: bound {v}, measured {row.get(metric, '') or 'nothing'}")
+    return lines
+
+
+def _log_tail(log_dir: Path | None, case_id: str) -> list[str]:
+    """The last ``LOG_TAIL_LINES`` lines of the case's stderr, then stdout, each under a
+    header line; nothing for a log that is missing or empty."""
+    if log_dir is None or not CASE_ID_RE.fullmatch(case_id):
+        return []
+    out: list[str] = []
+    for stream in ("stderr", "stdout"):
+        p = Path(log_dir) / f"{case_id}.{stream}"
+        try:
+            with open(p, "rb") as f:
+                size = f.seek(0, os.SEEK_END)
+                f.seek(max(0, size - _LOG_TAIL_BYTES))
+                data = f.read()
+        except OSError:
+            continue
+        lines = data.decode("utf-8", errors="replace").splitlines()
+        if size > _LOG_TAIL_BYTES and lines:
+            lines = lines[1:]  # the first line read is probably cut
+        lines = lines[-LOG_TAIL_LINES:]
+        if lines:
+            out.append(f"--- {stream} ({p.name}, last {len(lines)} lines) ---")
+            out.extend(lines)
+    return out
+
+
+def _number(text: str) -> float | None:
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
