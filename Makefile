@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 CASES  ?= cases/smoke.csv
 OUT    ?= metrics.csv
 
-.PHONY: run test test-all lint bench install install-dev clean
+.PHONY: run test test-all lint bench install install-dev install-hf tiny-model clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,12 +15,24 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[dev]'
+# torch first, pinned to the CPU wheel: a plain `torch` requirement resolved by pip would pull
+# a multi-GB CUDA build. On a GPU machine install the torch build you want before this.
+$(VENV)/.installed-hf: pyproject.toml | $(BIN)/python
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[hf]'
+	touch $@ $(VENV)/.installed
+
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed-hf | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev,hf]'
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
+install-hf: $(VENV)/.installed-hf
 install-dev: $(VENV)/.installed-dev
+
+## tiny-model: a tiny random-weight causal LM and tokenizer, built offline (for cases/hf_sweep.csv)
+tiny-model: install-hf
+	$(BIN)/python examples/make_tiny_model.py examples/tiny-model
 
 ## run: create .venv, install, run the example cases into metrics.csv
 run: install
@@ -39,9 +51,11 @@ test-all: install-dev
 lint: install-dev
 	$(BIN)/ruff check .
 
-## bench: the benchmarks (needs hyperfine: apt-get install hyperfine)
+## bench: the benchmarks (overhead needs hyperfine: apt-get install hyperfine)
 bench: install-dev
 	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/energy_accuracy.py
+	$(BIN)/python benchmarks/hf_overhead.py
 
 clean:
 	rm -rf $(VENV) metrics.csv metrics_run .pytest_cache .ruff_cache

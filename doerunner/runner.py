@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,7 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings,
     metrics describe the failed execution and are not averaged with the others. Raises
     ``CaseInterrupted`` (from the backend) when ``settings.cancel`` is set.
     """
+    t_case = time.time()  # the case starts with its warm-up, whoever runs it
     logs = settings.logs_dir
     ctx = ExecContext(
         timeout_s=case.timeout_s,
@@ -87,7 +89,7 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings,
             ex = backend.execute(case, ctx)
             warm.append(ex)
             if ex.status != OK:
-                return _failed(case, warm, [], ex, f"warm-up {len(warm)}")
+                return _failed(case, warm, [], ex, f"warm-up {len(warm)}", t_case)
             if len(warm) >= WARMUP_WINDOW:
                 final_cv = coefficient_of_variation([w.wall_s for w in warm[-WARMUP_WINDOW:]])
                 if final_cv < settings.warmup_cv:
@@ -104,7 +106,7 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings,
             ex = backend.execute(case, ctx)
             warm.append(ex)
             if ex.status != OK:
-                return _failed(case, warm, [], ex, f"warm-up {i + 1}")
+                return _failed(case, warm, [], ex, f"warm-up {i + 1}", t_case)
     runs: list[Execution] = []
     series: list[Any] = []
     for i in range(case.repeat):
@@ -114,10 +116,10 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings,
         runs.append(ex)
         if ex.status != OK:
             where = f"repetition {i + 1} of {case.repeat}" if case.repeat > 1 else ""
-            result = _failed(case, warm, runs, ex, where)
+            result = _failed(case, warm, runs, ex, where, t_case)
             break
     else:
-        result = _ok(case, warm, runs, converged, final_cv, warnings)
+        result = _ok(case, warm, runs, converged, final_cv, warnings, t_case)
         if own is not None:
             result.metrics["warmup_runs"] = own.runs
     result.warnings = warnings
@@ -156,7 +158,7 @@ def _definition(case: Case) -> dict[str, object]:
 
 
 def _ok(case: Case, warm: list[Execution], runs: list[Execution], converged: bool | None,
-        final_cv: float | None, warnings: list[str]) -> CaseResult:
+        final_cv: float | None, warnings: list[str], t_case: float) -> CaseResult:
     metrics = aggregate(runs)
     if case.warmup == "auto" or case.warmup:
         metrics["warmup_runs"] = len(warm)
@@ -164,15 +166,14 @@ def _ok(case: Case, warm: list[Execution], runs: list[Execution], converged: boo
         metrics["warmup_converged"] = converged
         if final_cv is not None and math.isfinite(final_cv):
             metrics["warmup_final_cv"] = final_cv
-    first = warm[0] if warm else runs[0]
     last = runs[-1]
-    return CaseResult(case.case_id, OK, first.t_start, last.t_end, last.exit_code, "",
+    return CaseResult(case.case_id, OK, t_case, last.t_end, last.exit_code, "",
                       metrics, runs, warm, fingerprint=case.fingerprint(), warnings=warnings,
                       definition=_definition(case))
 
 
 def _failed(case: Case, warm: list[Execution], runs: list[Execution], ex: Execution,
-            where: str) -> CaseResult:
+            where: str, t_case: float) -> CaseResult:
     metrics: dict[str, Metric] = dict(ex.metrics)
     metrics["run_seconds"] = ex.wall_s
     metrics["errors"] = max(1, _int(metrics.get("errors", 0)))
@@ -181,8 +182,7 @@ def _failed(case: Case, warm: list[Execution], runs: list[Execution], ex: Execut
     if warm:
         metrics["warmup_runs"] = len(warm)
     message = f"{where}: {ex.message}" if where else ex.message
-    first = (warm or runs)[0]
-    return CaseResult(case.case_id, ex.status, first.t_start, ex.t_end, ex.exit_code, message,
+    return CaseResult(case.case_id, ex.status, t_case, ex.t_end, ex.exit_code, message,
                       metrics, runs, warm, fingerprint=case.fingerprint(),
                       definition=_definition(case))
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from .base import Backend, ExecContext
 from .dummy import DummyBackend
+from .hf import HfBackend
 from .shell import ShellBackend
 
 BACKENDS: dict[str, type[Backend]] = {
     ShellBackend.NAME: ShellBackend,
     DummyBackend.NAME: DummyBackend,
+    HfBackend.NAME: HfBackend,
 }
 
 # Names accepted in cases.csv; "hf" is recognised so that its absence can be explained.

@@ -1,0 +1,500 @@
+"""The Hugging Face transformers backend (``backend=hf``): LLM generation latency,
+throughput and energy per token.
+
+Parameters (cells of the case's row; an empty cell means the default):
+
+- ``model``: a local directory or a Hub id (offline works from a local directory). Required.
+- ``prompt`` or ``prompts_file``: one prompt, or a UTF-8 file with one prompt per line (blank
+  lines skipped; a relative path is relative to the current directory). One is required.
+- ``num_prompts``: measured requests per execution, prompts cycled (default: the prompts given).
+- ``batch_size``: requests per ``generate`` call, left-padded (default 1).
+- ``max_new_tokens`` (default 32), ``min_new_tokens`` (default 0): generated tokens per request.
+- ``dtype``: ``float32``, ``float16``, ``bfloat16`` or ``auto`` (the checkpoint's; default).
+- ``device``: ``cpu``, ``cuda`` or ``cuda:N`` (default: cuda when available, else cpu).
+- ``do_sample``: 1/true/yes samples, 0/false/no decodes greedily (default false).
+- ``temperature``, ``top_p``, ``top_k``: sampling settings, used with ``do_sample``.
+- ``seed``: ``torch.manual_seed`` before each warm-up and each execution (default 0).
+- ``attn_implementation``: e.g. ``eager``, ``sdpa``, ``flash_attention_2`` (default:
+  transformers' choice).
+
+Other parameters are labels, but a name close to one of these (``max_new_token``,
+``batchsize``) is an input error with a suggestion, so a typo never silently runs the default.
+
+How it runs. Generation happens in a worker process (``hf_worker``) started on first use in a
+process group of its own and kept for the whole run: it keeps loaded models keyed by
+(model, dtype, device, attn_implementation), so a sweep over batch sizes loads its model once
+(``model_load_s`` is the load time on the first execution of the case that loaded it, 0.0 when
+the model was already loaded; ``ext_model_loads`` is how many loads the current worker has
+done and ``ext_worker_pid`` its pid). Starting the worker and loading a model may take up to
+``max(timeout_s, 300)`` seconds and are not part of an execution's ``wall_s``. An execution
+(every measured prompt) or a single warm-up request that takes longer than ``timeout_s`` gets
+the worker's whole process group SIGKILLed and is TIMEOUT ``timed out after N s``; a worker
+that dies is a FAIL; either way the next case starts a new worker. CUDA out of memory is FAIL
+``CUDA out of memory (batch_size=N)`` and the worker stays up. The worker's own output goes to
+``logs/hf_worker.log`` in the run directory.
+
+Warm-up is per request (one batch ``generate``): ``warmup=N`` runs N requests; ``auto`` (the
+default for hf rows) runs until the coefficient of variation of the last 5 request latencies
+is below ``--warmup-cv``, at most ``--warmup-max`` requests.
+
+Metrics (seconds, SI units) over the measured prompts: ``p50``, ``p95``, ``p99``,
+``latency_avg`` (per request; the requests of a batch share its latency), ``ttft_p50``,
+``ttft_p95`` (time to first token, from a logits processor that timestamps each decoding step),
+``tpot_mean`` (time per output token after the first), ``throughput_rps`` and ``tokens_per_s``
+(over ``generate_s``, the time spent in ``generate``; tokenising is done before the clock
+starts), ``tokens_in``, ``tokens_out`` (padding excluded), ``batch_effective_size``, and
+``mem_peak_mb`` (the worker's peak resident MiB, on CPU) or ``gpu_mem_peak_mb`` (torch's
+allocator peak, MiB, on CUDA). With GPU telemetry the runner adds ``energy_per_token_j``.
+
+This module never imports torch or transformers (srd starts fast and validates without them);
+only the worker does.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import json
+import math
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+from contextlib import suppress
+from functools import cache
+from pathlib import Path
+from typing import IO, Any
+
+from .. import proctree
+from ..cases import Case
+from ..errors import CaseInterrupted
+from ..results import FAIL, OK, TIMEOUT, Execution, Metric
+from .base import Backend, ExecContext, WarmupReport, WarmupSpec
+
+PARAMS = ("model", "prompt", "prompts_file", "num_prompts", "batch_size", "max_new_tokens",
+          "min_new_tokens", "dtype", "device", "do_sample", "temperature", "top_p", "top_k",
+          "seed", "attn_implementation")
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+MISSING_EXTRA = ("backend 'hf' needs the hf extra: pip install 'doerunner[hf]' "
+                 "(install torch first: pip install torch==2.13.0)")
+LOAD_TIMEOUT_MIN_S = 300.0  # starting the worker and loading a model: max(timeout_s, this)
+_POLL_S = 0.1  # how often the cancel event is looked at while the worker works
+_DEVICE_RE = re.compile(r"cpu|cuda(:\d+)?")
+_ATTN_RE = re.compile(r"[A-Za-z0-9_./-]+")
+_TRUE = frozenset({"1", "true", "yes", "x"})
+_FALSE = frozenset({"", "0", "false", "no"})
+_LOG_NAME = "hf_worker.log"
+
+
+@cache
+def _extra_installed() -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers"))
+
+
+@cache
+def _read_prompts(path: str) -> tuple[str, ...] | str:
+    """The non-blank lines of ``path`` (trailing newline and CR removed), or an error text."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = tuple(s for s in (line.rstrip("\r\n") for line in f) if s.strip())
+    except FileNotFoundError:
+        return f"prompts_file {path!r}: no such file"
+    except (OSError, ValueError) as e:  # ValueError: undecodable bytes, a NUL in the path
+        return f"prompts_file {path!r}: cannot read ({getattr(e, 'strerror', None) or e})"
+    return lines or f"prompts_file {path!r} holds no prompt (one prompt per line)"
+
+
+def _int(params: dict[str, str], name: str, default: int, minimum: int,
+         problems: list[tuple[str, str]]) -> int:
+    text = params.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        problems.append((name, f"{name} must be an integer >= {minimum}, got {text!r}"))
+        return default
+    return value
+
+
+def _float(params: dict[str, str], name: str, lo: float, hi: float, lo_open: bool,
+           problems: list[tuple[str, str]]) -> float | None:
+    text = params.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    ok = (value > lo if lo_open else value >= lo) and value <= hi
+    if not ok:
+        rng = f"> {lo:g}" if hi == math.inf else f"in {'(' if lo_open else '['}{lo:g}, {hi:g}]"
+        problems.append((name, f"{name} must be a number {rng}, got {text!r}"))
+        return None
+    return value
+
+
+def parse_job(case: Case) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The case's generation settings as the worker reads them, and the problems found as
+    ``(column, message)`` pairs (the job is only usable when there are none)."""
+    p = {k: v for k, v in case.params.items()}
+    problems: list[tuple[str, str]] = []
+    for name in p:
+        if name in PARAMS:
+            continue
+        close = (difflib.get_close_matches(name.lower(), PARAMS, n=1, cutoff=0.8)
+                 or ([name.lower()] if name.lower() in PARAMS else []))
+        if close:
+            problems.append((name, f"unknown hf parameter {name!r}: did you mean {close[0]!r}?"))
+    model = p.get("model", "").strip()
+    if not model:
+        problems.append(("model", "model: missing value (a local directory or a Hub id)"))
+    elif os.path.isdir(os.path.expanduser(model)):
+        model = os.path.abspath(os.path.expanduser(model))
+    prompt, pfile = p.get("prompt", ""), p.get("prompts_file", "").strip()
+    prompts: tuple[str, ...] = ()
+    if prompt.strip() and pfile:
+        problems.append(("prompts_file", "give prompt or prompts_file, not both"))
+    elif pfile:
+        got = _read_prompts(os.path.abspath(pfile))
+        if isinstance(got, str):
+            problems.append(("prompts_file", got))
+        else:
+            prompts = got
+    elif prompt.strip():
+        prompts = (prompt,)
+    else:
+        problems.append(("prompt", "prompt: missing value (give prompt or prompts_file)"))
+    num_prompts = _int(p, "num_prompts", len(prompts) or 1, 1, problems)
+    batch_size = _int(p, "batch_size", 1, 1, problems)
+    max_new = _int(p, "max_new_tokens", 32, 1, problems)
+    min_new = _int(p, "min_new_tokens", 0, 0, problems)
+    if min_new > max_new:
+        problems.append(("min_new_tokens", f"min_new_tokens ({min_new}) must not exceed "
+                                           f"max_new_tokens ({max_new})"))
+    dtype = p.get("dtype", "").strip().lower() or "auto"
+    if dtype not in DTYPES:
+        problems.append(("dtype", f"dtype must be one of {', '.join(DTYPES)}, "
+                                  f"got {p['dtype']!r}"))
+    device = p.get("device", "").strip().lower() or "auto"
+    if device != "auto" and not _DEVICE_RE.fullmatch(device):
+        problems.append(("device", f"device must be cpu, cuda or cuda:N, got {p['device']!r}"))
+    sample_text = p.get("do_sample", "").strip().lower()
+    if sample_text not in _TRUE and sample_text not in _FALSE:
+        problems.append(("do_sample", "do_sample must be 1/true/yes or empty/0/false/no, "
+                                      f"got {p['do_sample']!r}"))
+    temperature = _float(p, "temperature", 0.0, math.inf, True, problems)
+    top_p = _float(p, "top_p", 0.0, 1.0, True, problems)
+    top_k_text = p.get("top_k", "").strip()
+    top_k = _int(p, "top_k", 0, 0, problems) if top_k_text else None
+    seed = _int(p, "seed", 0, 0, problems)
+    attn = p.get("attn_implementation", "").strip()
+    if attn and not _ATTN_RE.fullmatch(attn):
+        problems.append(("attn_implementation", "attn_implementation must be a name like "
+                                                f"sdpa or eager, got {attn!r}"))
+    job = {"model": model, "dtype": dtype, "device": device, "attn_implementation": attn,
+           "prompts": list(prompts), "num_prompts": num_prompts, "batch_size": batch_size,
+           "max_new_tokens": max_new, "min_new_tokens": min_new,
+           "do_sample": sample_text in _TRUE, "temperature": temperature, "top_p": top_p,
+           "top_k": top_k, "seed": seed}
+    return job, problems
+
+
+class WorkerGone(Exception):
+    """The worker exited or closed its output; the message says how."""
+
+
+class _Timeout(Exception):
+    pass
+
+
+class _Worker:
+    """The worker process seen from srd: start, one-line JSON messages, kill."""
+
+    def __init__(self, env: dict[str, str], log_path: Path | None) -> None:
+        pkg_root = str(Path(__file__).resolve().parents[2])
+        full = dict(os.environ)
+        full.update(env)
+        full["PYTHONPATH"] = pkg_root + (os.pathsep + full["PYTHONPATH"]
+                                         if full.get("PYTHONPATH") else "")
+        full.setdefault("TOKENIZERS_PARALLELISM", "false")
+        self.log_path = log_path
+        log: IO[bytes] | int | None = None
+        if log_path is not None:
+            with suppress(OSError):
+                log_path.parent.mkdir(parents=True, exist_ok=True)
+                log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
+        try:
+            with proctree.spawning() as protected:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", "doerunner.backends.hf_worker"],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=full,
+                    start_new_session=True)
+                protected.add(self.proc.pid)
+        finally:
+            if log is not None:
+                log.close()
+        proctree.register_group(self.proc.pid)
+        self.pid = self.proc.pid
+        self.buf = b""
+        self.ready = False
+        self.loads = 0
+
+    def send(self, obj: dict[str, Any]) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(json.dumps(obj).encode() + b"\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise WorkerGone(self._how_it_ended()) from None
+
+    def recv(self, limit_s: float, cancel: Any, case_id: str) -> dict[str, Any]:
+        """The next message, waiting at most ``limit_s`` seconds. Raises ``_Timeout``,
+        ``WorkerGone``, or ``CaseInterrupted`` when ``cancel`` is set (worker killed)."""
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + limit_s
+        while b"\n" not in self.buf:
+            if cancel.is_set():
+                self.kill()
+                raise CaseInterrupted(case_id)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _Timeout
+            ready, _, _ = select.select([fd], [], [], min(left, _POLL_S))
+            if ready:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    raise WorkerGone(self._how_it_ended())
+                self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        try:
+            return json.loads(line)
+        except ValueError:
+            raise WorkerGone(f"hf worker wrote a garbled message: {line[:80]!r}") from None
+
+    def _how_it_ended(self) -> str:
+        try:
+            code = self.proc.wait(2.0)
+        except subprocess.TimeoutExpired:
+            return "hf worker closed its output unexpectedly"
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            how = f"killed by {name}"
+        else:
+            how = f"exit code {code}"
+        where = f"; see {self.log_path}" if self.log_path else ""
+        return f"hf worker died ({how}){where}"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the worker's whole process group and reap it."""
+        with suppress(OSError):
+            os.killpg(self.pid, signal.SIGKILL)
+        with suppress(OSError):
+            self.proc.kill()
+        with suppress(subprocess.TimeoutExpired):
+            self.proc.wait(5.0)
+        self._forget()
+
+    def stop(self) -> None:
+        """Ask the worker to exit; kill it when it does not within 5 s."""
+        with suppress(Exception):
+            self.send({"op": "exit"})
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(5.0)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return
+        with suppress(OSError):
+            os.killpg(self.pid, signal.SIGKILL)  # anything it started
+        self._forget()
+
+    def _forget(self) -> None:
+        proctree.unregister_group(self.pid)
+        proctree.unprotect(self.pid)
+        for f in (self.proc.stdin, self.proc.stdout):
+            with suppress(OSError):
+                if f is not None:
+                    f.close()
+
+
+class HfBackend(Backend):
+    """Runs LLM generation through transformers in a kept worker process (module docstring)."""
+
+    NAME = "hf"
+
+    def __init__(self) -> None:
+        self.worker: _Worker | None = None
+        self.env: dict[str, str] = {}
+        self.pending: dict[str, Execution] = {}  # case id -> failure found during its warm-up
+        self.carried_load_s: dict[str, float] = {}  # case id -> load time spent in warm-up
+        self.reported_case: str | None = None  # the case whose model_load_s was reported
+
+    # -- validation ----------------------------------------------------------------------------
+    def check(self, case: Case) -> list[tuple[str, str]]:
+        if not _extra_installed():
+            return [("backend", MISSING_EXTRA)]
+        return parse_job(case)[1]
+
+    # -- the worker ----------------------------------------------------------------------------
+    def _ensure_worker(self, ctx: ExecContext, case_id: str) -> _Worker:
+        env = dict(ctx.env)
+        if self.worker is not None and (not self.worker.alive() or env != self.env):
+            self.worker.kill()
+            self.worker = None
+        if self.worker is None:
+            log = Path(ctx.stderr_path).parent / _LOG_NAME if ctx.stderr_path else None
+            self.worker = _Worker(env, log)
+            self.env = env
+        w = self.worker
+        if not w.ready:
+            msg = self._recv(w, ctx, _load_limit(ctx), case_id)
+            if not msg.get("ready"):
+                raise WorkerGone(f"hf worker did not start: {msg}")
+            w.ready = True
+        return w
+
+    def _recv(self, w: _Worker, ctx: ExecContext, limit_s: float, case_id: str) -> dict[str, Any]:
+        return w.recv(limit_s, ctx.cancel, case_id)
+
+    def _discard_worker(self) -> None:
+        if self.worker is not None:
+            self.worker.kill()
+            self.worker = None
+
+    def _load(self, case: Case, ctx: ExecContext, job: dict[str, Any]) -> float | Execution:
+        """Make sure the case's model is loaded: its load seconds (0.0 when it already was),
+        or the failed ``Execution`` (FAIL, or TIMEOUT after ``max(timeout_s, 300)`` s)."""
+        t_start, t0 = time.time(), time.perf_counter()
+        limit = _load_limit(ctx)
+        try:
+            w = self._ensure_worker(ctx, case.case_id)
+            w.send({"op": "load", **{k: job[k] for k in ("model", "dtype", "device",
+                                                         "attn_implementation")}})
+            reply = self._recv(w, ctx, limit - (time.perf_counter() - t0), case.case_id)
+        except _Timeout:
+            self._discard_worker()
+            return _failure(TIMEOUT, f"timed out after {limit:g} s loading the model",
+                            t_start, limit)
+        except WorkerGone as e:
+            self._discard_worker()
+            return _failure(FAIL, str(e), t_start, time.perf_counter() - t0)
+        if not reply.get("ok"):
+            return _failure(FAIL, str(reply.get("error")), t_start, time.perf_counter() - t0)
+        w.loads = int(reply.get("loads", w.loads))
+        return float(reply.get("load_s", 0.0))
+
+    # -- warm-up -------------------------------------------------------------------------------
+    def warmup(self, case: Case, ctx: ExecContext, spec: WarmupSpec) -> WarmupReport | None:
+        """Warm-up requests in the worker (one batch ``generate`` each). A failure is kept
+        and returned by the case's next ``execute``."""
+        self.pending.pop(case.case_id, None)
+        job, problems = parse_job(case)
+        if problems:
+            self.pending[case.case_id] = _failure(FAIL, problems[0][1], time.time(), 0.0)
+            return WarmupReport(0)
+        loaded = self._load(case, ctx, job)
+        self.reported_case = None
+        if isinstance(loaded, Execution):
+            self.pending[case.case_id] = loaded
+            return WarmupReport(0)
+        self.carried_load_s[case.case_id] = loaded
+        assert self.worker is not None
+        w = self.worker
+        t_start, t0 = time.time(), time.perf_counter()
+        steps = 0
+        try:
+            w.send({"op": "warmup", "job": job, "count": spec.count, "cv": spec.cv,
+                    "window": spec.window, "max_runs": spec.max_runs})
+            while True:
+                msg = self._recv(w, ctx, ctx.timeout_s, case.case_id)
+                if "step" in msg:
+                    steps = int(msg["step"])
+                    continue
+                break
+        except _Timeout:
+            self._discard_worker()
+            self.pending[case.case_id] = _failure(
+                TIMEOUT, f"timed out after {ctx.timeout_s:g} s (warm-up request {steps + 1})",
+                t_start, ctx.timeout_s)
+            return WarmupReport(steps)
+        except WorkerGone as e:
+            self._discard_worker()
+            self.pending[case.case_id] = _failure(FAIL, f"{e} (warm-up)", t_start,
+                                                  time.perf_counter() - t0)
+            return WarmupReport(steps)
+        if not msg.get("ok"):
+            self.pending[case.case_id] = _failure(FAIL, f"{msg.get('error')} (warm-up)",
+                                                  t_start, time.perf_counter() - t0)
+            return WarmupReport(steps)
+        runs, converged, final_cv = int(msg["runs"]), msg.get("converged"), msg.get("final_cv")
+        warnings = []
+        if converged is False:
+            cv_text = f"{final_cv:.3f}" if final_cv is not None else "inf"
+            warnings.append(f"warm-up did not converge: CV {cv_text} after {runs} requests "
+                            f"(target {spec.cv:g})")
+        return WarmupReport(runs, converged, final_cv, warnings)
+
+    # -- one execution -------------------------------------------------------------------------
+    def execute(self, case: Case, ctx: ExecContext) -> Execution:
+        failed = self.pending.pop(case.case_id, None)
+        if failed is not None:
+            return failed
+        job, problems = parse_job(case)
+        if problems:
+            return _failure(FAIL, problems[0][1], time.time(), 0.0)
+        loaded = self._load(case, ctx, job)
+        if isinstance(loaded, Execution):
+            return loaded
+        assert self.worker is not None
+        w = self.worker
+        t_start, t0 = time.time(), time.perf_counter()
+        try:
+            w.send({"op": "run", "job": job})
+            reply = self._recv(w, ctx, ctx.timeout_s, case.case_id)
+        except _Timeout:
+            self._discard_worker()
+            return _failure(TIMEOUT, f"timed out after {ctx.timeout_s:g} s", t_start,
+                            ctx.timeout_s)
+        except WorkerGone as e:
+            self._discard_worker()
+            return _failure(FAIL, str(e), t_start, time.perf_counter() - t0)
+        wall_s = time.perf_counter() - t0
+        if not reply.get("ok"):
+            return _failure(FAIL, str(reply.get("error")), t_start, wall_s)
+        metrics: dict[str, Metric] = dict(reply["metrics"])
+        if self.reported_case != case.case_id:
+            # Reported once per case: a mean over repetitions would dilute it.
+            self.reported_case = case.case_id
+            metrics["model_load_s"] = self.carried_load_s.pop(case.case_id, 0.0) + loaded
+        metrics["ext_model_loads"] = str(w.loads)
+        metrics["ext_worker_pid"] = str(w.pid)
+        return Execution(OK, wall_s, t_start, t_start + wall_s, None, "", metrics)
+
+    def close(self) -> None:
+        """Stop the worker (asked to exit; killed after 5 s)."""
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+
+
+def _load_limit(ctx: ExecContext) -> float:
+    return max(ctx.timeout_s, LOAD_TIMEOUT_MIN_S)
+
+
+def _failure(status: str, message: str, t_start: float, wall_s: float) -> Execution:
+    return Execution(status, wall_s, t_start, t_start + wall_s, None, message,
+                     {"errors": 1})
