@@ -106,7 +106,11 @@ def test_warmup_is_per_request(sweep) -> None:
     assert rows["b2"]["warmup_runs"] == "2" and rows["b2"]["warmup_converged"] == ""
     b1 = rows["b1"]
     assert 5 <= int(b1["warmup_runs"]) <= 50
-    assert (b1["warmup_converged"] == "1") == (f(b1, "warmup_final_cv") < 0.05)
+    # The CV is written with 2 decimals: a converged 0.049 reads 0.05.
+    if b1["warmup_converged"] == "1":
+        assert f(b1, "warmup_final_cv") <= 0.05
+    else:
+        assert f(b1, "warmup_final_cv") >= 0.05
 
 
 def test_model_loaded_once_for_several_cases(sweep) -> None:

@@ -73,7 +73,7 @@ def test_baseline_measured_cached_and_adjusted(tmp_path, lib_dir) -> None:
     p = srd_sim(tmp_path, lib_dir, "case_id,cmd\nidle,sleep 0.5\n", "--baseline", "auto",
                 "--baseline-duration", "1", profiles=[prof], t0=time.time())
     assert p.returncode == 0, p.stderr
-    assert "energy baseline: measured (55.0 W)" in p.stdout
+    assert "energy baseline: measured (" in p.stdout
     row = rows(tmp_path)[0]
     assert row["energy_baseline_method"] == "measured"
     assert abs(float(row["energy_baseline_w"]) - 55.0) < 1.0
@@ -84,7 +84,7 @@ def test_baseline_measured_cached_and_adjusted(tmp_path, lib_dir) -> None:
     # The second run takes the baseline from the cache (keyed by GPU UUID).
     p = srd_sim(tmp_path, lib_dir, "case_id,cmd\nidle,sleep 0.5\n", profiles=[prof],
                 t0=time.time())
-    assert "energy baseline: cached (55.0 W" in p.stdout
+    assert "energy baseline: cached (" in p.stdout
     assert rows(tmp_path)[0]["energy_baseline_method"] == "cached"
     cache = json.loads((tmp_path / "home" / "baseline.json").read_text())
     assert list(cache) == [nvmlsim.uuid(0)]

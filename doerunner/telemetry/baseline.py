@@ -79,8 +79,15 @@ def measure(devices: Sequence[IdleDevice], duration_s: float, *, hz: float = 10.
 
     With an energy counter the mean is the counter's difference over the elapsed time (exact);
     otherwise the mean of power readings at ``hz``."""
+    # Each counter read is timed by the midpoint of the clock readings around it, so a
+    # descheduled srd does not stretch the interval the energy is divided by.
+    e0: list[int | None] = []
+    t_e0: list[float] = []
+    for d in devices:
+        a = time.monotonic()
+        e0.append(d.energy_mj() if d.has_energy_counter else None)
+        t_e0.append((a + time.monotonic()) / 2)
     t0 = time.monotonic()
-    e0 = [d.energy_mj() if d.has_energy_counter else None for d in devices]
     sums = [0.0] * len(devices)
     counts = [0] * len(devices)
     while True:
@@ -94,12 +101,13 @@ def measure(devices: Sequence[IdleDevice], duration_s: float, *, hz: float = 10.
         if left <= 0:
             break
         sleep(min(1.0 / hz, left))
-    elapsed = time.monotonic() - t0
     out = []
     for i, d in enumerate(devices):
+        a = time.monotonic()
         e1 = d.energy_mj() if e0[i] is not None else None
+        elapsed = (a + time.monotonic()) / 2 - t_e0[i]
         if e0[i] is not None and e1 is not None and elapsed > 0:
-            out.append((e1 - e0[i]) / 1000.0 / elapsed)
+            out.append((e1 - e0[i]) / 1000.0 / elapsed)  # type: ignore[operator]
         else:
             out.append(sums[i] / counts[i] if counts[i] else float("nan"))
     return out
