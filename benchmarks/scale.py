@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Cases per second for the local serial and the local parallel (--jobs) executors, on
-trivial cases and on 0.2 s sleep-bound cases, in one run (the Dask executor is not built yet).
+"""Cases per second for the local serial, the local parallel (--jobs) and the Dask
+(--executor dask, a LocalCluster of 2 workers) executors, on trivial cases and on 0.2 s
+sleep-bound cases, in one run. The Dask times include starting and closing the LocalCluster
+(about 2 s), as a user's `srd run --executor dask` does.
 
-Usage: python benchmarks/scale.py [--trivial 300] [--sleepy 20] [--jobs 2,4]
+Usage: python benchmarks/scale.py [--trivial 300] [--sleepy 20] [--jobs 2,4] [--dask 2]
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ def main() -> None:
     ap.add_argument("--trivial", type=int, default=300)
     ap.add_argument("--sleepy", type=int, default=20)
     ap.add_argument("--jobs", default="2,4")
+    ap.add_argument("--dask", type=int, default=2, help="LocalCluster workers (0: skip)")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
@@ -51,6 +54,10 @@ def main() -> None:
             for j in a.jobs.split(","):
                 t = srd(cases, work, "--jobs", j)
                 print(f"  --jobs {j:<8} {t:7.2f} s  {n / t:8.1f} cases/s  "
+                      f"({serial / t:.2f}x serial)")
+            if a.dask:
+                t = srd(cases, work, "--executor", "dask", "--jobs", str(a.dask))
+                print(f"  dask {a.dask} workers {t:7.2f} s  {n / t:8.1f} cases/s  "
                       f"({serial / t:.2f}x serial)")
 
 

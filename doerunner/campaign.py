@@ -67,6 +67,8 @@ class RunOptions:
     per_gpu: bool = False
     share_gpus: bool = False
     project: str | None = None
+    executor: str = "local"  # "local" or "dask" (see executors/)
+    scheduler: str | None = None  # Dask scheduler address; None: a LocalCluster of --jobs workers
 
 
 @dataclass
@@ -117,14 +119,20 @@ def run(cases: str | os.PathLike[str] | Sequence[Case], options: RunOptions | No
                            default_timeout_s=opts.default_timeout_s)
     cases = list(cases)
     reporter = reporter or default_reporter(opts.quiet)
-    _check_jobs(opts, cases, reporter)
+    client_telemetry = opts.telemetry
+    if opts.executor == "local" and opts.scheduler is None:
+        _check_jobs(opts, cases, reporter)
+    else:
+        _check_dask(opts, cases, reporter)
+        # GPU telemetry happens on the workers; the client measures nothing.
+        client_telemetry = dataclasses.replace(opts.telemetry, mode="off")
     try:
         tz = parse_tz(opts.tz)
     except ValueError as e:
         raise InputError([Problem("", 0, 0, f"--tz: {e}")]) from None
     run_dir = Path(opts.run_dir) if opts.run_dir else default_run_dir(opts.out)
     _preflight(opts.out, run_dir)
-    with _locked(run_dir), _monitoring(opts.telemetry, run_dir, reporter) as monitor:
+    with _locked(run_dir), _monitoring(client_telemetry, run_dir, reporter) as monitor:
         # The cases live for the whole run: keep the cyclic GC from scanning them over and
         # over (it cost ~15% of a 100k-case dummy run).
         gc.collect()
@@ -162,6 +170,53 @@ def _check_jobs(opts: RunOptions, cases: list[Case], reporter: Reporter) -> None
     if opts.telemetry.mode == "on":
         raise bad(f"--jobs {opts.jobs} with --telemetry on: cases side by side would share "
                   "the GPUs' energy; use --per-gpu, --share-gpus or --jobs 1")
+    opts.telemetry.mode = "off"
+
+
+def local_cluster_workers(opts: RunOptions) -> int:
+    """Workers of the LocalCluster ``--executor dask`` starts without ``--scheduler``."""
+    return opts.jobs if opts.jobs > 1 else (os.cpu_count() or 1)
+
+
+def _check_dask(opts: RunOptions, cases: list[Case], reporter: Reporter) -> None:
+    """``--executor dask``: ``--jobs`` sizes the LocalCluster (no meaning with a remote
+    scheduler, whose workers are what was started for it); ``--per-gpu`` is the local
+    executor's (on a cluster, one worker per GPU declares ``--resources GPU=1``). On a
+    LocalCluster the workers share this machine's GPUs, so the ``--jobs`` rules apply."""
+    import importlib.util
+
+    def bad(msg: str) -> InputError:
+        return InputError([Problem("", 0, 0, msg)])
+
+    if opts.executor not in ("local", "dask"):
+        raise bad(f"--executor {opts.executor!r}: use local or dask")
+    if opts.executor != "dask":
+        raise bad("--scheduler needs --executor dask")
+    if importlib.util.find_spec("distributed") is None:
+        raise bad("--executor dask needs Dask distributed: pip install 'doerunner[dask]'")
+    if opts.per_gpu:
+        raise bad("--per-gpu is for the local executor; with --executor dask start one "
+                  "worker per GPU with --resources GPU=1 (README: Scaling out)")
+    if opts.scheduler is not None:
+        if opts.jobs > 1:
+            raise bad(f"--jobs {opts.jobs} sizes the LocalCluster of --executor dask; with "
+                      "--scheduler the cluster's own workers run the cases: drop --jobs")
+        return
+    n = local_cluster_workers(opts)
+    if n <= 1:
+        return
+    gpu_cases = [c for c in cases if c.backend == "hf"]
+    if gpu_cases and not opts.share_gpus:
+        raise bad(f"--executor dask: the {n} workers of a LocalCluster share this machine's "
+                  f"GPUs and hf cases (like {gpu_cases[0].case_id!r}) use one; use "
+                  "--per-gpu with the local executor, or a cluster with one worker per GPU")
+    if opts.share_gpus:
+        reporter.warn(f"--share-gpus: {n} workers share the GPUs; per-case GPU energy "
+                      "and power include their neighbours' and are not comparable")
+        return
+    if opts.telemetry.mode == "on":
+        raise bad(f"--executor dask with --telemetry on: the {n} workers of a LocalCluster "
+                  "would share the GPUs' energy; use --per-gpu with the local executor")
     opts.telemetry.mode = "off"
 
 
@@ -287,7 +342,9 @@ class _Campaign:
         with self._signals(), Journal(self.journal_path, truncate_to=truncate_to) as journal, \
                 logwriter.background():
             try:
-                if self.opts.jobs > 1 or (self.opts.per_gpu and self.monitor.active):
+                if self.opts.executor == "dask":
+                    self._dask(todo, settings, journal)
+                elif self.opts.jobs > 1 or (self.opts.per_gpu and self.monitor.active):
                     self._parallel(todo, settings, journal)
                 else:
                     self._serial(todo, settings, journal)
@@ -351,10 +408,76 @@ class _Campaign:
                     if result is not None and not self._commit(i, result, journal):
                         stop = True  # --fail-fast: let the running cases finish
 
-    def _commit(self, i: int, result: CaseResult, journal: Journal) -> bool:
-        """Journal a finished case and account for it; False to stop (--fail-fast)."""
+    def _dask(self, todo: list[int], settings: RunnerSettings, journal: Journal) -> None:
+        """Each case a task on a Dask worker (``executors.dask``). One task per worker
+        thread is submitted at a time, the next as a result comes in; each result is journaled here
+        with its logs and time series, as the local executor does. Rows keep the input
+        order. Interrupted: pending tasks are cancelled and the running cases killed on
+        their workers; a LocalCluster is closed and what it left running is killed."""
+        from . import logwriter
+        from .executors.dask import DaskSession, needs_gpu, worker_options
+        from .proctree import kill_leftovers
+
+        opts = self.opts
+        gpu = {i: needs_gpu(self.cases[i], opts.telemetry.mode) for i in todo}
+        run_key = f"{self.run_id}-{os.getpid()}"
+        wire = worker_options(opts, settings.env, run_key)
+        logs = settings.logs_dir
+        assert logs is not None
+        session = DaskSession(opts.scheduler, local_cluster_workers(opts), any(gpu.values()))
+        interrupted = False
+        try:
+            where = "a LocalCluster" if session.cluster is not None else opts.scheduler
+            self.reporter.info(f"dask: {session.workers} worker(s) on {where} "
+                               f"({session.address})")
+            pending = iter(todo)
+            running: dict[Any, tuple[int, float]] = {}
+            stop = False
+            while True:
+                ahead = session.threads
+                while not stop and not self.cancel.is_set() and len(running) < ahead:
+                    i = next(pending, None)
+                    if i is None:
+                        break
+                    self.reporter.case_start(self.cases[i])
+                    fut = session.submit(self.cases[i], wire, gpu[i])
+                    running[fut] = (i, time.time())
+                if self.cancel.is_set():
+                    interrupted = True
+                    session.interrupt(run_key, running)
+                    return
+                if not running:
+                    return
+                for fut in sorted(session.wait(running, 0.2), key=lambda f: running[f][0]):
+                    i, t_submit = running.pop(fut)
+                    case = self.cases[i]
+                    got = session.outcome(fut, case, t_submit)
+                    if got is None:
+                        continue
+                    for stream in ("stdout", "stderr"):
+                        path = logs / f"{case.case_id}.{stream}"
+                        if stream in got.logs:
+                            logwriter.write(path, got.logs[stream])
+                        else:
+                            logwriter.unlink(path)
+                    telemetry = (got.env, got.sample_hz) if got.env is not None else None
+                    if not self._commit(i, got.result, journal, telemetry):
+                        stop = True  # --fail-fast: let the submitted cases finish
+        finally:
+            if interrupted:
+                self.reporter.info("dask: pending cases cancelled, running cases killed")
+            session.close()
+            if session.cluster is not None:
+                # Belt and braces: what the closed workers (or lost ones) left running here.
+                kill_leftovers(settings.env[RUN_DIR_VAR])
+
+    def _commit(self, i: int, result: CaseResult, journal: Journal,
+                telemetry: tuple[dict[str, Any], float] | None = None) -> bool:
+        """Journal a finished case and account for it; False to stop (--fail-fast).
+        ``telemetry``: the environment columns and sampling rate of the worker that
+        measured the case (Dask), instead of this process's monitor."""
         case = self.cases[i]
-        self._telemetry_outputs(case, result)
+        self._telemetry_outputs(case, result, telemetry)
         try:
             self.offsets[i] = journal.append(result, self.run_id)
         except OSError as e:
@@ -366,18 +489,21 @@ class _Campaign:
             gc.freeze()  # finished rows stay till the end: stop rescanning them
         return not (self.opts.fail_fast and result.status != OK)
 
-    def _telemetry_outputs(self, case: Case, result: CaseResult) -> None:
+    def _telemetry_outputs(self, case: Case, result: CaseResult,
+                           telemetry: tuple[dict[str, Any], float] | None = None) -> None:
         """Environment columns, and the case's time series written before it is journaled
         (the journal line is what commits a case)."""
-        if not self.monitor.active:
-            return
-        result.metrics.update(self.monitor.env)
+        if telemetry is None:
+            if not self.monitor.active:
+                return
+            telemetry = (self.monitor.env, self.monitor.opts.sample_hz)
+        env, sample_hz = telemetry
+        result.metrics.update(env)
         if result.series:
             from .exporters.timeseries import case_document, write_case
 
             path = self.run_dir / "timeseries" / f"{case.case_id}.json"
-            doc = case_document(case.case_id, result.series, self.monitor.opts.sample_hz,
-                                THROTTLE_MASK)
+            doc = case_document(case.case_id, result.series, sample_hz, THROTTLE_MASK)
             try:
                 write_case(path, doc)
             except OSError as e:
