@@ -144,6 +144,13 @@ def _size(text: str) -> int:
 @click.option("--share-gpus", is_flag=True,
               help="With --jobs: let cases share GPUs with telemetry on (their energy then "
                    "includes each other's).")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local",
+              show_default=True,
+              help="Where cases run: in this process (local) or as tasks on Dask workers "
+                   "(pip install 'doerunner[dask]').")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="With --executor dask: the scheduler, e.g. tcp://host:8786. Default: a "
+                   "LocalCluster of --jobs (or one per CPU) workers on this machine.")
 @click.option("--resume", is_flag=True,
               help="Keep the cases the journal already holds (same definition) and run the "
                    "rest.")
@@ -192,8 +199,8 @@ def _size(text: str) -> int:
 @handle_errors
 def run_cmd(cases_path: str, out: str, run_dir: str | None, backend: str, timeout_s: float,
             tz: str, fail_fast: bool, jobs: int, junit_path: str | None, project: str | None,
-            per_gpu: bool,
-            share_gpus: bool, resume: bool, retry_failed: bool, retries: int,
+            per_gpu: bool, share_gpus: bool, executor: str, scheduler: str | None,
+            resume: bool, retry_failed: bool, retries: int,
             warmup_cv: float, warmup_max: int, log_cap: str, kill_grace: float, csv_safe: bool,
             telemetry: str, gpus: str | None, sample_hz: float, baseline: str,
             baseline_ttl: float, baseline_duration: float, cooldown: str,
@@ -221,6 +228,7 @@ def run_cmd(cases_path: str, out: str, run_dir: str | None, backend: str, timeou
     opts = RunOptions(out=Path(out), run_dir=Path(run_dir) if run_dir else None,
                       default_backend=backend, default_timeout_s=timeout_s, tz=tz,
                       fail_fast=fail_fast, jobs=jobs, per_gpu=per_gpu, project=project,
+                      executor=executor, scheduler=scheduler,
                       share_gpus=share_gpus, warmup_cv=warmup_cv, warmup_max=warmup_max,
                       log_cap_bytes=_size(log_cap), kill_grace_s=kill_grace, resume=resume,
                       retry_failed=retry_failed, retries=retries, csv_safe=csv_safe,
@@ -492,6 +500,82 @@ def compare_cmd(base: str, new: str, metrics: tuple[str, ...], max_regression: s
     result = compare(read_metrics(base), read_metrics(new), list(metrics) or None, ratio)
     click.echo(render_compare(result, markdown=markdown), nl=False)
     return 2 if result.has_regression else 0
+
+
+@cli.command("report")
+@click.argument("source", type=click.Path())
+@click.option("--response", default=None,
+              help="The metric the main effects explain. Default: tokens_per_s for hf runs, "
+                   "else p95 when it has values, else run_seconds.")
+@click.option("--html", "html_path", type=click.Path(), default=None,
+              help="Also write one self-contained HTML file (plots embedded, no network).")
+@click.option("--markdown", is_flag=True,
+              help="Print the summary as Markdown (e.g. >> $GITHUB_STEP_SUMMARY).")
+@click.option("--top", type=click.IntRange(min=1), default=5, show_default=True,
+              help="How many slowest / most energy-hungry cases to list.")
+@debug_option
+@handle_errors
+def report_cmd(source: str, response: str | None, html_path: str | None, markdown: bool,
+               top: int, debug: bool) -> int:
+    """Summarise a run: SOURCE is a run directory or a metrics.csv (its <stem>_run/ beside
+    it adds the run's metadata and GPU time series). Counts by status, failures,
+    violations, slowest and most energy-hungry cases, throttling, totals, main effects."""
+    from .errors import OutputError
+    from .report import build_report, load_run, render_markdown, render_text, write_html
+
+    rep = build_report(load_run(source), response, top)
+    click.echo(render_markdown(rep) if markdown else render_text(rep), nl=False)
+    if html_path:
+        try:
+            write_html(rep, html_path)
+        except OSError as e:
+            raise OutputError(f"--html {html_path}: {e.strerror or e}") from None
+        click.echo(f"srd: wrote {html_path}", err=True)
+    return 0
+
+
+@cli.command("export")
+@click.option("--run-id", "run_ids", multiple=True,
+              help="A run id (or unique prefix); repeat for more. Default: every run.")
+@click.option("--project", default=None, help="Only this project's runs.")
+@click.option("--since", default=None, help="Runs started on or after this date/time.")
+@click.option("--until", default=None, help="Runs started before this date/time.")
+@click.option("--case", "cases", multiple=True,
+              help="A case_id or glob (bench_*); repeat for more.")
+@click.option("--tag", "tags", multiple=True,
+              help="Only rows carrying this tag (tag_<name> = 1); repeat for either of several.")
+@click.option("--status", "statuses", multiple=True,
+              help="Only rows with this status (OK, FAIL, TIMEOUT); repeat for more.")
+@click.option("--format", "fmt", type=click.Choice(["json", "csv", "parquet"]),
+              default="json", show_default=True, help="Output format.")
+@click.option("--out", default=None, type=click.Path(),
+              help="Output file (atomically). Default: stdout (json, csv).")
+@click.option("--split", "split_dir", default=None, type=click.Path(),
+              help="CSV only: write one CSV per metric group into this directory.")
+@click.option("--timeseries", is_flag=True,
+              help="Export the flat per-sample GPU time series of the selected cases instead.")
+@debug_option
+@handle_errors
+def export_cmd(run_ids: tuple[str, ...], project: str | None, since: str | None,
+               until: str | None, cases: tuple[str, ...], tags: tuple[str, ...],
+               statuses: tuple[str, ...], fmt: str, out: str | None, split_dir: str | None,
+               timeseries: bool, debug: bool) -> int:
+    """Export runs of the history (srd runs list) and their cases as JSON, CSV or Parquet.
+    Filters of one kind are alternatives; different kinds must all hold."""
+    from .errors import OutputError
+    from .export import Selection, export, parse_statuses
+
+    sel = Selection(run_ids=run_ids, project=project, since=_epoch(since, "--since"),
+                    until=_epoch(until, "--until"), cases=cases, tags=tags,
+                    statuses=parse_statuses(statuses))
+    try:
+        result = export(sel, fmt, out, split=split_dir, timeseries=timeseries)
+    except OSError as e:
+        raise OutputError(f"{out or split_dir}: {e.strerror or e}") from None
+    for w in result.warnings:
+        click.echo(f"srd: warning: {w}", err=True)
+    click.echo(f"srd: {result.message}", err=True)
+    return 0
 
 
 def main() -> None:
