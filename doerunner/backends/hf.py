@@ -52,7 +52,6 @@ only the worker does.
 
 from __future__ import annotations
 
-import difflib
 import importlib.util
 import json
 import math
@@ -142,6 +141,8 @@ def _float(params: dict[str, str], name: str, lo: float, hi: float, lo_open: boo
 def parse_job(case: Case) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """The case's generation settings as the worker reads them, and the problems found as
     ``(column, message)`` pairs (the job is only usable when there are none)."""
+    import difflib  # here, not at import time: srd's start-up stays short
+
     p = {k: v for k, v in case.params.items()}
     problems: list[tuple[str, str]] = []
     for name in p:
