@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,32 +41,36 @@ def peak_rss_mib(cmd: list[str], cwd: Path) -> tuple[float, float]:
     return wall, usage.ru_maxrss / 1024
 
 
-def shell_benchmark(n: int, work: Path) -> None:
+def shell_benchmark(n: int, work: Path, rounds: int) -> None:
     cmds = [f"echo p95=0.00{i % 10} case={i}" for i in range(n)]
     cases = work / "shell.csv"
     cases.write_text("case_id,cmd\n" + "".join(f"c{i},{c}\n" for i, c in enumerate(cmds)))
-    print(f"## {n} trivial shell cases (`echo p95=... case=i`)")
-    srd_wall, _ = peak_rss_mib([*SRD, "run", "--cases", str(cases), "--out",
-                                str(work / "shell.csv.out"), "--quiet"], work)
-    t0 = time.perf_counter()
-    for c in cmds:
-        subprocess.run(["/bin/sh", "-c", c], capture_output=True)
-    bare = time.perf_counter() - t0
-    rows = [("srd run (whole process)", srd_wall), ("bare Python subprocess loop", bare)]
+    print(f"## {n} trivial shell cases (`echo p95=... case=i`), median of {rounds} rounds")
     hf = shutil.which("hyperfine")
-    if hf:
+    times: dict[str, list[float]] = {"srd": [], "bare": [], "hyperfine": []}
+    for _ in range(rounds):  # interleaved, so a slow moment of the machine hits all three
+        times["srd"].append(peak_rss_mib([*SRD, "run", "--cases", str(cases), "--out",
+                                          str(work / "shell.csv.out"), "--quiet"], work)[0])
         t0 = time.perf_counter()
-        subprocess.run([hf, "--runs", "1", "--style", "none", "--export-json",
-                        str(work / "hf.json"), *cmds], cwd=work, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        rows.append(("hyperfine --runs 1 (whole process)", time.perf_counter() - t0))
-    for name, wall in rows:
-        print(f"  {name:<38} {wall:8.3f} s  {wall / n * 1000:7.3f} ms/case")
+        for c in cmds:
+            subprocess.run(["/bin/sh", "-c", c], capture_output=True)
+        times["bare"].append(time.perf_counter() - t0)
+        if hf:
+            t0 = time.perf_counter()
+            subprocess.run([hf, "--runs", "1", "--style", "none", "--export-json",
+                            str(work / "hf.json"), *cmds], cwd=work, check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            times["hyperfine"].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in times.items() if v}
+    names = {"srd": "srd run (whole process)", "bare": "bare Python subprocess loop",
+             "hyperfine": "hyperfine --runs 1 (whole process)"}
+    for k, wall in med.items():
+        print(f"  {names[k]:<38} {wall:8.3f} s  {wall / n * 1000:7.3f} ms/case")
     if hf:
-        print(f"  ratio srd / hyperfine: {srd_wall / rows[2][1]:.2f}  (target <= 1.5)")
+        print(f"  ratio srd / hyperfine: {med['srd'] / med['hyperfine']:.2f}  (target <= 1.5)")
     else:
         print("  hyperfine not found: install it (apt-get install hyperfine) for the reference")
-    print(f"  ratio srd / bare loop: {srd_wall / bare:.2f}")
+    print(f"  ratio srd / bare loop: {med['srd'] / med['bare']:.2f}")
 
 
 def dummy_benchmark(sizes: list[int], work: Path) -> None:
@@ -92,6 +97,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shell-cases", type=int, default=500)
     ap.add_argument("--dummy", default="25000,50000,100000")
+    ap.add_argument("--rounds", type=int, default=3)
     a = ap.parse_args()
     os.environ["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
     # Measure srd as an installed package runs: with its bytecode cached (some sandboxes set
@@ -101,7 +107,7 @@ def main() -> None:
                     str(Path(__file__).resolve().parents[1] / "doerunner")], check=True)
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
-        shell_benchmark(a.shell_cases, work)
+        shell_benchmark(a.shell_cases, work, a.rounds)
         dummy_benchmark([int(x) for x in a.dummy.split(",")], work)
     print(json.dumps({"python": sys.version.split()[0], "cpus": os.cpu_count()}))
 
