@@ -35,7 +35,7 @@ from .proctree import RUN_DIR_VAR
 from .progress import Reporter, default_reporter
 from .results import FAIL, OK, TIMEOUT, CaseResult
 from .rows import build_row
-from .runner import RunnerSettings, run_case
+from .runner import RunnerSettings, run_with_retries
 from .telemetry.environment import host_environment
 from .telemetry.gpu import THROTTLE_MASK
 from .telemetry.monitor import Monitor, TelemetryOptions
@@ -157,19 +157,28 @@ def _check_jobs(opts: RunOptions, cases: list[Case], reporter: Reporter) -> None
             raise bad("--per-gpu runs one case per GPU: drop --jobs")
         opts.telemetry.mode = "on"  # no GPU found is then an error, not a silent serial run
         return
-    if opts.jobs <= 1:
-        return
+    if opts.jobs > 1:
+        _side_by_side(opts, cases, reporter, f"--jobs {opts.jobs}", f"{opts.jobs} cases",
+                      "use --per-gpu to give each case a GPU of its own, or --jobs 1",
+                      "use --per-gpu, --share-gpus or --jobs 1")
+
+
+def _side_by_side(opts: RunOptions, cases: list[Case], reporter: Reporter, what: str,
+                  who: str, hf_hint: str, telemetry_hint: str) -> None:
+    """Cases that run side by side share the GPUs: hf cases are refused and GPU telemetry is
+    turned off (a window would measure its neighbours' energy too), unless ``--share-gpus``
+    accepts that; ``--telemetry on`` is then an input error."""
     gpu_cases = [c for c in cases if c.backend == "hf"]
     if gpu_cases and not opts.share_gpus:
-        raise bad(f"--jobs {opts.jobs}: hf cases (like {gpu_cases[0].case_id!r}) use a GPU; "
-                  "use --per-gpu to give each case a GPU of its own, or --jobs 1")
+        raise InputError([Problem("", 0, 0, f"{what}: hf cases (like "
+                                  f"{gpu_cases[0].case_id!r}) use a GPU; {hf_hint}")])
     if opts.share_gpus:
-        reporter.warn(f"--share-gpus: {opts.jobs} cases share the GPUs; per-case GPU energy "
-                      "and power include their neighbours' and are not comparable")
+        reporter.warn(f"--share-gpus: {who} share the GPUs; per-case GPU energy and power "
+                      "include their neighbours' and are not comparable")
         return
     if opts.telemetry.mode == "on":
-        raise bad(f"--jobs {opts.jobs} with --telemetry on: cases side by side would share "
-                  "the GPUs' energy; use --per-gpu, --share-gpus or --jobs 1")
+        raise InputError([Problem("", 0, 0, f"{what} with --telemetry on: {who} side by side "
+                                  f"would share the GPUs' energy; {telemetry_hint}")])
     opts.telemetry.mode = "off"
 
 
@@ -203,21 +212,11 @@ def _check_dask(opts: RunOptions, cases: list[Case], reporter: Reporter) -> None
                       "--scheduler the cluster's own workers run the cases: drop --jobs")
         return
     n = local_cluster_workers(opts)
-    if n <= 1:
-        return
-    gpu_cases = [c for c in cases if c.backend == "hf"]
-    if gpu_cases and not opts.share_gpus:
-        raise bad(f"--executor dask: the {n} workers of a LocalCluster share this machine's "
-                  f"GPUs and hf cases (like {gpu_cases[0].case_id!r}) use one; use "
-                  "--per-gpu with the local executor, or a cluster with one worker per GPU")
-    if opts.share_gpus:
-        reporter.warn(f"--share-gpus: {n} workers share the GPUs; per-case GPU energy "
-                      "and power include their neighbours' and are not comparable")
-        return
-    if opts.telemetry.mode == "on":
-        raise bad(f"--executor dask with --telemetry on: the {n} workers of a LocalCluster "
-                  "would share the GPUs' energy; use --per-gpu with the local executor")
-    opts.telemetry.mode = "off"
+    if n > 1:
+        _side_by_side(opts, cases, reporter, "--executor dask",
+                      f"the {n} workers of a LocalCluster",
+                      "use --per-gpu with the local executor, or a cluster with one worker "
+                      "per GPU", "use --per-gpu with the local executor")
 
 
 @contextlib.contextmanager
@@ -512,19 +511,15 @@ class _Campaign:
 
     def _run_with_retries(self, case: Case, settings: RunnerSettings,
                           slot: int = 0) -> CaseResult | None:
-        backend = self._backend(case.backend, slot)
-        attempts = 0
-        while True:
-            attempts += 1
-            try:
-                result = run_case(case, backend, settings)
-            except CaseInterrupted:
-                return None
-            result.attempts = attempts
-            if result.status == OK or attempts > self.opts.retries:
-                return result
+        def retrying(result: CaseResult, attempt: int) -> None:
             self.reporter.info(f"{case.case_id}: {result.status} ({result.message}); "
-                               f"retry {attempts} of {self.opts.retries}")
+                               f"retry {attempt} of {self.opts.retries}")
+
+        try:
+            return run_with_retries(case, self._backend(case.backend, slot), settings,
+                                    self.opts.retries, retrying)
+        except CaseInterrupted:
+            return None
 
     def _backend(self, name: str, slot: int = 0) -> Backend:
         """The backend instance of ``slot``: cases that run side by side never share one

@@ -127,6 +127,21 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings,
     return result
 
 
+def run_with_retries(case: Case, backend: Backend, settings: RunnerSettings, retries: int,
+                     on_retry: Callable[[CaseResult, int], None] | None = None) -> CaseResult:
+    """``run_case`` again while the case ends FAIL or TIMEOUT, at most ``retries`` more
+    times; the result records ``attempts``. ``CaseInterrupted`` propagates."""
+    attempts = 0
+    while True:
+        attempts += 1
+        result = run_case(case, backend, settings)
+        result.attempts = attempts
+        if result.status == OK or attempts > retries:
+            return result
+        if on_retry is not None:
+            on_retry(result, attempts)
+
+
 def _measured(case: Case, backend: Backend, ctx: ExecContext, settings: RunnerSettings,
               series: list[Any], warnings: list[str]) -> Execution:
     """One measured execution, inside a telemetry window when GPUs are monitored."""

@@ -35,8 +35,8 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from ..backends import BACKENDS, Backend
 from ..cases import Case
 from ..errors import CaseInterrupted
-from ..results import FAIL, OK, CaseResult
-from ..runner import RunnerSettings, _definition, run_case
+from ..results import FAIL, CaseResult
+from ..runner import RunnerSettings, _definition, run_with_retries
 from ..telemetry.gpu import GpuSample
 from ..telemetry.monitor import Monitor, TelemetryOptions
 
@@ -106,17 +106,11 @@ def run_on_worker(case: Case, options: dict[str, Any]) -> dict[str, Any]:
             logs, options["warmup_cv"], options["warmup_max"], options["log_cap_bytes"],
             options["kill_grace_s"], cancel, monitor,
             {**options["env"], WORKER_VAR: str(os.getpid())})
-        backend = _backend(case.backend)
-        attempts = 0
-        while True:
-            attempts += 1
-            try:
-                result = run_case(case, backend, settings)
-            except CaseInterrupted:
-                return {"interrupted": True}
-            result.attempts = attempts
-            if result.status == OK or attempts > options["retries"]:
-                break
+        try:
+            result = run_with_retries(case, _backend(case.backend), settings,
+                                      options["retries"])
+        except CaseInterrupted:
+            return {"interrupted": True}
         files = {}
         for stream in ("stdout", "stderr"):
             path = os.path.join(logs, f"{case.case_id}.{stream}")
