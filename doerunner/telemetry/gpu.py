@@ -181,14 +181,28 @@ class GpuDevice:
         self.info = info
 
         def field_reader(field_id: int) -> Callable[[], Any]:
-            get, ids = nv.nvmlDeviceGetFieldValues, [field_id]
+            # pynvml's nvmlDeviceGetFieldValues builds a ctypes array and raises and catches
+            # a TypeError on every call; at 100 Hz that was a third of the sampler's cost. The
+            # request is built once here and reused, under a lock (the sampler thread and the
+            # window's synchronous reads may ask at the same time).
+            import ctypes
+            import threading
+
+            values = (nv.c_nvmlFieldValue_t * 1)()
+            values[0].fieldId = field_id
+            fn = nv._nvmlGetFunctionPointer("nvmlDeviceGetFieldValues")
+            count, ref, check = ctypes.c_int32(1), ctypes.byref(values), nv._nvmlCheckReturn
+            lock = threading.Lock()
 
             def read() -> Any:
-                v = get(h, ids)[0]
-                if v.nvmlReturn != 0:
-                    raise _NVMLError(v.nvmlReturn)
-                kind = v.valueType
-                return getattr(v.value, _VALUE_ATTRS[kind] if kind < len(_VALUE_ATTRS) else "uiVal")
+                with lock:
+                    check(fn(h, count, ref))
+                    v = values[0]
+                    if v.nvmlReturn != 0:
+                        raise _NVMLError(v.nvmlReturn)
+                    kind = v.valueType
+                    return getattr(v.value, _VALUE_ATTRS[kind] if kind < len(_VALUE_ATTRS)
+                                   else "uiVal")
             return read
 
         instant_field = field_reader(nv.NVML_FI_DEV_POWER_INSTANT)
