@@ -28,7 +28,7 @@ from .atomic import atomic_open, check_writable_dir
 from .backends import BACKENDS, Backend
 from .cases import Case, read_cases
 from .columns import ColumnStats, parse_tz
-from .errors import CaseInterrupted, InputError, OutputError, Problem
+from .errors import CaseInterrupted, InputError, OutputError
 from .exporters.metrics_csv import write_metrics_csv
 from .journal import Journal, case_json, iter_lines, scan
 from .proctree import RUN_DIR_VAR
@@ -107,7 +107,9 @@ def run(cases: str | os.PathLike[str] | Sequence[Case], options: RunOptions | No
     ``InputError``/``OutputError`` (exit 4) before anything runs when the input or an output
     location is bad; returns a ``RunSummary`` otherwise, also when interrupted.
     """
-    opts = options or RunOptions()
+    # A copy: the run adjusts its options (telemetry off for --jobs...), never the caller's.
+    opts = dataclasses.replace(options) if options else RunOptions()
+    opts.telemetry = dataclasses.replace(opts.telemetry)
     for k, v in overrides.items():
         if not hasattr(opts, k):
             raise TypeError(f"unknown run option {k!r}")
@@ -129,7 +131,7 @@ def run(cases: str | os.PathLike[str] | Sequence[Case], options: RunOptions | No
     try:
         tz = parse_tz(opts.tz)
     except ValueError as e:
-        raise InputError([Problem("", 0, 0, f"--tz: {e}")]) from None
+        raise InputError(f"--tz: {e}") from None
     run_dir = Path(opts.run_dir) if opts.run_dir else default_run_dir(opts.out)
     _preflight(opts.out, run_dir)
     with _locked(run_dir), _monitoring(client_telemetry, run_dir, reporter) as monitor:
@@ -147,14 +149,11 @@ def _check_jobs(opts: RunOptions, cases: list[Case], reporter: Reporter) -> None
     """Cases side by side: ``--per-gpu`` gives each its own GPU; ``--jobs`` > 1 is for
     backends that use no GPU and turns GPU telemetry off (a window would measure its
     neighbours' energy too) unless ``--share-gpus`` accepts that."""
-    def bad(msg: str) -> InputError:
-        return InputError([Problem("", 0, 0, msg)])
-
     if opts.per_gpu:
         if opts.telemetry.mode == "off":
-            raise bad("--per-gpu needs GPU telemetry: drop --telemetry off")
+            raise InputError("--per-gpu needs GPU telemetry: drop --telemetry off")
         if opts.jobs > 1:
-            raise bad("--per-gpu runs one case per GPU: drop --jobs")
+            raise InputError("--per-gpu runs one case per GPU: drop --jobs")
         opts.telemetry.mode = "on"  # no GPU found is then an error, not a silent serial run
         return
     if opts.jobs > 1:
@@ -170,15 +169,15 @@ def _side_by_side(opts: RunOptions, cases: list[Case], reporter: Reporter, what:
     accepts that; ``--telemetry on`` is then an input error."""
     gpu_cases = [c for c in cases if c.backend == "hf"]
     if gpu_cases and not opts.share_gpus:
-        raise InputError([Problem("", 0, 0, f"{what}: hf cases (like "
-                                  f"{gpu_cases[0].case_id!r}) use a GPU; {hf_hint}")])
+        raise InputError(f"{what}: hf cases (like {gpu_cases[0].case_id!r}) use a GPU; "
+                         f"{hf_hint}")
     if opts.share_gpus:
         reporter.warn(f"--share-gpus: {who} share the GPUs; per-case GPU energy and power "
                       "include their neighbours' and are not comparable")
         return
     if opts.telemetry.mode == "on":
-        raise InputError([Problem("", 0, 0, f"{what} with --telemetry on: {who} side by side "
-                                  f"would share the GPUs' energy; {telemetry_hint}")])
+        raise InputError(f"{what} with --telemetry on: {who} side by side would share the "
+                         f"GPUs' energy; {telemetry_hint}")
     opts.telemetry.mode = "off"
 
 
@@ -194,21 +193,18 @@ def _check_dask(opts: RunOptions, cases: list[Case], reporter: Reporter) -> None
     LocalCluster the workers share this machine's GPUs, so the ``--jobs`` rules apply."""
     import importlib.util
 
-    def bad(msg: str) -> InputError:
-        return InputError([Problem("", 0, 0, msg)])
-
     if opts.executor not in ("local", "dask"):
-        raise bad(f"--executor {opts.executor!r}: use local or dask")
+        raise InputError(f"--executor {opts.executor!r}: use local or dask")
     if opts.executor != "dask":
-        raise bad("--scheduler needs --executor dask")
+        raise InputError("--scheduler needs --executor dask")
     if importlib.util.find_spec("distributed") is None:
-        raise bad("--executor dask needs Dask distributed: pip install 'doerunner[dask]'")
+        raise InputError("--executor dask needs Dask distributed: pip install 'doerunner[dask]'")
     if opts.per_gpu:
-        raise bad("--per-gpu is for the local executor; with --executor dask start one "
+        raise InputError("--per-gpu is for the local executor; with --executor dask start one "
                   "worker per GPU with --resources GPU=1 (README: Scaling out)")
     if opts.scheduler is not None:
         if opts.jobs > 1:
-            raise bad(f"--jobs {opts.jobs} sizes the LocalCluster of --executor dask; with "
+            raise InputError(f"--jobs {opts.jobs} sizes the LocalCluster of --executor dask; with "
                       "--scheduler the cluster's own workers run the cases: drop --jobs")
         return
     n = local_cluster_workers(opts)

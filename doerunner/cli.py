@@ -209,13 +209,13 @@ def run_cmd(cases_path: str, out: str, run_dir: str | None, backend: str, timeou
     """Run every case of --cases and write --out (metrics.csv) and its run directory."""
     from .campaign import RunOptions, run
     from .cases import read_cases
-    from .errors import InputError, Problem
+    from .errors import InputError
     from .telemetry.monitor import TelemetryOptions
 
     if timeout_s <= 0:
-        raise InputError([Problem("", 0, 0, "--timeout must be a positive number of seconds")])
+        raise InputError("--timeout must be a positive number of seconds")
     if retry_failed and not resume:
-        raise InputError([Problem("", 0, 0, "--retry-failed needs --resume")])
+        raise InputError("--retry-failed needs --resume")
     _check_choice("--baseline", baseline, ("auto", "measure", "off"), nonneg_number=True)
     _check_choice("--cooldown", cooldown, ("auto", "off"), nonneg_number=True)
     cases = read_cases(cases_path, default_backend=backend, default_timeout_s=timeout_s)
@@ -420,13 +420,12 @@ def runs_show(run_id: str, debug: bool) -> int:
     import dataclasses
     import json
 
-    from .errors import InputError, Problem
+    from .errors import InputError
     from .history import get_run
 
     r = get_run(run_id)
     if r is None:
-        raise InputError([Problem("", 0, 0, f"no run {run_id!r} in the history "
-                                  "(srd runs list shows them)")])
+        raise InputError(f"no run {run_id!r} in the history (srd runs list shows them)")
     click.echo(json.dumps(dataclasses.asdict(r), indent=2))
     return 0
 

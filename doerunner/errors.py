@@ -49,11 +49,5 @@ class OutputError(DoerunnerError):
     exit_code = 4
 
 
-class Interrupted(DoerunnerError):
-    """The run was stopped by SIGINT/SIGTERM (exit 130). Finished cases were saved."""
-
-    exit_code = 130
-
-
 class CaseInterrupted(Exception):
     """Raised by a backend when its case was cancelled by an interruption (never journaled)."""

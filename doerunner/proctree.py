@@ -450,17 +450,6 @@ class CaseTree:
                 self._reap(p.pid)
 
 
-def kill_tree(proc: subprocess.Popen, pgid: int, grace_s: float,
-              exclude_pids: Collection[int] = (), marker: str | None = None) -> None:
-    """Kill every process of ``proc``'s case: SIGTERM, ``grace_s`` seconds, SIGKILL.
-
-    ``proc`` must lead its own session and group (``start_new_session=True``), so ``pgid``
-    is ``proc.pid``. See ``CaseTree`` for what belongs to the case.
-    """
-    assert pgid == proc.pid, "the shell must lead its own process group"
-    CaseTree(proc, marker, exclude_pids).kill(grace_s)
-
-
 def tree_alive(proc: subprocess.Popen, marker: str | None = None,
                exclude_pids: Collection[int] = ()) -> bool:
     """Cheap: whether anything of ``proc``'s case is left after the shell exited."""

@@ -139,15 +139,10 @@ def test_backend_checks_can_be_left_out(tmp_path: Path) -> None:
     assert [c.cmd for c in read_cases(p, check_backends=False)] == [None, "echo {nope}"]
 
 
-def test_hf_is_named_but_not_installed(tmp_path: Path) -> None:
-    if "hf" in BACKENDS:
-        p = write(tmp_path, b"case_id,backend\nm,hf\n")
-        [case] = read_cases(p, check_backends=False)
-        assert case.warmup == "auto"
-        return
-    p = write(tmp_path, b"case_id,backend,cmd\nm,hf,\n")
-    assert problems_of(p) == [
-        f"{p}:2:2: backend 'hf' is not installed: pip install 'doerunner[hf]'"]
+def test_hf_rows_warm_up_automatically(tmp_path: Path) -> None:
+    p = write(tmp_path, b"case_id,backend\nm,hf\n")
+    [case] = read_cases(p, check_backends=False)
+    assert case.warmup == "auto"
 
 
 def test_a_wrong_default_backend_is_an_input_error(tmp_path: Path) -> None:

@@ -13,12 +13,4 @@ BACKENDS: dict[str, type[Backend]] = {
     HfBackend.NAME: HfBackend,
 }
 
-# Names accepted in cases.csv; "hf" is recognised so that its absence can be explained.
-KNOWN_BACKENDS = ("shell", "dummy", "hf")
-
-__all__ = ["BACKENDS", "KNOWN_BACKENDS", "Backend", "ExecContext", "get_backend"]
-
-
-def get_backend(name: str) -> type[Backend]:
-    """The backend class registered under ``name``; ``KeyError`` when there is none."""
-    return BACKENDS[name]
+__all__ = ["BACKENDS", "Backend", "ExecContext"]

@@ -7,6 +7,7 @@ Cheap: no subprocesses; GPU facts come from the already opened device layer.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import sys
@@ -54,7 +55,14 @@ def in_container() -> bool:
 
 
 def package_versions() -> dict[str, str]:
-    from importlib import metadata  # ~20 ms: only when the environment is recorded
+    """Installed versions of srd and the packages its measurements depend on."""
+    return dict(_package_versions())
+
+
+@functools.cache
+def _package_versions() -> dict[str, str]:
+    # ~20 ms (importlib.metadata): once per process, however often the environment is recorded
+    from importlib import metadata
 
     versions: dict[str, str] = {}
     for name in _PACKAGES:

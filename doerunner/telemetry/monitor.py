@@ -23,16 +23,6 @@ DEFAULT_PRICE_PER_KWH = 0.15
 COOLDOWN_MARGIN_C = 2.0
 COOLDOWN_MAX_S = 300.0
 
-# Columns present on every row while telemetry is active (None when not measured).
-TELEMETRY_KEYS = (
-    "energy_raw_j", "energy_adjusted_j", "energy_baseline_w", "energy_baseline_method",
-    "energy_method", "energy_co2_g", "energy_cost_usd", "gpu_power_mean_w",
-    "gpu_power_peak_w", "gpu_util_mean_pct", "gpu_mem_peak_mb", "gpu_samples",
-    "thermal_throttle_detected", "thermal_throttle_duration_sec", "thermal_throttle_reasons",
-    "thermal_max_temp_c",
-)
-
-
 @dataclass(slots=True)
 class TelemetryOptions:
     """``srd run`` telemetry flags. ``mode``: auto (sample when NVML works), on (fail when
