@@ -341,8 +341,9 @@ class _Campaign:
                     self._dask(todo, settings, journal)
                 elif self.opts.jobs > 1 or (self.opts.per_gpu and self.monitor.active):
                     self._parallel(todo, settings, journal)
-                else:
-                    self._serial(todo, settings, journal)
+                else:  # one case at a time: the bar may show progress inside it
+                    self._serial(todo, dataclasses.replace(
+                        settings, progress=self.reporter.case_progress), journal)
             finally:
                 for b in self.backends.values():
                     with contextlib.suppress(Exception):

@@ -4,7 +4,8 @@ logs, or nothing (``--quiet``). Presentation only: nothing here measures."""
 from __future__ import annotations
 
 import sys
-from typing import IO, TYPE_CHECKING
+import time
+from typing import IO, TYPE_CHECKING, Any
 
 from .cases import Case
 from .results import FAIL, OK, TIMEOUT, CaseResult
@@ -22,6 +23,10 @@ class Reporter:
 
     def case_start(self, case: Case) -> None:
         """``case`` starts."""
+
+    def case_progress(self, case: Case, what: str, done: int, total: int) -> None:
+        """Inside ``case``: ``done`` of ``total`` (0: not known) ``what`` (warm-up requests,
+        repetitions, batches) so far. Only the bar shows it."""
 
     def case_end(self, case: Case, result: CaseResult, violations: str) -> None:
         """``case`` finished with ``result``."""
@@ -69,7 +74,14 @@ class PlainReporter(Reporter):
 
 
 class BarReporter(PlainReporter):
-    """A tqdm bar: current case, status counts, elapsed and ETA."""
+    """A tqdm bar: current case, status counts, elapsed and ETA; under it, for a case that
+    has run longer than ``SUB_DELAY_S``, a second bar with its progress (warm-up requests,
+    repetitions, hf batches)."""
+
+    SUB_DELAY_S = 2.0
+    sub: Any = None  # the case's tqdm bar
+    sub_key: tuple[str, int] | None = None
+    case_t0 = 0.0  # time.monotonic() when the current case started
 
     def start(self, total: int, done: int) -> None:
         from tqdm import tqdm
@@ -80,9 +92,31 @@ class BarReporter(PlainReporter):
                         file=sys.stderr, leave=True)
 
     def case_start(self, case: Case) -> None:
+        self._close_sub()
+        self.case_t0 = time.monotonic()
         self.bar.set_description_str(case.case_id[:32], refresh=False)
 
+    def case_progress(self, case: Case, what: str, done: int, total: int) -> None:
+        if time.monotonic() - self.case_t0 < self.SUB_DELAY_S:
+            return  # a short case gets no second bar
+        from tqdm import tqdm
+
+        if self.sub is None or self.sub_key != (what, total):
+            self._close_sub()
+            self.sub = tqdm(total=total or None, initial=done, unit=what.split()[-1],
+                            desc=f"  {what}", dynamic_ncols=True, file=sys.stderr,
+                            leave=False, position=1)
+            self.sub_key = (what, total)
+        else:
+            self.sub.update(done - self.sub.n)
+
+    def _close_sub(self) -> None:
+        if self.sub is not None:
+            self.sub.close()
+            self.sub = self.sub_key = None
+
     def case_end(self, case: Case, result: CaseResult, violations: str) -> None:
+        self._close_sub()
         self.done += 1
         self.counts[result.status] = self.counts.get(result.status, 0) + 1
         self.bar.set_postfix_str(" ".join(f"{k}={v}" for k, v in self.counts.items()),
@@ -101,6 +135,7 @@ class BarReporter(PlainReporter):
         self.info(f"srd: warning: {text}")
 
     def finish(self, summary: RunSummary) -> None:
+        self._close_sub()
         self.bar.close()
         self.bar = None
         print(summary_text(summary), file=self.stream, flush=True)

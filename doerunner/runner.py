@@ -41,6 +41,9 @@ class RunnerSettings:
     monitor: Monitor | None = None
     env: dict[str, str] = field(default_factory=dict)  # extra environment for every execution
     gpus: list[int] | None = None  # positions of the monitored GPUs this case uses (None: all)
+    # Shown, never measured: (case, what, done, total) as warm-up, repetitions and a backend's
+    # own steps (e.g. hf batches) go by. total is 0 when not known in advance.
+    progress: Callable[[Case, str, int, int], None] | None = None
 
 
 def coefficient_of_variation(values: list[float]) -> float:
@@ -51,8 +54,7 @@ def coefficient_of_variation(values: list[float]) -> float:
     return statistics.pstdev(values, mean) / mean if mean > 0 else math.inf
 
 
-def run_case(case: Case, backend: Backend, settings: RunnerSettings,
-             on_execution: Callable[[str, int], None] | None = None) -> CaseResult:
+def run_case(case: Case, backend: Backend, settings: RunnerSettings) -> CaseResult:
     """Run ``case``: its warm-up executions, then ``case.repeat`` measured ones.
 
     A failing warm-up or repetition ends the case with that execution's status; its
@@ -61,6 +63,12 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings,
     """
     t_case = time.time()  # the case starts with its warm-up, whoever runs it
     logs = settings.logs_dir
+    shown = settings.progress
+
+    def on_execution(what: str, done: int, total: int) -> None:
+        if shown is not None:
+            shown(case, what, done, total)
+
     ctx = ExecContext(
         timeout_s=case.timeout_s,
         stdout_path=f"{logs}/{case.case_id}.stdout" if logs else None,
@@ -69,6 +77,7 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings,
         kill_grace_s=settings.kill_grace_s,
         cancel=settings.cancel,
         env=settings.env,
+        progress=on_execution if shown is not None else None,
     )
     warm: list[Execution] = []
     warnings: list[str] = []
@@ -84,10 +93,9 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings,
     elif case.warmup == "auto":
         converged = False
         while len(warm) < settings.warmup_max:
-            if on_execution:
-                on_execution("warm-up", len(warm) + 1)
             ex = backend.execute(case, ctx)
             warm.append(ex)
+            on_execution("warm-up", len(warm), settings.warmup_max)
             if ex.status != OK:
                 return _failed(case, warm, [], ex, f"warm-up {len(warm)}", t_case)
             if len(warm) >= WARMUP_WINDOW:
@@ -101,19 +109,18 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings,
                 f" after {len(warm)} runs (target {settings.warmup_cv:g})")
     elif case.warmup:
         for i in range(int(case.warmup)):
-            if on_execution:
-                on_execution("warm-up", i + 1)
             ex = backend.execute(case, ctx)
             warm.append(ex)
+            on_execution("warm-up", i + 1, int(case.warmup))
             if ex.status != OK:
                 return _failed(case, warm, [], ex, f"warm-up {i + 1}", t_case)
     runs: list[Execution] = []
     series: list[Any] = []
     for i in range(case.repeat):
-        if on_execution and case.repeat > 1:
-            on_execution("run", i + 1)
         ex = _measured(case, backend, ctx, settings, series, warnings)
         runs.append(ex)
+        if case.repeat > 1:
+            on_execution("repetition", i + 1, case.repeat)
         if ex.status != OK:
             where = f"repetition {i + 1} of {case.repeat}" if case.repeat > 1 else ""
             result = _failed(case, warm, runs, ex, where, t_case)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -211,3 +212,39 @@ def test_run_dir_option(tmp_path, write_cases) -> None:
     assert r.exit_code == 0
     assert (tmp_path / "runs" / "today" / "journal.jsonl").exists()
     assert not (tmp_path / "m_run").exists()
+
+
+def test_bar_on_a_terminal_shows_progress_inside_a_long_case(tmp_path) -> None:
+    """Under a pseudo-terminal srd draws a tqdm bar; a case that runs longer than 2 s gets a
+    second bar with its repetitions (hf cases: warm-up requests and batches)."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    (tmp_path / "cases.csv").write_text("case_id,cmd,repeat\nquick,true,1\nlong,sleep 0.9,4\n")
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 24 x 100
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    p = subprocess.Popen([sys.executable, "-m", "doerunner", "run", "--cases", "cases.csv",
+                          "--out", "m.csv"], cwd=tmp_path, env=env, stdin=slave, stdout=slave,
+                         stderr=slave)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert p.wait(30) == 0
+    text = out.decode("utf-8", "replace")
+    assert re.search(r"long: 100%.*\| 2/2 \[", text)  # the run's bar: cases
+    assert re.search(r"repetition: +75%.*\| 3/4 \[", text)  # the case's, shown after 2 s
+    assert "srd: 2 of 2 cases finished (2 OK)" in text

@@ -22,6 +22,7 @@ from doerunner.backends import hf
 from doerunner.backends.base import ExecContext
 from doerunner.cases import read_cases
 from doerunner.errors import InputError
+from doerunner.runner import RunnerSettings, run_case
 
 from . import nvmlsim
 from .conftest import REPO, run_srd
@@ -220,6 +221,50 @@ def test_energy_per_token_under_simulated_nvml(tmp_path, tiny_model) -> None:
     assert metrics["energy_per_token_j"] == pytest.approx(
         metrics["energy_raw_j"] / metrics["tokens_out"], rel=1e-12)
     assert "gpu_mem_peak_mb" in r  # telemetry columns; the CPU worker has no torch.cuda peak
+
+
+def test_out_of_memory_is_a_fail_and_the_sweep_goes_on(tmp_path, tiny_model) -> None:
+    """CUDA out of memory, raised where CUDA raises it (inside ``generate``) by a test hook
+    (tests/data/oom_hook) for batches of 4 or more: FAIL with the batch size, the worker
+    stays up with its model loaded, the next case runs."""
+    (tmp_path / "cases.csv").write_text(
+        "case_id,backend,model,prompt,num_prompts,batch_size,max_new_tokens,min_new_tokens,"
+        "device,warmup\n"
+        f"b2,hf,{tiny_model},Hello world,4,2,4,4,cpu,0\n"
+        f"b4,hf,{tiny_model},Hello world,4,4,4,4,cpu,0\n"
+        f"b4w,hf,{tiny_model},Hello world,4,4,4,4,cpu,1\n"
+        f"b1,hf,{tiny_model},Hello world,4,1,4,4,cpu,0\n")
+    hook = REPO / "tests" / "data" / "oom_hook"
+    env = {**OFFLINE, "SRD_TEST_OOM_AT": "4",
+           "PYTHONPATH": f"{REPO}{os.pathsep}{hook}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    p = run_srd("run", "--cases", "cases.csv", "--out", "m.csv", cwd=tmp_path, env=env)
+    assert p.returncode == 3, p.stderr
+    rows = read_rows(tmp_path / "m.csv")
+    assert {k: (r["status"], r["message"]) for k, r in rows.items()} == {
+        "b2": ("OK", ""), "b4": ("FAIL", "CUDA out of memory (batch_size=4)"),
+        "b4w": ("FAIL", "warm-up request 1: CUDA out of memory (batch_size=4)"),
+        "b1": ("OK", "")}
+    assert rows["b1"]["ext_worker_pid"] == rows["b2"]["ext_worker_pid"]  # not respawned
+    assert rows["b1"]["ext_model_loads"] == "1" and f(rows["b1"], "model_load_s") == 0.0
+
+
+def test_progress_inside_a_case(tmp_path, tiny_model) -> None:
+    """Warm-up requests and batches reach the progress callback (the bar's sub-progress)."""
+    (tmp_path / "cases.csv").write_text(
+        "case_id,backend,model,prompt,num_prompts,batch_size,max_new_tokens,device,warmup\n"
+        f"a,hf,{tiny_model},Hello world,5,2,4,cpu,2\n")
+    case, = read_cases(tmp_path / "cases.csv")
+    seen: list[tuple[str, str, int, int]] = []
+    settings = RunnerSettings(logs_dir=tmp_path / "logs",
+                              progress=lambda c, *a: seen.append((c.case_id, *a)))
+    backend = hf.HfBackend()
+    try:
+        result = run_case(case, backend, settings)
+    finally:
+        backend.close()
+    assert result.status == "OK", result.message
+    assert seen == [("a", "warm-up request", 1, 2), ("a", "warm-up request", 2, 2),
+                    ("a", "batch", 1, 3), ("a", "batch", 2, 3), ("a", "batch", 3, 3)]
 
 
 @pytest.mark.slow

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -24,7 +24,9 @@ class ExecContext:
     ``stderr_path`` are where captured output goes (None: discard). ``log_cap_bytes`` caps
     each log file. ``cancel`` is set when the run is interrupted: the backend must then kill
     what it started and raise ``CaseInterrupted`` promptly. ``env`` holds extra environment
-    variables for the execution (e.g. ``CUDA_VISIBLE_DEVICES``).
+    variables for the execution (e.g. ``CUDA_VISIBLE_DEVICES``). ``progress``, when set, takes
+    a backend's progress inside a long execution as ``(what, done, total)``, e.g.
+    ``("batch", 3, 8)``; it only shows, it never measures.
     """
 
     timeout_s: float
@@ -34,6 +36,7 @@ class ExecContext:
     kill_grace_s: float = DEFAULT_KILL_GRACE_S
     cancel: threading.Event = field(default_factory=threading.Event)
     env: Mapping[str, str] = field(default_factory=dict)
+    progress: Callable[[str, int, int], None] | None = None
 
 
 @dataclass(slots=True)

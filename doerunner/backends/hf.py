@@ -424,6 +424,8 @@ class HfBackend(Backend):
                 msg = self._recv(w, ctx, ctx.timeout_s, case.case_id)
                 if "step" in msg:
                     steps = int(msg["step"])
+                    if ctx.progress is not None:
+                        ctx.progress("warm-up request", steps, int(msg.get("of", 0)))
                     continue
                 break
         except _Timeout:
@@ -434,12 +436,13 @@ class HfBackend(Backend):
             return WarmupReport(steps)
         except WorkerGone as e:
             self._discard_worker()
-            self.pending[case.case_id] = _failure(FAIL, f"{e} (warm-up)", t_start,
-                                                  time.perf_counter() - t0)
+            self.pending[case.case_id] = _failure(
+                FAIL, f"warm-up request {steps + 1}: {e}", t_start, time.perf_counter() - t0)
             return WarmupReport(steps)
         if not msg.get("ok"):
-            self.pending[case.case_id] = _failure(FAIL, f"{msg.get('error')} (warm-up)",
-                                                  t_start, time.perf_counter() - t0)
+            self.pending[case.case_id] = _failure(
+                FAIL, f"warm-up request {steps + 1}: {msg.get('error')}", t_start,
+                time.perf_counter() - t0)
             return WarmupReport(steps)
         runs, converged, final_cv = int(msg["runs"]), msg.get("converged"), msg.get("final_cv")
         warnings = []
@@ -465,7 +468,13 @@ class HfBackend(Backend):
         t_start, t0 = time.time(), time.perf_counter()
         try:
             w.send({"op": "run", "job": job})
-            reply = self._recv(w, ctx, ctx.timeout_s, case.case_id)
+            while True:
+                reply = self._recv(w, ctx, ctx.timeout_s - (time.perf_counter() - t0),
+                                   case.case_id)
+                if "batch" not in reply:
+                    break
+                if ctx.progress is not None:
+                    ctx.progress("batch", int(reply["batch"]), int(reply.get("of", 0)))
         except _Timeout:
             self._discard_worker()
             return _failure(TIMEOUT, f"timed out after {ctx.timeout_s:g} s", t_start,

@@ -14,9 +14,10 @@ library prints can never corrupt the protocol). The first line the worker writes
   (model, dtype, device, attn_implementation): a sweep over batch sizes loads the model once.
   ``load_s`` is 0.0 when the model was already loaded; ``loads`` counts this worker's loads.
 - ``{"op": "warmup", "job": {...}, "count": N | "auto", "cv", "window", "max_runs"}`` → one
-  ``{"step": i, "latency_s": s}`` line per warm-up request (one batch ``generate``), then
+  ``{"step": i, "of": N, "latency_s": s}`` line per warm-up request (one batch ``generate``), then
   ``{"ok": true, "runs", "converged", "final_cv"}``.
-- ``{"op": "run", "job": {...}}`` → ``{"ok": true, "metrics": {...}}`` (see ``_measure``).
+- ``{"op": "run", "job": {...}}`` → one ``{"batch": i, "of": n}`` line per finished batch,
+  then ``{"ok": true, "metrics": {...}}`` (see ``_measure``).
 
 A failure is ``{"ok": false, "error": "one line"}``; CUDA out of memory is
 ``CUDA out of memory (batch_size=N)`` and the memory is released before answering.
@@ -150,7 +151,7 @@ class Worker:
         for i in range(limit):
             res = _generate(lm, job, batches[i % len(batches)])
             latencies.append(res.latency_s)
-            send({"step": i + 1, "latency_s": res.latency_s})
+            send({"step": i + 1, "of": limit, "latency_s": res.latency_s})
             if auto and len(latencies) >= window:
                 final_cv = _cv(latencies[-window:])
                 if final_cv < float(req["cv"]):
@@ -159,10 +160,10 @@ class Worker:
         return {"ok": True, "runs": len(latencies), "converged": converged,
                 "final_cv": final_cv if final_cv is None or math.isfinite(final_cv) else None}
 
-    def run(self, req: dict[str, Any]) -> dict[str, Any]:
+    def run(self, req: dict[str, Any], send: Any) -> dict[str, Any]:
         job = req["job"]
         lm = self._loaded(job)
-        return {"ok": True, "metrics": _measure(lm, job)}
+        return {"ok": True, "metrics": _measure(lm, job, lambda i, n: send({"batch": i, "of": n}))}
 
 
 # -- loading -----------------------------------------------------------------------------------
@@ -288,12 +289,14 @@ def _generated(row: list[int], eos_ids: frozenset[int]) -> int:
     return len(row)
 
 
-def _measure(lm: Loaded, job: dict[str, Any]) -> dict[str, Any]:
+def _measure(lm: Loaded, job: dict[str, Any],
+             progress: Any = None) -> dict[str, Any]:
     """Generate for every measured prompt; metrics in seconds, requests/s, tokens/s and MiB.
 
     Every request of a batch has its batch's latency and time to first token. ``tpot_mean``
     is the mean over requests of (latency - ttft) / (decoding steps - 1). ``generate_s`` is
-    the time spent in ``generate``: the throughputs are counted over it."""
+    the time spent in ``generate``: the throughputs are counted over it. ``progress(i, n)``
+    is called after each of the n batches, outside the timed calls."""
     batches = _batches(lm, job)
     cuda = lm.device.type == "cuda"
     if cuda:
@@ -301,7 +304,11 @@ def _measure(lm: Loaded, job: dict[str, Any]) -> dict[str, Any]:
     else:
         _reset_hwm()
     _seed(job)
-    results = [_generate(lm, job, b) for b in batches]
+    results = []
+    for b in batches:
+        results.append(_generate(lm, job, b))
+        if progress is not None:
+            progress(len(results), len(batches))
     lat = [r.latency_s for r in results for _ in range(r.size)]
     ttft = [r.ttft_s for r in results if r.ttft_s is not None for _ in range(r.size)]
     tpot = [(r.latency_s - r.ttft_s) / (r.steps - 1) for r in results
@@ -408,7 +415,7 @@ def main() -> int:
             elif op == "warmup":
                 reply = worker.warmup(req, send)
             elif op == "run":
-                reply = worker.run(req)
+                reply = worker.run(req, send)
             else:
                 reply = {"ok": False, "error": f"unknown request {op!r}"}
         except (LoadError, OomError) as e:
