@@ -200,7 +200,9 @@ def test_missing_extra_is_an_input_error(tmp_path, monkeypatch) -> None:
         "'doerunner[hf]' (install torch first: pip install torch==2.13.0)")
 
 
-def test_energy_per_token_under_simulated_nvml(tmp_path, tiny_model) -> None:
+@pytest.mark.parametrize("baseline", ["off", "40"])
+def test_energy_per_token_under_simulated_nvml(tmp_path, tiny_model, baseline) -> None:
+    """energy / tokens_out: the raw energy without a baseline, the adjusted one with it."""
     lib_dir = nvmlsim.build()
     (tmp_path / "cases.csv").write_text(
         "case_id,backend,model,prompt,num_prompts,batch_size,max_new_tokens,min_new_tokens,"
@@ -208,18 +210,23 @@ def test_energy_per_token_under_simulated_nvml(tmp_path, tiny_model) -> None:
         f"e,hf,{tiny_model},Hello world,8,2,16,16,cpu,1\n")
     env = {**nvmlsim.sim_env(lib_dir, profiles=[nvmlsim.Profile([(0, 150.0)])],
                              t0=time.time()), **OFFLINE, "SRD_HOME": str(tmp_path / "home")}
-    p = run_srd("run", "--cases", "cases.csv", "--out", "m.csv", "--baseline", "off",
+    p = run_srd("run", "--cases", "cases.csv", "--out", "m.csv", "--baseline", baseline,
                 cwd=tmp_path, env=env)
     assert p.returncode == 0, p.stderr
     r = read_rows(tmp_path / "m.csv")["e"]
     assert int(r["tokens_out"]) == 8 * 16
-    assert f(r, "energy_raw_j") > 0 and r["energy_adjusted_j"] == ""
-    assert f(r, "energy_per_token_j") == pytest.approx(
-        f(r, "energy_raw_j") / int(r["tokens_out"]), abs=0.006)
+    energy = "energy_raw_j" if baseline == "off" else "energy_adjusted_j"
+    assert f(r, "energy_raw_j") > 0
+    if baseline == "off":
+        assert r["energy_adjusted_j"] == ""
+    else:  # 150 W drawn, 40 W idle: the adjusted energy is 110/150 of the raw
+        assert f(r, energy) == pytest.approx(f(r, "energy_raw_j") * 110 / 150, rel=0.01)
+    assert f(r, "energy_per_token_j") == pytest.approx(f(r, energy) / int(r["tokens_out"]),
+                                                       abs=0.006)
     run = json.loads((tmp_path / "m_run" / "run.json").read_text())
     metrics = run["cases"][0]["runs"][0]["metrics"]
     assert metrics["energy_per_token_j"] == pytest.approx(
-        metrics["energy_raw_j"] / metrics["tokens_out"], rel=1e-12)
+        metrics[energy] / metrics["tokens_out"], rel=1e-12)
     assert "gpu_mem_peak_mb" in r  # telemetry columns; the CPU worker has no torch.cuda peak
 
 
@@ -233,17 +240,23 @@ def test_out_of_memory_is_a_fail_and_the_sweep_goes_on(tmp_path, tiny_model) -> 
         f"b2,hf,{tiny_model},Hello world,4,2,4,4,cpu,0\n"
         f"b4,hf,{tiny_model},Hello world,4,4,4,4,cpu,0\n"
         f"b4w,hf,{tiny_model},Hello world,4,4,4,4,cpu,1\n"
-        f"b1,hf,{tiny_model},Hello world,4,1,4,4,cpu,0\n")
+        f"b1,hf,{tiny_model},Hello world,4,1,4,4,cpu,0\n"
+        f"gpu,hf,{tiny_model},Hello world,4,1,4,4,cuda:1,0\n")
+    import torch
+
     hook = REPO / "tests" / "data" / "oom_hook"
     env = {**OFFLINE, "SRD_TEST_OOM_AT": "4",
-           "PYTHONPATH": f"{REPO}{os.pathsep}{hook}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+           "PYTHONPATH": os.pathsep.join([str(REPO), str(hook),
+                                          os.environ.get("PYTHONPATH", "")])}
     p = run_srd("run", "--cases", "cases.csv", "--out", "m.csv", cwd=tmp_path, env=env)
     assert p.returncode == 3, p.stderr
     rows = read_rows(tmp_path / "m.csv")
     assert {k: (r["status"], r["message"]) for k, r in rows.items()} == {
         "b2": ("OK", ""), "b4": ("FAIL", "CUDA out of memory (batch_size=4)"),
         "b4w": ("FAIL", "warm-up request 1: CUDA out of memory (batch_size=4)"),
-        "b1": ("OK", "")}
+        "b1": ("OK", ""),
+        "gpu": ("FAIL", "device 'cuda:1': CUDA is not available (torch "
+                        f"{torch.__version__}, 0 GPUs)")}
     assert rows["b1"]["ext_worker_pid"] == rows["b2"]["ext_worker_pid"]  # not respawned
     assert rows["b1"]["ext_model_loads"] == "1" and f(rows["b1"], "model_load_s") == 0.0
 

@@ -39,7 +39,8 @@ is below ``--warmup-cv``, at most ``--warmup-max`` requests.
 
 Metrics (seconds, SI units) over the measured prompts: ``p50``, ``p95``, ``p99``,
 ``latency_avg`` (per request; the requests of a batch share its latency), ``ttft_p50``,
-``ttft_p95`` (time to first token, from a logits processor that timestamps each decoding step),
+``ttft_p95`` (time to first token: a forward hook stamps the end of the prefill pass, which
+produces the first token's logits, synchronised on CUDA; it also counts the decoding steps),
 ``tpot_mean`` (time per output token after the first), ``throughput_rps`` and ``tokens_per_s``
 (over ``generate_s``, the time spent in ``generate``; tokenising is done before the clock
 starts), ``tokens_in``, ``tokens_out`` (padding excluded), ``batch_effective_size``, and
