@@ -17,6 +17,7 @@ import click
 EXIT_USAGE = 4
 EXIT_INTERNAL = 1
 EXIT_INTERRUPTED = 130
+EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE, what `cat` reports when its reader goes away
 
 
 class SrdGroup(click.Group):
@@ -63,6 +64,12 @@ def handle_errors(fn: Callable[..., int]) -> Callable[..., None]:
             code = fn(*args, **kwargs)
         except click.ClickException:
             raise
+        except BrokenPipeError:
+            # The reader of stdout went away (`srd export | head`): stop quietly, as other
+            # command-line tools do, and keep the interpreter's final flush from failing too.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            code = EXIT_PIPE_CLOSED
         except InputError as e:
             for p in e.problems:
                 click.echo(str(p) if p.file else f"srd: error: {p.message}", err=True)
@@ -569,6 +576,8 @@ def export_cmd(run_ids: tuple[str, ...], project: str | None, since: str | None,
                     statuses=parse_statuses(statuses))
     try:
         result = export(sel, fmt, out, split=split_dir, timeseries=timeseries)
+    except BrokenPipeError:
+        raise
     except OSError as e:
         raise OutputError(f"{out or split_dir}: {e.strerror or e}") from None
     for w in result.warnings:

@@ -3,6 +3,8 @@ logs, or nothing (``--quiet``). Presentation only: nothing here measures."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import time
 from typing import IO, TYPE_CHECKING, Any
@@ -43,12 +45,24 @@ class Reporter:
 
 
 class PlainReporter(Reporter):
-    """One line per finished case, for logs that are not a terminal."""
+    """One line per finished case, for logs that are not a terminal. When the reader of the
+    stream goes away (``srd run ... | head``) the lines stop and the run goes on."""
 
     def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream or sys.stdout
         self.total = 0
         self.done = 0
+        self.gone = False
+
+    def _print(self, text: str) -> None:
+        if self.gone:
+            return
+        try:
+            print(text, file=self.stream, flush=True)
+        except BrokenPipeError:
+            self.gone = True
+            with contextlib.suppress(OSError, ValueError):  # no flush error at exit either
+                os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
 
     def start(self, total: int, done: int) -> None:
         self.total, self.done = total, done
@@ -64,13 +78,13 @@ class PlainReporter(Reporter):
             line += f" ({result.message})"
         if violations:
             line += f" violations: {violations}"
-        print(line, file=self.stream, flush=True)
+        self._print(line)
 
     def info(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+        self._print(text)
 
     def finish(self, summary: RunSummary) -> None:
-        print(summary_text(summary), file=self.stream, flush=True)
+        self._print(summary_text(summary))
 
 
 class BarReporter(PlainReporter):
@@ -138,7 +152,7 @@ class BarReporter(PlainReporter):
         self._close_sub()
         self.bar.close()
         self.bar = None
-        print(summary_text(summary), file=self.stream, flush=True)
+        self._print(summary_text(summary))
 
 
 def default_reporter(quiet: bool = False) -> Reporter:

@@ -248,3 +248,32 @@ def test_bar_on_a_terminal_shows_progress_inside_a_long_case(tmp_path) -> None:
     assert re.search(r"long: 100%.*\| 2/2 \[", text)  # the run's bar: cases
     assert re.search(r"repetition: +75%.*\| 3/4 \[", text)  # the case's, shown after 2 s
     assert "srd: 2 of 2 cases finished (2 OK)" in text
+
+
+def test_a_closed_stdout_neither_stops_a_run_nor_makes_export_fail_loudly(tmp_path) -> None:
+    """`srd run ... | head -1`: the lines stop, the run goes on and writes every row;
+    `srd export | head -1`: srd stops quietly with 141 (128 + SIGPIPE), as `cat` does."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "cases.csv").write_text(
+        "case_id,cmd\n" + "".join(f"c{i},echo p50={i}\n" for i in range(50)))
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+
+    def closed_reader(*args: str) -> subprocess.CompletedProcess[str]:
+        p = subprocess.Popen([sys.executable, "-m", "doerunner", *args], cwd=tmp_path, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert p.stdout is not None and p.stderr is not None
+        p.stdout.close()  # the reader is gone before srd writes its first line
+        err = p.stderr.read()
+        return subprocess.CompletedProcess(args, p.wait(60), "", err)
+
+    p = closed_reader("run", "--cases", "cases.csv", "--out", "m.csv")
+    assert p.returncode == 0, p.stderr
+    with open(tmp_path / "m.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["p50"] for r in rows] == [f"{i}.000000" for i in range(50)]
+    for fmt in ("csv", "json"):
+        p = closed_reader("export", "--format", fmt)
+        assert (p.returncode, p.stderr) == (141, ""), fmt
