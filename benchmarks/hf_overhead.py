@@ -270,6 +270,9 @@ def sweeps(model: Path, work: Path, a: argparse.Namespace) -> None:
           f"pairs: {wall:.2f}x ({'within' if wall <= 1.2 else 'OUTSIDE'} 1.2x); medians "
           f"{statistics.median(s[0] for s, _ in pairs):.2f} s vs "
           f"{statistics.median(b[0] for _, b in pairs):.2f} s")
+    tps = statistics.median(s[1] / b[1] for s, b in pairs)
+    print(f"tokens/s in these sweeps, srd / bare, median of {a.sweeps} pairs: {tps:.3f} (one "
+          "sweep after the other on a drifting CPU: part 1 is the measurement)")
 
 
 def main() -> None:
