@@ -148,9 +148,10 @@ def interleaved(model: Path, work: Path, a: argparse.Namespace) -> None:
     from doerunner.backends.hf import HfBackend
     from doerunner.cases import read_cases
 
-    core = max(os.sched_getaffinity(0))
     all_cores = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {core})  # the worker and the bare process inherit it
+    # This process (srd's side: the backend polls its worker from here), the worker it starts
+    # and the bare process all on one core: they take turns, so they never compete for it.
+    os.sched_setaffinity(0, {max(all_cores)})
     os.environ.update(_env(a.threads))
     write_cases(work / "cases.csv", model, work / "prompts.txt", a, one_batch=True)
     cases = read_cases(work / "cases.csv")
@@ -161,7 +162,6 @@ def interleaved(model: Path, work: Path, a: argparse.Namespace) -> None:
          "--num-prompts", str(a.num_prompts), "--max-new-tokens", str(a.max_new_tokens)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_env(a.threads))
     assert server.stdin is not None and server.stdout is not None
-    os.sched_setaffinity(0, all_cores)
     try:
         json.loads(server.stdout.readline())
 
@@ -205,6 +205,7 @@ def interleaved(model: Path, work: Path, a: argparse.Namespace) -> None:
     finally:
         backend.close()
         server.kill()
+        os.sched_setaffinity(0, all_cores)
     print("\n| batch | srd tok/s | bare tok/s | srd/bare | median of pairs |")
     print("| ---: | ---: | ---: | ---: | ---: |")
     for bs in a.batch_sizes:
