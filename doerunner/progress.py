@@ -115,7 +115,7 @@ class BarReporter(PlainReporter):
             return  # a short case gets no second bar
         from tqdm import tqdm
 
-        if self.sub is None or self.sub_key != (what, total):
+        if self.sub is None or self.sub_key != (what, total) or done < self.sub.n:  # retry
             self._close_sub()
             self.sub = tqdm(total=total or None, initial=done, unit=what.split()[-1],
                             desc=f"  {what}", dynamic_ncols=True, file=sys.stderr,
