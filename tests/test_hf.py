@@ -219,8 +219,10 @@ def test_energy_per_token_under_simulated_nvml(tmp_path, tiny_model, baseline) -
     assert f(r, "energy_raw_j") > 0
     if baseline == "off":
         assert r["energy_adjusted_j"] == ""
-    else:  # 150 W drawn, 40 W idle: the adjusted energy is 110/150 of the raw
-        assert f(r, energy) == pytest.approx(f(r, "energy_raw_j") * 110 / 150, rel=0.01)
+    else:  # 150 W drawn, 40 W idle: the adjusted energy is about 110/150 of the raw (the
+        # counter's quantisation on a window of ~0.2 s makes it "about")
+        assert f(r, energy) == pytest.approx(f(r, "energy_raw_j") * 110 / 150, rel=0.05)
+        assert f(r, energy) < f(r, "energy_raw_j")
     assert f(r, "energy_per_token_j") == pytest.approx(f(r, energy) / int(r["tokens_out"]),
                                                        abs=0.006)
     run = json.loads((tmp_path / "m_run" / "run.json").read_text())
