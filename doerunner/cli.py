@@ -4,7 +4,6 @@ so that ``srd --help`` stays fast."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import sys
@@ -67,9 +66,10 @@ def handle_errors(fn: Callable[..., int]) -> Callable[..., None]:
             raise
         except BrokenPipeError:
             # The reader of stdout went away (`srd export | head`): stop quietly, as other
-            # command-line tools do, and keep the interpreter's final flush from failing too.
-            with contextlib.suppress(OSError, ValueError):  # ValueError: not a real file
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            # command-line tools do.
+            from .progress import discard
+
+            discard(sys.stdout)
             code = EXIT_PIPE_CLOSED
         except InputError as e:
             for p in e.problems:

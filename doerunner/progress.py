@@ -61,8 +61,7 @@ class PlainReporter(Reporter):
             print(text, file=self.stream, flush=True)
         except BrokenPipeError:
             self.gone = True
-            with contextlib.suppress(OSError, ValueError):  # no flush error at exit either
-                os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+            discard(self.stream)
 
     def start(self, total: int, done: int) -> None:
         self.total, self.done = total, done
@@ -113,9 +112,9 @@ class BarReporter(PlainReporter):
     def case_progress(self, case: Case, what: str, done: int, total: int) -> None:
         if time.monotonic() - self.case_t0 < self.SUB_DELAY_S:
             return  # a short case gets no second bar
-        from tqdm import tqdm
-
         if self.sub is None or self.sub_key != (what, total) or done < self.sub.n:  # retry
+            from tqdm import tqdm
+
             self._close_sub()
             self.sub = tqdm(total=total or None, initial=done, unit=what.split()[-1],
                             desc=f"  {what}", dynamic_ncols=True, file=sys.stderr,
@@ -153,6 +152,14 @@ class BarReporter(PlainReporter):
         self.bar.close()
         self.bar = None
         self._print(summary_text(summary))
+
+
+def discard(stream: IO[str]) -> None:
+    """Point ``stream``'s file descriptor at /dev/null once its reader has gone away, so that
+    later writes and Python's flush at exit do not fail again (a stream without a descriptor
+    is left as it is)."""
+    with contextlib.suppress(OSError, ValueError):  # ValueError: no file descriptor
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
 
 
 def default_reporter(quiet: bool = False) -> Reporter:

@@ -65,7 +65,7 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings) -> CaseResu
     logs = settings.logs_dir
     shown = settings.progress
 
-    def on_execution(what: str, done: int, total: int) -> None:
+    def progress(what: str, done: int, total: int) -> None:
         if shown is not None:
             shown(case, what, done, total)
 
@@ -77,7 +77,7 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings) -> CaseResu
         kill_grace_s=settings.kill_grace_s,
         cancel=settings.cancel,
         env=settings.env,
-        progress=on_execution if shown is not None else None,
+        progress=progress if shown is not None else None,
     )
     warm: list[Execution] = []
     warnings: list[str] = []
@@ -95,7 +95,7 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings) -> CaseResu
         while len(warm) < settings.warmup_max:
             ex = backend.execute(case, ctx)
             warm.append(ex)
-            on_execution("warm-up", len(warm), settings.warmup_max)
+            progress("warm-up", len(warm), settings.warmup_max)
             if ex.status != OK:
                 return _failed(case, warm, [], ex, f"warm-up {len(warm)}", t_case)
             if len(warm) >= WARMUP_WINDOW:
@@ -111,7 +111,7 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings) -> CaseResu
         for i in range(int(case.warmup)):
             ex = backend.execute(case, ctx)
             warm.append(ex)
-            on_execution("warm-up", i + 1, int(case.warmup))
+            progress("warm-up", i + 1, int(case.warmup))
             if ex.status != OK:
                 return _failed(case, warm, [], ex, f"warm-up {i + 1}", t_case)
     runs: list[Execution] = []
@@ -120,7 +120,7 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings) -> CaseResu
         ex = _measured(case, backend, ctx, settings, series, warnings)
         runs.append(ex)
         if case.repeat > 1:
-            on_execution("repetition", i + 1, case.repeat)
+            progress("repetition", i + 1, case.repeat)
         if ex.status != OK:
             where = f"repetition {i + 1} of {case.repeat}" if case.repeat > 1 else ""
             result = _failed(case, warm, runs, ex, where, t_case)

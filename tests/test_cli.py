@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
+import os
+import pty
 import re
 import shutil
+import struct
+import subprocess
+import sys
+import termios
 from pathlib import Path
 
 import psutil
@@ -217,14 +224,6 @@ def test_run_dir_option(tmp_path, write_cases) -> None:
 def test_bar_on_a_terminal_shows_progress_inside_a_long_case(tmp_path) -> None:
     """Under a pseudo-terminal srd draws a tqdm bar; a case that runs longer than 2 s gets a
     second bar with its repetitions (hf cases: warm-up requests and batches)."""
-    import fcntl
-    import os
-    import pty
-    import struct
-    import subprocess
-    import sys
-    import termios
-
     (tmp_path / "cases.csv").write_text("case_id,cmd,repeat\nquick,true,1\nlong,sleep 0.9,4\n")
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 24 x 100
@@ -253,10 +252,6 @@ def test_bar_on_a_terminal_shows_progress_inside_a_long_case(tmp_path) -> None:
 def test_a_closed_stdout_neither_stops_a_run_nor_makes_export_fail_loudly(tmp_path) -> None:
     """`srd run ... | head -1`: the lines stop, the run goes on and writes every row;
     `srd export | head -1`: srd stops quietly with 141 (128 + SIGPIPE), as `cat` does."""
-    import os
-    import subprocess
-    import sys
-
     (tmp_path / "cases.csv").write_text(
         "case_id,cmd\n" + "".join(f"c{i},echo p50={i}\n" for i in range(50)))
     env = dict(os.environ, PYTHONPATH=str(REPO))

@@ -236,6 +236,8 @@ def test_out_of_memory_is_a_fail_and_the_sweep_goes_on(tmp_path, tiny_model) -> 
     """CUDA out of memory, raised where CUDA raises it (inside ``generate``) by a test hook
     (tests/data/oom_hook) for batches of 4 or more: FAIL with the batch size, the worker
     stays up with its model loaded, the next case runs."""
+    import torch
+
     (tmp_path / "cases.csv").write_text(
         "case_id,backend,model,prompt,num_prompts,batch_size,max_new_tokens,min_new_tokens,"
         "device,warmup\n"
@@ -244,8 +246,6 @@ def test_out_of_memory_is_a_fail_and_the_sweep_goes_on(tmp_path, tiny_model) -> 
         f"b4w,hf,{tiny_model},Hello world,4,4,4,4,cpu,1\n"
         f"b1,hf,{tiny_model},Hello world,4,1,4,4,cpu,0\n"
         f"gpu,hf,{tiny_model},Hello world,4,1,4,4,cuda:1,0\n")
-    import torch
-
     hook = REPO / "tests" / "data" / "oom_hook"
     env = {**OFFLINE, "SRD_TEST_OOM_AT": "4",
            "PYTHONPATH": os.pathsep.join([str(REPO), str(hook),

@@ -37,6 +37,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -301,7 +302,7 @@ def _generated(row: list[int], eos_ids: frozenset[int]) -> int:
 
 
 def _measure(lm: Loaded, job: dict[str, Any],
-             progress: Any = None) -> dict[str, Any]:
+             progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Generate for every measured prompt; metrics in seconds, requests/s, tokens/s and MiB.
 
     Every request of a batch has its batch's latency and time to first token. ``tpot_mean``
