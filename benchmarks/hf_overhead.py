@@ -146,7 +146,7 @@ def write_cases(path: Path, model: Path, prompts: Path, a: argparse.Namespace,
 def interleaved(model: Path, work: Path, a: argparse.Namespace) -> None:
     from doerunner.backends.base import ExecContext, WarmupSpec
     from doerunner.backends.hf import HfBackend
-    from doerunner.cases import read_cases
+    from doerunner.inputs.cases import read_cases
 
     all_cores = os.sched_getaffinity(0)
     # This process (srd's side: the backend polls its worker from here), the worker it starts

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """srd's own overhead, against references measured in the same run.
 
-1. 500 trivial shell cases: srd vs hyperfine (one run per command) vs a bare Python
-   subprocess loop over the same 500 commands. Target: srd within 1.5x of hyperfine.
+1. 500 trivial shell cases: srd against `hyperfine -N --runs 1` on the same commands (and a
+   bare Python subprocess loop), in interleaved rounds. Each whole process is timed with
+   wait4, so its CPU includes the process tree it reaped (the cases). Targets: srd <= 1.4x
+   hyperfine in CPU and in wall, and srd's wall within 10% of its own CPU (a wall above the
+   CPU is time srd's threads spent waiting on each other or on the scheduler).
 2. Dummy cases at 25k, 50k and 100k: wall time and peak memory of the whole `srd run`
    process. Target: 100k under 10 s and 200 MiB, cost growing linearly.
 
-Usage: python benchmarks/overhead.py [--shell-cases 500] [--dummy 25000,50000,100000]
+Usage: python benchmarks/overhead.py [--shell-cases 500] [--rounds 5] [--dummy 25000,50000,100000]
 Needs hyperfine on PATH (apt-get install hyperfine) for the reference; skipped without it.
 """
 
@@ -26,51 +29,76 @@ from pathlib import Path
 SRD = [sys.executable, "-m", "doerunner"]
 
 
-
-
-def peak_rss_mib(cmd: list[str], cwd: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of a child, measured with wait4 on that child alone."""
+def measure(cmd: list[str], cwd: Path, ok: tuple[int, ...] = (0, 2)) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system of the child and of every descendant it
+    reaped) and peak RSS (MiB) of one child process, from wait4 on that child alone."""
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t0
     p.returncode = os.waitstatus_to_exitcode(status)
     err = p.stderr.read().decode() if p.stderr else ""
-    if p.returncode not in (0, 2):
+    if p.returncode not in ok:
         sys.exit(f"{cmd[:4]} failed ({p.returncode}): {err[-2000:]}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def peak_rss_mib(cmd: list[str], cwd: Path) -> tuple[float, float]:
+    wall, _, rss = measure(cmd, cwd)
+    return wall, rss
+
+
+def bare_loop(cmds: list[str]) -> list[str]:
+    """A Python process running the commands one by one through /bin/sh, output captured."""
+    code = ("import subprocess,sys\n"
+            "for c in sys.argv[1:]:\n"
+            "    subprocess.run(['/bin/sh', '-c', c], capture_output=True)\n")
+    return [sys.executable, "-c", code, *cmds]
 
 
 def shell_benchmark(n: int, work: Path, rounds: int) -> None:
     cmds = [f"echo p95=0.00{i % 10} case={i}" for i in range(n)]
     cases = work / "shell.csv"
     cases.write_text("case_id,cmd\n" + "".join(f"c{i},{c}\n" for i, c in enumerate(cmds)))
-    print(f"## {n} trivial shell cases (`echo p95=... case=i`), median of {rounds} rounds")
+    print(f"## {n} trivial shell cases (`echo p95=... case=i`), {rounds} interleaved rounds, "
+          "medians")
     hf = shutil.which("hyperfine")
-    times: dict[str, list[float]] = {"srd": [], "bare": [], "hyperfine": []}
-    for _ in range(rounds):  # interleaved, so a slow moment of the machine hits all three
-        times["srd"].append(peak_rss_mib([*SRD, "run", "--cases", str(cases), "--out",
-                                          str(work / "shell.csv.out"), "--quiet"], work)[0])
-        t0 = time.perf_counter()
-        for c in cmds:
-            subprocess.run(["/bin/sh", "-c", c], capture_output=True)
-        times["bare"].append(time.perf_counter() - t0)
-        if hf:
-            t0 = time.perf_counter()
-            subprocess.run([hf, "--runs", "1", "--style", "none", "--export-json",
-                            str(work / "hf.json"), *cmds], cwd=work, check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            times["hyperfine"].append(time.perf_counter() - t0)
-    med = {k: statistics.median(v) for k, v in times.items() if v}
-    names = {"srd": "srd run (whole process)", "bare": "bare Python subprocess loop",
-             "hyperfine": "hyperfine --runs 1 (whole process)"}
-    for k, wall in med.items():
-        print(f"  {names[k]:<38} {wall:8.3f} s  {wall / n * 1000:7.3f} ms/case")
+    runs = {"srd": [*SRD, "run", "--cases", str(cases), "--out", str(work / "shell.out.csv"),
+                    "--quiet"],
+            "bare": bare_loop(cmds)}
     if hf:
-        print(f"  ratio srd / hyperfine: {med['srd'] / med['hyperfine']:.2f}  (target <= 1.5)")
+        runs["hyperfine"] = [hf, "-N", "--runs", "1", "--style", "none", "--export-json",
+                             str(work / "hf.json"), *cmds]
+    got: dict[str, list[tuple[float, float]]] = {k: [] for k in runs}
+    order = list(runs)
+    for r in range(rounds):  # interleaved, rotating who goes first
+        for k in order[r % len(order):] + order[:r % len(order)]:
+            wall, cpu, _ = measure(runs[k], work)
+            got[k].append((wall, cpu))
+    names = {"srd": "srd run --quiet", "bare": "bare Python subprocess loop",
+             "hyperfine": "hyperfine -N --runs 1"}
+    print(f"  {'':<30} {'wall s':>8} {'CPU s':>8} {'wall/CPU':>9} {'ms/case':>8}")
+    med = {}
+    for k, v in got.items():
+        wall = statistics.median(w for w, _ in v)
+        cpu = statistics.median(c for _, c in v)
+        med[k] = (wall, cpu)
+        print(f"  {names[k]:<30} {wall:8.3f} {cpu:8.3f} {wall / cpu:9.2f} {wall / n * 1e3:8.3f}")
+    s_wall, s_cpu = med["srd"]
+    print(f"  srd wall / srd CPU: {s_wall / s_cpu:.2f} (target <= 1.10)")
+    if hf:
+        h_wall, h_cpu = med["hyperfine"]
+        pw = statistics.median(a[0] / b[0] for a, b in zip(got["srd"], got["hyperfine"],
+                                                            strict=True))
+        pc = statistics.median(a[1] / b[1] for a, b in zip(got["srd"], got["hyperfine"],
+                                                            strict=True))
+        print(f"  srd / hyperfine: wall {s_wall / h_wall:.2f}, CPU {s_cpu / h_cpu:.2f} "
+              f"(medians of rounds; paired per round: wall {pw:.2f}, CPU {pc:.2f}; "
+              "target <= 1.40)")
     else:
         print("  hyperfine not found: install it (apt-get install hyperfine) for the reference")
-    print(f"  ratio srd / bare loop: {med['srd'] / med['bare']:.2f}")
+    print(f"  srd / bare loop: wall {s_wall / med['bare'][0]:.2f}, "
+          f"CPU {s_cpu / med['bare'][1]:.2f}")
 
 
 def dummy_benchmark(sizes: list[int], work: Path) -> None:
@@ -97,7 +125,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shell-cases", type=int, default=500)
     ap.add_argument("--dummy", default="25000,50000,100000")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     a = ap.parse_args()
     os.environ["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
     # Measure srd as an installed package runs: with its bytecode cached (some sandboxes set

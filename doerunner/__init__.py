@@ -16,18 +16,18 @@ __version__ = "0.1.0"
 __all__ = ["RunOptions", "RunSummary", "__version__", "read_cases", "run"]
 
 if TYPE_CHECKING:
-    from .campaign import RunOptions, RunSummary, run
-    from .cases import read_cases
+    from doerunner.campaign.orchestrator import RunOptions, RunSummary, run
+    from doerunner.inputs.cases import read_cases
 
 
 def __getattr__(name: str) -> Any:
     # Lazy, so that `srd --help` and `import doerunner` stay fast.
     if name in ("run", "RunOptions", "RunSummary"):
-        from . import campaign
+        from doerunner.campaign import orchestrator as campaign
 
         return getattr(campaign, name)
     if name == "read_cases":
-        from .cases import read_cases
+        from doerunner.inputs.cases import read_cases
 
         return read_cases
     raise AttributeError(name)

@@ -1,3 +1,3 @@
-from .cli import main
+from doerunner.cli import main
 
 main()

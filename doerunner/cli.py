@@ -57,7 +57,7 @@ def handle_errors(fn: Callable[..., int]) -> Callable[..., None]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> None:
-        from .errors import DoerunnerError, InputError
+        from doerunner.errors import DoerunnerError, InputError
 
         ctx = click.get_current_context()
         try:
@@ -67,7 +67,7 @@ def handle_errors(fn: Callable[..., int]) -> Callable[..., None]:
         except BrokenPipeError:
             # The reader of stdout went away (`srd export | head`): stop quietly, as other
             # command-line tools do.
-            from .progress import discard
+            from doerunner.campaign.progress import discard
 
             discard(sys.stdout)
             code = EXIT_PIPE_CLOSED
@@ -215,10 +215,10 @@ def run_cmd(cases_path: str, out: str, run_dir: str | None, backend: str, timeou
             carbon_intensity: float, energy_price: float, timeseries: str,
             dry_run: bool, quiet: bool, debug: bool) -> int:
     """Run every case of --cases and write --out (metrics.csv) and its run directory."""
-    from .campaign import RunOptions, run
-    from .cases import read_cases
-    from .errors import InputError
-    from .telemetry.monitor import TelemetryOptions
+    from doerunner.campaign.orchestrator import RunOptions, run
+    from doerunner.errors import InputError
+    from doerunner.inputs.cases import read_cases
+    from doerunner.telemetry.monitor import TelemetryOptions
 
     if timeout_s <= 0:
         raise InputError("--timeout must be a positive number of seconds")
@@ -228,7 +228,7 @@ def run_cmd(cases_path: str, out: str, run_dir: str | None, backend: str, timeou
     _check_choice("--cooldown", cooldown, ("auto", "off"), nonneg_number=True)
     cases = read_cases(cases_path, default_backend=backend, default_timeout_s=timeout_s)
     if dry_run:
-        from .plan import plan_lines
+        from doerunner.campaign.plan import plan_lines
 
         for line in plan_lines(cases):
             click.echo(line)
@@ -256,8 +256,8 @@ def _write_junit(path: str, summary: Any, cases_path: str) -> None:
     """The JUnit report of a finished run, from its metrics.csv as written."""
     import csv
 
-    from .errors import OutputError
-    from .exporters.junit import write_junit
+    from doerunner.errors import OutputError
+    from doerunner.outputs.junit import write_junit
 
     with open(summary.out, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
@@ -295,8 +295,8 @@ def _check_choice(option: str, value: str, words: tuple[str, ...],
 def baseline_cmd(duration: float, force: bool, ttl: float, gpus: str | None,
                  debug: bool) -> int:
     """Measure the idle power of each GPU and cache it per GPU UUID (keep the GPUs idle)."""
-    from .telemetry.baseline import cache_path, resolve
-    from .telemetry.gpu import open_gpus
+    from doerunner.telemetry.baseline import cache_path, resolve
+    from doerunner.telemetry.gpu import open_gpus
 
     with open_gpus(gpus) as g:
         uuids = [d.info.uuid for d in g.devices]
@@ -320,8 +320,8 @@ def env_cmd(as_json: bool, gpus: str | None, debug: bool) -> int:
     """Print the environment srd records: host, CPU, container, Python, packages, GPUs."""
     import json
 
-    from .telemetry.environment import gpu_environment, host_environment
-    from .telemetry.gpu import open_gpus_or_null
+    from doerunner.telemetry.environment import gpu_environment, host_environment
+    from doerunner.telemetry.gpu import open_gpus_or_null
 
     info = host_environment()
     with open_gpus_or_null(gpus) as g:
@@ -358,8 +358,8 @@ def env_cmd(as_json: bool, gpus: str | None, debug: bool) -> int:
 @handle_errors
 def validate_cmd(metrics: str, cases_path: str | None, debug: bool) -> int:
     """Check a metrics.csv against the contract (SPEC §3). Exit 0 when valid, else 4."""
-    from .cases import read_cases
-    from .validate import validate_metrics_csv
+    from doerunner.inputs.cases import read_cases
+    from doerunner.outputs.validate import validate_metrics_csv
 
     cases = read_cases(cases_path, check_backends=False) if cases_path else None
     problems = validate_metrics_csv(metrics, cases)
@@ -404,7 +404,7 @@ def runs_list(project: str | None, since: str | None, until: str | None, as_json
     import json
     from datetime import datetime
 
-    from .history import list_runs
+    from doerunner.history import list_runs
 
     runs = list_runs(project, _epoch(since, "--since"), _epoch(until, "--until"))
     if as_json:
@@ -428,8 +428,8 @@ def runs_show(run_id: str, debug: bool) -> int:
     import dataclasses
     import json
 
-    from .errors import InputError
-    from .history import get_run
+    from doerunner.errors import InputError
+    from doerunner.history import get_run
 
     r = get_run(run_id)
     if r is None:
@@ -449,7 +449,7 @@ def design_cmd(design_yaml: str, out: str, force: bool, debug: bool) -> int:
     """Generate a cases.csv from a design of experiments (full, fractional, plackett-burman,
     lhs, zip) described in DESIGN_YAML. The run order is randomized with `seed` unless
     `randomize: false`, so slow drift (a GPU heating up) does not pass for a factor's effect."""
-    from .design import design_to_csv
+    from doerunner.inputs.design import design_to_csv
 
     generated = design_to_csv(design_yaml, out, force=force)
     click.echo(f"{out}: {generated.summary()}")
@@ -472,7 +472,7 @@ def effects_cmd(metrics: str, response: str | None, factors: tuple[str, ...],
     """Main effects of each parameter on a response, from the OK rows of METRICS: the
     mean per level, the effect size (max - min of the level means), ranked, and the
     spread (std across rows; pooled run_seconds_std / <response>_std with repetitions)."""
-    from .analysis import main_effects, read_metrics, render_effects
+    from doerunner.analysis.effects import main_effects, read_metrics, render_effects
 
     table = main_effects(read_metrics(metrics), response, list(factors) or None)
     click.echo(render_effects(table, markdown=markdown), nl=False)
@@ -501,7 +501,7 @@ def compare_cmd(base: str, new: str, metrics: tuple[str, ...], max_regression: s
     run_seconds, else a <metric>_std column), a change counts only when |new - base|
     exceeds 2 x sqrt(std_base^2 + std_new^2); else it is reported "within noise".
     """
-    from .analysis import compare, parse_ratio, read_metrics, render_compare
+    from doerunner.analysis.effects import compare, parse_ratio, read_metrics, render_compare
 
     ratio = parse_ratio(max_regression)
     result = compare(read_metrics(base), read_metrics(new), list(metrics) or None, ratio)
@@ -527,8 +527,14 @@ def report_cmd(source: str, response: str | None, html_path: str | None, markdow
     """Summarise a run: SOURCE is a run directory or a metrics.csv (its <stem>_run/ beside
     it adds the run's metadata and GPU time series). Counts by status, failures,
     violations, slowest and most energy-hungry cases, throttling, totals, main effects."""
-    from .errors import OutputError
-    from .report import build_report, load_run, render_markdown, render_text, write_html
+    from doerunner.analysis.report import (
+        build_report,
+        load_run,
+        render_markdown,
+        render_text,
+        write_html,
+    )
+    from doerunner.errors import OutputError
 
     rep = build_report(load_run(source), response, top)
     click.echo(render_markdown(rep) if markdown else render_text(rep), nl=False)
@@ -569,8 +575,8 @@ def export_cmd(run_ids: tuple[str, ...], project: str | None, since: str | None,
                timeseries: bool, debug: bool) -> int:
     """Export runs of the history (srd runs list) and their cases as JSON, CSV or Parquet.
     Filters of one kind are alternatives; different kinds must all hold."""
-    from .errors import OutputError
-    from .export import Selection, export, parse_statuses
+    from doerunner.analysis.export import Selection, export, parse_statuses
+    from doerunner.errors import OutputError
 
     sel = Selection(run_ids=run_ids, project=project, since=_epoch(since, "--since"),
                     until=_epoch(until, "--until"), cases=cases, tags=tags,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .paths import srd_home
+from doerunner.paths import srd_home
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from doerunner.analysis import (
+from doerunner.analysis.effects import (
     compare,
     main_effects,
     metric_direction,

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from doerunner.backends import BACKENDS
-from doerunner.cases import Case, read_cases
 from doerunner.errors import InputError, Problem
-from doerunner.thresholds import Threshold
+from doerunner.inputs.cases import Case, read_cases
+from doerunner.inputs.thresholds import Threshold
 
 
 def write(tmp_path: Path, data: bytes, name: str = "cases.csv") -> Path:
@@ -304,13 +304,13 @@ def test_unreadable_file(tmp_path: Path) -> None:
 ])
 def test_read_errors_become_problems(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                      error: Exception, why: str) -> None:
-    import doerunner.cases
+    import doerunner.inputs.cases
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise error
 
     p = write(tmp_path, b"case_id,cmd\na,true\n")
-    monkeypatch.setattr(doerunner.cases, "open", refuse, raising=False)
+    monkeypatch.setattr(doerunner.inputs.cases, "open", refuse, raising=False)
     assert problems_of(p) == [f"{p}:0:0: cannot read: {why}"]
 
 

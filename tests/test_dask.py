@@ -15,7 +15,7 @@ import psutil
 import pytest
 from click.testing import CliRunner
 
-from doerunner.campaign import run
+from doerunner.campaign.orchestrator import run
 from doerunner.cli import cli
 
 from .test_resume import journal_ids, marked_processes, srd_popen, wait_for

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from doerunner.cases import read_cases
 from doerunner.cli import cli
-from doerunner.design import design_to_csv, generate, load_design
 from doerunner.errors import InputError
+from doerunner.inputs.cases import read_cases
+from doerunner.inputs.design import design_to_csv, generate, load_design
 
 GOLDEN = Path(__file__).parent / "golden" / "design"
 NAMES = ("full", "full_random", "fractional", "pb", "lhs", "zip", "exclude", "replicates")

@@ -20,9 +20,9 @@ pytest.importorskip("transformers")
 
 from doerunner.backends import hf
 from doerunner.backends.base import ExecContext
-from doerunner.cases import read_cases
+from doerunner.campaign.runner import RunnerSettings, run_case
 from doerunner.errors import InputError
-from doerunner.runner import RunnerSettings, run_case
+from doerunner.inputs.cases import read_cases
 
 from . import nvmlsim
 from .conftest import REPO, run_srd

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import xmlschema
 
-from doerunner.exporters.junit import LOG_TAIL_LINES, write_junit
+from doerunner.outputs.junit import LOG_TAIL_LINES, write_junit
 
 XSD = Path(__file__).parent / "data" / "junit-10.xsd"
 NASTY = 'a<b & "c" \'d\'\x00\x01\x1b[31m\x7f\ud800\ufffe end'

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from doerunner import logwriter
 from doerunner.backends import shell
 from doerunner.backends.base import ExecContext
 from doerunner.backends.shell import ShellBackend
-from doerunner.cases import Case
+from doerunner.inputs.cases import Case
+from doerunner.process import logwriter
 from doerunner.results import OK
 
 

@@ -34,8 +34,8 @@ from doerunner.columns import (
     round_half_away,
     timestamp_formatter,
 )
-from doerunner.exporters.metrics_csv import defuse, format_rows, write_metrics_csv
-from doerunner.validate import validate_metrics_csv
+from doerunner.outputs.metrics_csv import defuse, format_rows, write_metrics_csv
+from doerunner.outputs.validate import validate_metrics_csv
 
 GOLDEN = Path(__file__).parent / "golden"
 T0 = 1756085400.0  # 2025-08-25T10:30:00+09:00

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from doerunner.outparse import OutputParser, combine, normalize_key, parse_output
+from doerunner.backends.outparse import OutputParser, combine, normalize_key, parse_output
 
 
 def test_key_value_line_exact():

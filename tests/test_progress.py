@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 import sys
 
-from doerunner.cases import Case, read_cases
-from doerunner.progress import BarReporter
+from doerunner.campaign.progress import BarReporter
+from doerunner.inputs.cases import Case, read_cases
 from doerunner.results import OK, CaseResult
 
 
 def test_case_bar_waits_then_follows_phases_and_retries(tmp_path, monkeypatch, capsys) -> None:
     clock = [100.0]
-    monkeypatch.setattr("doerunner.progress.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("doerunner.campaign.progress.time.monotonic", lambda: clock[0])
     r = BarReporter(stream=sys.stdout)
     r.start(2, 0)
     (tmp_path / "cases.csv").write_text("case_id,cmd\nlong,true\n")

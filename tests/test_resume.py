@@ -234,7 +234,7 @@ def test_retries_record_attempts(tmp_path: Path, write_cases, monkeypatch) -> No
 
 
 def test_disk_full_while_journaling_keeps_old_outputs(tmp_path, write_cases, monkeypatch):
-    from doerunner import journal
+    from doerunner.campaign import journal
 
     out = tmp_path / "m.csv"
     out.write_text("old\n")
@@ -257,7 +257,7 @@ def test_disk_full_while_journaling_keeps_old_outputs(tmp_path, write_cases, mon
 
 
 def test_unwritable_output_detected_before_running(tmp_path, write_cases, monkeypatch):
-    from doerunner import campaign
+    from doerunner.campaign import orchestrator as campaign
 
     def nope(directory: Path) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -271,7 +271,7 @@ def test_unwritable_output_detected_before_running(tmp_path, write_cases, monkey
 
 
 def test_output_write_failure_leaves_no_half_file(tmp_path, write_cases, monkeypatch):
-    from doerunner.exporters import metrics_csv
+    from doerunner.outputs import metrics_csv
 
     out = tmp_path / "m.csv"
     out.write_text("old\n")

@@ -8,9 +8,9 @@ import statistics
 import pytest
 
 from doerunner.backends.dummy import DummyBackend
-from doerunner.cases import Case
+from doerunner.campaign.runner import RunnerSettings, aggregate, coefficient_of_variation, run_case
+from doerunner.inputs.cases import Case
 from doerunner.results import FAIL, OK, TIMEOUT, Execution
-from doerunner.runner import RunnerSettings, aggregate, coefficient_of_variation, run_case
 
 
 def make_case(case_id: str = "c1", repeat: int = 1, warmup: int | str = 0,

@@ -10,11 +10,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from doerunner import proctree
 from doerunner.backends.base import ExecContext
 from doerunner.backends.shell import ShellBackend, env_name
-from doerunner.cases import Case
 from doerunner.errors import CaseInterrupted
+from doerunner.inputs.cases import Case
+from doerunner.process import tree as proctree
 from doerunner.results import FAIL, OK, TIMEOUT
 
 

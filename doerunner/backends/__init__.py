@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .base import Backend, ExecContext
-from .dummy import DummyBackend
-from .hf import HfBackend
-from .shell import ShellBackend
+from doerunner.backends.base import Backend, ExecContext
+from doerunner.backends.dummy import DummyBackend
+from doerunner.backends.hf import HfBackend
+from doerunner.backends.shell import ShellBackend
 
 BACKENDS: dict[str, type[Backend]] = {
     ShellBackend.NAME: ShellBackend,

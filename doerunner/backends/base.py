@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from ..cases import Case
-from ..results import Execution
+from doerunner.inputs.cases import Case
+from doerunner.results import Execution
 
 DEFAULT_LOG_CAP_BYTES = 10 * 1024 * 1024
 DEFAULT_KILL_GRACE_S = 2.0

@@ -14,10 +14,10 @@ from __future__ import annotations
 import hashlib
 import time
 
-from ..cases import Case
-from ..errors import CaseInterrupted
-from ..results import FAIL, OK, TIMEOUT, Execution
-from .base import Backend, ExecContext
+from doerunner.backends.base import Backend, ExecContext
+from doerunner.errors import CaseInterrupted
+from doerunner.inputs.cases import Case
+from doerunner.results import FAIL, OK, TIMEOUT, Execution
 
 _TRUE = frozenset({"1", "true", "yes", "x"})
 _FALSE = frozenset({"", "0", "false", "no"})

@@ -68,11 +68,11 @@ from functools import cache
 from pathlib import Path
 from typing import IO, Any
 
-from .. import proctree
-from ..cases import Case
-from ..errors import CaseInterrupted
-from ..results import FAIL, OK, TIMEOUT, Execution, Metric
-from .base import Backend, ExecContext, WarmupReport, WarmupSpec
+from doerunner.backends.base import Backend, ExecContext, WarmupReport, WarmupSpec
+from doerunner.errors import CaseInterrupted
+from doerunner.inputs.cases import Case
+from doerunner.process import tree as proctree
+from doerunner.results import FAIL, OK, TIMEOUT, Execution, Metric
 
 PARAMS = ("model", "prompt", "prompts_file", "num_prompts", "batch_size", "max_new_tokens",
           "min_new_tokens", "dtype", "device", "do_sample", "temperature", "top_p", "top_k",

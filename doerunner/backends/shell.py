@@ -50,12 +50,13 @@ from contextlib import suppress
 from pathlib import Path
 from typing import BinaryIO
 
-from .. import logwriter, proctree
-from ..cases import Case
-from ..errors import CaseInterrupted
-from ..outparse import OutputParser, combine
-from ..results import FAIL, OK, TIMEOUT, Execution
-from .base import Backend, ExecContext
+from doerunner.backends.base import Backend, ExecContext
+from doerunner.backends.outparse import OutputParser, combine
+from doerunner.errors import CaseInterrupted
+from doerunner.inputs.cases import Case
+from doerunner.process import logwriter
+from doerunner.process import tree as proctree
+from doerunner.results import FAIL, OK, TIMEOUT, Execution
 
 SHELL = "/bin/sh"
 _POLL_S = 0.1  # how often the cancel event is looked at while nothing happens

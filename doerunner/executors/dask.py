@@ -32,13 +32,13 @@ from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from ..backends import BACKENDS, Backend
-from ..cases import Case
-from ..errors import CaseInterrupted
-from ..results import FAIL, CaseResult
-from ..runner import RunnerSettings, _definition, run_with_retries
-from ..telemetry.gpu import GpuSample
-from ..telemetry.monitor import Monitor, TelemetryOptions
+from doerunner.backends import BACKENDS, Backend
+from doerunner.campaign.runner import RunnerSettings, _definition, run_with_retries
+from doerunner.errors import CaseInterrupted
+from doerunner.inputs.cases import Case
+from doerunner.results import FAIL, CaseResult
+from doerunner.telemetry.gpu import GpuSample
+from doerunner.telemetry.monitor import Monitor, TelemetryOptions
 
 # Every case's environment names the worker process that started it, so that a worker
 # started after a lost one can kill what the lost one left running on its host.

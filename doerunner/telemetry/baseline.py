@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from ..atomic import atomic_open
-from ..paths import srd_home
+from doerunner.outputs.atomic import atomic_open
+from doerunner.paths import srd_home
 
 DEFAULT_TTL_S = 3600.0
 DEFAULT_DURATION_S = 30.0

@@ -11,10 +11,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .baseline import DEFAULT_DURATION_S, DEFAULT_TTL_S, Baseline, resolve
-from .environment import env_columns, gpu_environment, host_environment
-from .gpu import THROTTLE_MASK, Gpus, GpuSample, TelemetryError, open_gpus, throttle_names
-from .sampler import GpuWindow, Sampler
+from doerunner.telemetry.baseline import DEFAULT_DURATION_S, DEFAULT_TTL_S, Baseline, resolve
+from doerunner.telemetry.environment import env_columns, gpu_environment, host_environment
+from doerunner.telemetry.gpu import (
+    THROTTLE_MASK,
+    Gpus,
+    GpuSample,
+    TelemetryError,
+    open_gpus,
+    throttle_names,
+)
+from doerunner.telemetry.sampler import GpuWindow, Sampler
 
 # Counters advance every ~10-100 ms: a shorter window may read 0 J.
 COUNTER_RESOLUTION_S = 0.1

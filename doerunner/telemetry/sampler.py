@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .gpu import GpuSample
+from doerunner.telemetry.gpu import GpuSample
 
 MAX_SERIES_DEFAULT = 20_000
 

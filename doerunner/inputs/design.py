@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cases import RESERVED
-from .errors import InputError, Problem
+from doerunner.errors import InputError, Problem
+from doerunner.inputs.cases import RESERVED
 
 DESIGNS = ("full", "fractional", "plackett-burman", "lhs", "zip")
 CRITERIA = ("maximin", "center", "centermaximin", "correlation")
@@ -564,7 +564,7 @@ class _Checker:
     def _placeholders(self, cmd: str, params: list[str]) -> None:
         """Report ``{name}`` in the command that names no factor or parameter: srd would
         refuse every case at run time, with a line of the cases.csv rather than this file."""
-        from .backends.shell import _unknown_placeholders  # the one parser of placeholders
+        from doerunner.backends.shell import _unknown_placeholders  # the one parser of placeholders
 
         for name in dict.fromkeys(_unknown_placeholders(cmd, params)):
             close = difflib.get_close_matches(name, params, n=1)
@@ -690,7 +690,7 @@ def _shuffle(items: list[Any], seed: int) -> None:
 
 def write_cases_csv(generated: Generated, out: str | os.PathLike[str]) -> None:
     """Write ``generated`` as cases.csv (UTF-8, LF, minimal quoting) atomically."""
-    from .atomic import atomic_open
+    from doerunner.outputs.atomic import atomic_open
 
     with atomic_open(out, "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .cases import Case
-from .columns import INT_COLUMNS, decimals_for, round_half_away
-from .results import OK, CaseResult
-from .thresholds import violations
+from doerunner.columns import INT_COLUMNS, decimals_for, round_half_away
+from doerunner.inputs.cases import Case
+from doerunner.inputs.thresholds import violations
+from doerunner.results import OK, CaseResult
 
 # Reserved names a backend's metrics may never overwrite.
 _RUN_OWNED = frozenset({"case_id", "status", "ts_start", "ts_end", "backend", "exit_code",

@@ -35,8 +35,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from ..atomic import atomic_open
-from ..columns import CASE_ID_RE, round_half_away
+from doerunner.columns import CASE_ID_RE, round_half_away
+from doerunner.outputs.atomic import atomic_open
 
 LOG_TAIL_LINES = 50
 # Enough bytes for LOG_TAIL_LINES ordinary lines; the tail of a huge log is all we read.

@@ -9,11 +9,11 @@ import sys
 import time
 from typing import IO, TYPE_CHECKING, Any
 
-from .cases import Case
-from .results import FAIL, OK, TIMEOUT, CaseResult
+from doerunner.inputs.cases import Case
+from doerunner.results import FAIL, OK, TIMEOUT, CaseResult
 
 if TYPE_CHECKING:
-    from .campaign import RunSummary
+    from doerunner.campaign.orchestrator import RunSummary
 
 
 class Reporter:

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from .results import CaseResult
+from doerunner.results import CaseResult
 
 JOURNAL_VERSION = 1
 FSYNC_INTERVAL_S = 1.0

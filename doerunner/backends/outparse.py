@@ -32,7 +32,7 @@ import json
 import math
 import re
 
-from .results import Metric
+from doerunner.results import Metric
 
 # Run-info and bookkeeping columns a command must not overwrite. p95, p99, throughput_rps
 # and errors are core columns too, but they are the ones a command is meant to report.

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .columns import decimals_for, round_half_away
-from .errors import InputError
+from doerunner.columns import decimals_for, round_half_away
+from doerunner.errors import InputError
 
 # --- reading -------------------------------------------------------------------------------
 

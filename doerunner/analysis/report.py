@@ -32,7 +32,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from .analysis import (
+from doerunner.analysis.effects import (
     EffectsTable,
     default_response,
     main_effects,
@@ -41,9 +41,9 @@ from .analysis import (
     render_effects,
     render_table,
 )
-from .atomic import atomic_open
-from .columns import STATUSES, decimals_for, round_half_away
-from .errors import InputError
+from doerunner.columns import STATUSES, decimals_for, round_half_away
+from doerunner.errors import InputError
+from doerunner.outputs.atomic import atomic_open
 
 TIMESERIES_CAP = 24
 HTML_TABLE_CAP = 5000
@@ -55,7 +55,7 @@ _THROTTLE_MASK = None
 def _throttle_mask() -> int:
     global _THROTTLE_MASK
     if _THROTTLE_MASK is None:
-        from .telemetry.gpu import THROTTLE_MASK
+        from doerunner.telemetry.gpu import THROTTLE_MASK
 
         _THROTTLE_MASK = THROTTLE_MASK
     return _THROTTLE_MASK

@@ -23,22 +23,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .atomic import atomic_open, check_writable_dir
-from .backends import BACKENDS, Backend
-from .cases import Case, read_cases
-from .columns import ColumnStats, parse_tz
-from .errors import CaseInterrupted, InputError, OutputError
-from .exporters.metrics_csv import write_metrics_csv
-from .journal import Journal, case_json, iter_lines, scan
-from .proctree import RUN_DIR_VAR
-from .progress import Reporter, default_reporter
-from .results import FAIL, OK, TIMEOUT, CaseResult
-from .rows import build_row
-from .runner import RunnerSettings, run_with_retries
-from .telemetry.environment import host_environment
-from .telemetry.gpu import THROTTLE_MASK
-from .telemetry.monitor import Monitor, TelemetryOptions
+from doerunner import __version__
+from doerunner.backends import BACKENDS, Backend
+from doerunner.campaign.journal import Journal, case_json, iter_lines, scan
+from doerunner.campaign.progress import Reporter, default_reporter
+from doerunner.campaign.rows import build_row
+from doerunner.campaign.runner import RunnerSettings, run_with_retries
+from doerunner.columns import ColumnStats, parse_tz
+from doerunner.errors import CaseInterrupted, InputError, OutputError
+from doerunner.inputs.cases import Case, read_cases
+from doerunner.outputs.atomic import atomic_open, check_writable_dir
+from doerunner.outputs.metrics_csv import write_metrics_csv
+from doerunner.process.tree import RUN_DIR_VAR
+from doerunner.results import FAIL, OK, TIMEOUT, CaseResult
+from doerunner.telemetry.environment import host_environment
+from doerunner.telemetry.gpu import THROTTLE_MASK
+from doerunner.telemetry.monitor import Monitor, TelemetryOptions
 
 
 @dataclass
@@ -219,7 +219,7 @@ def _check_dask(opts: RunOptions, cases: list[Case], reporter: Reporter) -> None
 def _monitoring(topts: TelemetryOptions, run_dir: Path, reporter: Reporter):  # type: ignore[no-untyped-def]
     """Clean up after an earlier srd killed in this run directory, then open GPU telemetry
     (``TelemetryError``, exit 4, with ``--telemetry on`` and no GPU) for the run."""
-    from .proctree import kill_leftovers
+    from doerunner.process.tree import kill_leftovers
 
     stray = kill_leftovers(str(run_dir.resolve()))
     if stray:
@@ -299,7 +299,7 @@ class _Campaign:
     # -- the loop ---------------------------------------------------------------------------
     def _register(self, summary: RunSummary | None) -> None:
         """Record the run in the history database (best effort: a warning on failure)."""
-        from .history import RunRecord, register
+        from doerunner.history import RunRecord, register
 
         c = summary.counts if summary else {}
         err = register(RunRecord(
@@ -331,7 +331,7 @@ class _Campaign:
         return self._finish(resumed)
 
     def _loop(self, settings: RunnerSettings, truncate_to: int | None) -> None:
-        from . import logwriter
+        from doerunner.process import logwriter
 
         todo = [i for i, o in enumerate(self.offsets) if o is None]
         with self._signals(), Journal(self.journal_path, truncate_to=truncate_to) as journal, \
@@ -410,9 +410,9 @@ class _Campaign:
         with its logs and time series, as the local executor does. Rows keep the input
         order. Interrupted: pending tasks are cancelled and the running cases killed on
         their workers; a LocalCluster is closed and what it left running is killed."""
-        from . import logwriter
-        from .executors.dask import DaskSession, needs_gpu, worker_options
-        from .proctree import kill_leftovers
+        from doerunner.executors.dask import DaskSession, needs_gpu, worker_options
+        from doerunner.process import logwriter
+        from doerunner.process.tree import kill_leftovers
 
         opts = self.opts
         gpu = {i: needs_gpu(self.cases[i], opts.telemetry.mode) for i in todo}
@@ -496,7 +496,7 @@ class _Campaign:
         env, sample_hz = telemetry
         result.metrics.update(env)
         if result.series:
-            from .exporters.timeseries import case_document, write_case
+            from doerunner.outputs.timeseries import case_document, write_case
 
             path = self.run_dir / "timeseries" / f"{case.case_id}.json"
             doc = case_document(case.case_id, result.series, sample_hz, THROTTLE_MASK)
@@ -595,7 +595,7 @@ class _Campaign:
                 self.reporter.warn(f"{signal.Signals(signum).name}: stopping; finished cases "
                                    "are kept (press Ctrl-C again to kill at once)")
             else:
-                from .proctree import kill_all_now
+                from doerunner.process.tree import kill_all_now
 
                 kill_all_now()
                 os._exit(130)
@@ -651,7 +651,7 @@ class _Campaign:
         folder = self.run_dir / "timeseries"
         if not self.monitor.opts.timeseries or not folder.is_dir():
             return
-        from .exporters.timeseries import read_case, write_csv
+        from doerunner.outputs.timeseries import read_case, write_csv
 
         paths = [folder / f"{c.case_id}.json" for c, o in zip(self.cases, self.offsets,
                                                                strict=True) if o is not None]

@@ -39,9 +39,8 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from .analysis import read_metrics
-from .atomic import atomic_open
-from .columns import (
+from doerunner.analysis.effects import read_metrics
+from doerunner.columns import (
     BOOL,
     CORE,
     INT,
@@ -52,8 +51,9 @@ from .columns import (
     order_columns,
     parse_tz,
 )
-from .errors import InputError
-from .history import RunRecord, get_run, list_runs
+from doerunner.errors import InputError
+from doerunner.history import RunRecord, get_run, list_runs
+from doerunner.outputs.atomic import atomic_open
 
 FORMATS = ("json", "csv", "parquet")
 GROUPS = ("core", "run_info", "metrics", "params", "thresholds", "ext", "tags", "notes",
@@ -405,7 +405,7 @@ def _csv_cells(df: pd.DataFrame) -> Iterable[list[str]]:
 def _write_csv(df: pd.DataFrame, out: TextIO, *, verbatim: bool = True) -> None:
     """``df`` as CSV with metrics.csv's settings; ``verbatim``: every cell is already the
     text to write (the metrics.csv cells)."""
-    from .exporters.metrics_csv import csv_writer
+    from doerunner.outputs.metrics_csv import csv_writer
 
     w = csv_writer(out.write)
     w.writerow(list(df.columns))

@@ -11,18 +11,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .backends.base import (
+from doerunner.backends.base import (
     DEFAULT_KILL_GRACE_S,
     DEFAULT_LOG_CAP_BYTES,
     Backend,
     ExecContext,
     WarmupSpec,
 )
-from .cases import Case
-from .results import OK, CaseResult, Execution, Metric
+from doerunner.inputs.cases import Case
+from doerunner.results import OK, CaseResult, Execution, Metric
 
 if TYPE_CHECKING:
-    from .telemetry.monitor import Monitor
+    from doerunner.telemetry.monitor import Monitor
 
 WARMUP_WINDOW = 5
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from .columns import (
+from doerunner.columns import (
     ALWAYS,
     BOOL,
     CASE_ID_RE,
@@ -33,8 +33,8 @@ from .columns import (
     kind_of,
     sort_key,
 )
-from .errors import Problem
-from .exporters.metrics_csv import format_line
+from doerunner.errors import Problem
+from doerunner.outputs.metrics_csv import format_line
 
 _BOM = b"\xef\xbb\xbf"
 _NEEDS_QUOTES = (",", '"', "\r", "\n")

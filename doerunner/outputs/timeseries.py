@@ -17,8 +17,8 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_open
-from ..telemetry.gpu import GpuSample
+from doerunner.outputs.atomic import atomic_open
+from doerunner.telemetry.gpu import GpuSample
 
 CSV_COLUMNS = ("case_id", "gpu", "timestamp", "t_s", "power_w", "mem_used_mb", "util_pct",
                "temp_c", "sm_clock_mhz", "throttle")

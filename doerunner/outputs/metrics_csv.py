@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import tzinfo
 from typing import Any
 
-from ..atomic import atomic_open
-from ..columns import ColumnStats, cell_formatter
+from doerunner.columns import ColumnStats, cell_formatter
+from doerunner.outputs.atomic import atomic_open
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")

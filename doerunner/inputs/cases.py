@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InputError, Problem
-from .thresholds import Threshold, parse_threshold
+from doerunner.errors import InputError, Problem
+from doerunner.inputs.thresholds import Threshold, parse_threshold
 
 DEFAULT_TIMEOUT_S = 600.0
 
@@ -90,7 +90,7 @@ def read_cases(
     and nothing else whatever the file's bytes. Cases of one read may share their ``tags``,
     ``notes`` and ``thresholds`` objects: treat them as read-only.
     """
-    from . import backends  # imported here: the backends import this module
+    from doerunner import backends  # imported here: the backends import this module
 
     known = {sys.intern(name): sys.intern(name) for name in backends.BACKENDS}
     if default_backend not in known:

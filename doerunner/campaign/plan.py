@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .cases import Case
+from doerunner.inputs.cases import Case
 
 
 def plan_lines(cases: list[Case]) -> Iterator[str]:
     """Lines describing what would run: id, backend, timeout, repetitions, the command."""
-    from .backends.shell import ShellBackend
+    from doerunner.backends.shell import ShellBackend
 
     shell = ShellBackend().render
     total_exec = 0
