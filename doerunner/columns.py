@@ -1,12 +1,11 @@
-"""The metrics.csv column rules (SPEC §3), declared once.
+"""The metrics.csv column rules (FORMAT.md §3), declared once.
 
-The writer (``exporters/metrics_csv.py``) and the validator (``validate.py``) both read
-their rules from here: column order, which columns are text, booleans, integers or
-numbers, how many decimals a number gets, how a value becomes a cell, and the timezone
-of ``ts_start``/``ts_end``. Measuring code never formats; everything that turns a
-typed value into text lives in this module.
+The writer (``outputs/metrics_csv.py``) and the validator (``outputs/validate.py``) both
+read their rules from here: column order, the group of a column, which columns are text,
+booleans, integers or numbers, and how many decimals a number gets. How a typed value
+becomes cell text is ``cells``. Measuring code never formats.
 
-Integer or decimals? SPEC says "a column whose values are all integers is written as
+Integer or decimals? The format says "a column whose values are all integers is written as
 integers". We read that per column, over the whole file, so that a column never mixes
 ``3`` and ``3.50``:
 
@@ -26,13 +25,9 @@ over its journal) and decides this per column.
 from __future__ import annotations
 
 import math
-import numbers
 import re
-from collections.abc import Callable, Iterable, Mapping
-from datetime import date, datetime, timedelta, timezone, tzinfo
-from decimal import ROUND_HALF_UP, Context, Decimal
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # --- order -----------------------------------------------------------------------------
 
@@ -42,7 +37,14 @@ RUN_INFO = ("backend", "exit_code", "message", "violations")
 ALWAYS = CORE + RUN_INFO
 
 _ALWAYS_INDEX = {name: i for i, name in enumerate(ALWAYS)}
-_PREFIX_GROUPS = (("param_", 4), ("threshold_", 5), ("ext_", 6), ("tag_", 7), ("note_", 8))
+# (prefix, order group, family): the order of metrics.csv's column groups and the family a
+# column belongs to (``srd export`` groups columns by family).
+_PREFIX_GROUPS = (("param_", 4, "params"), ("threshold_", 5, "thresholds"), ("ext_", 6, "ext"),
+                  ("tag_", 7, "tags"), ("note_", 8, "notes"))
+_MEASURED_FAMILIES = (("energy_", "energy"), ("gpu_", "gpu"), ("thermal_", "thermal"),
+                      ("env_", "env"))
+FAMILIES = ("core", "run_info", "metrics", "params", "thresholds", "ext", "tags", "notes",
+            "energy", "gpu", "thermal", "env")
 
 
 def group_of(name: str) -> int:
@@ -52,10 +54,27 @@ def group_of(name: str) -> int:
         return 1
     if name in RUN_INFO:
         return 2
-    for prefix, group in _PREFIX_GROUPS:
+    for prefix, group, _ in _PREFIX_GROUPS:
         if name.startswith(prefix):
             return group
     return 3
+
+
+def family_of(name: str) -> str:
+    """The family of a column: ``core``, ``run_info``, ``params``, ``thresholds``, ``ext``,
+    ``tags``, ``notes`` (input columns, by prefix), ``energy``, ``gpu``, ``thermal``, ``env``
+    (telemetry, by prefix), else ``metrics`` (the other measured columns)."""
+    if name in CORE:
+        return "core"
+    if name in RUN_INFO:
+        return "run_info"
+    for prefix, _, family in _PREFIX_GROUPS:
+        if name.startswith(prefix):
+            return family
+    for prefix, family in _MEASURED_FAMILIES:
+        if name.startswith(prefix):
+            return family
+    return "metrics"
 
 
 def sort_key(name: str) -> tuple[int, int, str]:
@@ -134,7 +153,7 @@ def may_be_int(name: str) -> bool:
 
 # --- cell shapes (what the validator accepts) -----------------------------------------
 
-CASE_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
 INTEGER_RE = re.compile(r"-?(?:0|[1-9][0-9]*)")
 TIMESTAMP_RE = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}[+-][0-9]{2}:[0-9]{2}(?::[0-9]{2})?"
@@ -147,145 +166,6 @@ VIOLATION_OPERATORS = ("<=", ">=", "<", ">", "=")
 def decimals_re(places: int) -> re.Pattern[str]:
     """A cell written with exactly ``places`` decimals."""
     return re.compile(r"-?(?:0|[1-9][0-9]*)\.[0-9]{" + str(places) + "}")
-
-
-# --- numbers ---------------------------------------------------------------------------
-
-# Enough digits for any finite double (up to 309 integer digits) plus the decimals.
-_DEC_CONTEXT = Context(prec=1000, rounding=ROUND_HALF_UP, Emax=999999, Emin=-999999)
-
-
-@lru_cache(maxsize=64)
-def _quantum(places: int) -> Decimal:
-    return Decimal(1).scaleb(-places)
-
-
-# Fast path: a value whose scaled form m = value * 10**places is far from a rounding
-# midpoint (k + 0.5) rounds the same whether we round its exact binary value (what
-# "%.Nf" does) or its shortest decimal form: the two differ from m by at most ~1.5 ulp(m),
-# which below 2**36 is < 1.2e-5, well inside the 1e-4 margin. Only values near a midpoint
-# (0.125 at 2 places) or too large take the exact path.
-_FAST_LIMIT = float(2**36)
-
-
-def round_half_away(value: float, places: int) -> str:
-    """``value`` with exactly ``places`` decimals (none when 0), rounded half away from
-    zero on its shortest decimal form: ``0.125`` → ``0.13``, ``2.675`` → ``2.68`` (though
-    the double is 2.67499…), ``5e-7`` → ``0.000001`` at 6. Never exponent notation, and
-    never ``-0.00``. Raises ``ValueError`` for NaN and ±inf.
-    """
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"cannot format {value!r}: not a finite number")
-    if 0 <= places < len(_ROUNDERS):
-        return _ROUNDERS[places](value)
-    return _round_shortest(value, places)
-
-
-def _round_shortest(value: float, places: int) -> str:
-    """The exact path: round the digits of ``repr(value)`` as text."""
-    r = repr(value)
-    if "e" in r or "n" in r:  # exponent form, inf, nan
-        return _round_decimal(value, r, places)
-    neg = r[0] == "-"
-    if neg:
-        r = r[1:]
-    ip, _, fp = r.partition(".")
-    n = len(fp)
-    if n <= places:  # short enough: pad, no rounding
-        out = ip + "." + fp + "0" * (places - n)
-    elif places == 0:
-        out = str(int(ip) + 1) if fp[0] >= "5" else ip
-    else:
-        # Only the first dropped digit decides: >= 5 rounds the magnitude up.
-        digits = ip + fp[:places]
-        if fp[places] >= "5":
-            up = str(int(digits) + 1)
-            digits = up.zfill(len(digits))
-        out = digits[:-places] + "." + digits[-places:]
-    if neg and out.strip("0."):
-        return "-" + out
-    return out
-
-
-def _round_decimal(value: float, r: str, places: int) -> str:
-    if not math.isfinite(value):
-        raise ValueError(f"cannot format {value!r}: not a finite number")
-    d = Decimal(r).quantize(_quantum(places), context=_DEC_CONTEXT)
-    if d.is_zero():
-        d = d.copy_abs()
-    return format(d, "f")
-
-
-# --- time ------------------------------------------------------------------------------
-
-JST = timezone(timedelta(hours=9), "JST")
-DEFAULT_TZ = "JST"
-
-_OFFSET = re.compile(r"([+-])([0-9]{2}):?([0-9]{2})")
-
-
-def parse_tz(text: str = DEFAULT_TZ) -> tzinfo:
-    """The timezone named by ``--tz``: ``JST`` (the default, +09:00), ``UTC``, ``local``
-    (this machine's current UTC offset, fixed for the run), a fixed offset such as
-    ``+05:30``, ``-08:00`` or ``+0900``, or an IANA name such as ``Asia/Tokyo``.
-    ``JST``/``UTC``/``local`` are case-insensitive. Raises ``ValueError`` otherwise."""
-    s = text.strip()
-    key = s.upper()
-    if key == "JST":
-        return JST
-    if key == "UTC":
-        return timezone.utc
-    if key == "LOCAL":
-        return datetime.now().astimezone().tzinfo or timezone.utc
-    m = _OFFSET.fullmatch(s)
-    if m:
-        hours, minutes = int(m.group(2)), int(m.group(3))
-        if hours <= 23 and minutes <= 59:
-            delta = timedelta(hours=hours, minutes=minutes)
-            return timezone(-delta if m.group(1) == "-" else delta)
-    elif s and not s.startswith(("/", ".")) and ".." not in s:
-        try:
-            return ZoneInfo(s)
-        except (ZoneInfoNotFoundError, ValueError, OSError):
-            pass
-    raise ValueError(
-        f"unknown timezone {text!r}: use JST, UTC, local, an offset like +05:30 "
-        "or an IANA name like Asia/Tokyo"
-    )
-
-
-def format_timestamp(epoch_s: float, tz: tzinfo) -> str:
-    """Epoch seconds as ISO 8601 at second precision with the offset, e.g.
-    ``2025-08-25T10:30:00+09:00``. Sub-seconds are truncated (never rounded up)."""
-    return datetime.fromtimestamp(math.floor(epoch_s), tz).isoformat(timespec="seconds")
-
-
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-
-
-def timestamp_formatter(tz: tzinfo) -> Callable[[float], str]:
-    """``format_timestamp`` bound to ``tz``. For a fixed offset (JST, UTC, ``+05:30``…) it
-    does the arithmetic itself, several times faster than going through ``datetime``;
-    other zones (IANA names, with DST) take the ``datetime`` road."""
-    if not isinstance(tz, timezone):
-        return lambda epoch_s: format_timestamp(epoch_s, tz)
-    offset_s = round(tz.utcoffset(None).total_seconds())
-    suffix = datetime.fromtimestamp(0, tz).isoformat(timespec="seconds")[19:]
-    days_cache: dict[int, str] = {}
-
-    def fmt(epoch_s: float) -> str:
-        days, rem = divmod(math.floor(epoch_s) + offset_s, 86400)
-        day = days_cache.get(days)
-        if day is None:
-            if len(days_cache) > 4096:
-                days_cache.clear()
-            day = days_cache[days] = date.fromordinal(_EPOCH_ORDINAL + days).isoformat()
-        hours, rem = divmod(rem, 3600)
-        minutes, seconds = divmod(rem, 60)
-        return f"{day}T{hours:02d}:{minutes:02d}:{seconds:02d}{suffix}"
-
-    return fmt
 
 
 # --- which columns are integers ------------------------------------------------------
@@ -341,111 +221,3 @@ class ColumnStats:
         return kind_of(name) == INT or name in self._candidates
 
 
-# --- one value → one cell --------------------------------------------------------------
-
-
-def cell_formatter(name: str, stats: ColumnStats | None, tz: tzinfo) -> Callable[[object], str]:
-    """A function turning one typed value of column ``name`` into its cell text.
-
-    ``None``, NaN and ±inf → ``''``; ``bool`` → ``'1'``/``''``; ``str`` → verbatim;
-    numbers per the column's kind (see the module docstring); a number in a text column
-    is written in its shortest form. Built once per column so that the per-cell work is
-    one call: this is the hot path of writing metrics.csv.
-    """
-    kind = kind_of(name)
-    if kind == NUMBER and not (stats is not None and stats.is_int(name)):
-        return _decimal_cell(name, decimals_for(name))
-    if kind == TIMESTAMP:
-        number = timestamp_formatter(tz)
-    elif kind == TEXT:
-        number = str
-    elif kind == BOOL:
-        def number(v: float) -> str:
-            return "1" if v else ""
-    else:
-        number = _integer(name, strict=kind != INT)
-
-    def cell(v: object) -> str:
-        if v is None:
-            return ""
-        t = type(v)
-        if t is str:
-            return v
-        if t is float:
-            return "" if v - v else number(v)  # v - v is NaN (truthy) for NaN and ±inf
-        if t is int:
-            return number(v)
-        if t is bool:
-            return "1" if v else ""
-        return cell(_plain_type(name, v))
-
-    return cell
-
-
-def _decimal_cell(name: str, places: int) -> Callable[[object], str]:
-    """The cell function of a column written with ``places`` decimals. The float branch
-    is the fast path of ``round_half_away`` (see ``_FAST_LIMIT``), inlined: it runs for
-    most cells of a file."""
-    scale = 10.0**places
-    spec = f".{places}f"
-    lim = _FAST_LIMIT
-    zeros = "." + "0" * places if places else ""
-
-    def cell(v: object) -> str:
-        t = type(v)
-        if t is float:
-            m = v * scale
-            if -lim < m < lim and not 0.4999 < m % 1.0 < 0.5001:
-                out = format(v, spec)
-                if out[0] == "-" and not out.strip("-0."):
-                    return out[1:]  # rounds to zero: no minus sign
-                return out
-            return "" if v - v else _round_shortest(v, places)  # v - v: NaN for NaN, ±inf
-        if v is None:
-            return ""
-        if t is int:
-            return str(v) + zeros
-        if t is str:
-            return v
-        if t is bool:
-            return "1" if v else ""
-        return cell(_plain_type(name, v))
-
-    return cell
-
-
-_ROUNDERS = tuple(_decimal_cell("", p) for p in range(16))
-
-
-def _integer(name: str, *, strict: bool) -> Callable[[float], str]:
-    """Integers as they are; a float rounded half away from zero to an integer. ``strict``
-    (a column inferred as all-integer) refuses a non-integral float: ColumnStats missed it."""
-    def number(v: float) -> str:
-        if type(v) is int:
-            return str(v)
-        if strict and v != math.floor(v):
-            raise ValueError(
-                f"column {name!r} was counted as integers but has {v!r}: "
-                "ColumnStats must see every row before writing"
-            )
-        return _ROUNDERS[0](v)
-
-    return number
-
-
-def _plain_type(name: str, v: object) -> object:
-    """Subclasses and foreign numbers (numpy scalars…) → str, bool, int or float."""
-    if isinstance(v, str):
-        return str(v)
-    if isinstance(v, bool):
-        return bool(v)
-    if isinstance(v, numbers.Integral):
-        return int(v)
-    if isinstance(v, numbers.Real):
-        return float(v)
-    raise TypeError(f"column {name!r}: cannot write a {type(v).__name__} value")
-
-
-def format_value(name: str, value: object, stats: ColumnStats | None, tz: tzinfo = JST) -> str:
-    """The cell text of ``value`` in column ``name`` (see ``cell_formatter``)."""
-    return cell_formatter(name, stats, tz)(value)

@@ -1,4 +1,4 @@
-"""The library's own errors. Each carries the exit code the CLI turns it into (SPEC §1)."""
+"""The library's own errors. Each carries the exit code the CLI turns it into (FORMAT.md §1)."""
 
 from __future__ import annotations
 
@@ -44,9 +44,21 @@ def _fmt(p: Problem) -> str:
 
 
 class OutputError(DoerunnerError):
-    """An output file or directory cannot be written (exit 4 when found before anything ran)."""
+    """An output file or directory cannot be written (exit 4 when found before anything ran).
+    ``reason`` is why, without saying which output (``No space left on device``)."""
 
     exit_code = 4
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason if reason is not None else message
+
+
+def output_error(what: object, e: OSError) -> OutputError:
+    """The one translation of an ``OSError`` on an output: ``OutputError("WHAT: reason")``
+    (``WHAT`` names the output, e.g. ``--junit report.xml``)."""
+    reason = e.strerror or str(e)
+    return OutputError(f"{what}: {reason}", reason)
 
 
 class CaseInterrupted(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 OK = "OK"
@@ -106,3 +107,31 @@ class CaseResult:
             d.get("attempts", 1), d.get("fingerprint", ""), d.get("warnings", []),
             d.get("definition"),
         )
+
+
+@dataclass
+class RunSummary:
+    """What a run did. ``exit_code`` follows FORMAT.md §1 (0, 2, 3, 130); ``elapsed_s`` is
+    the run's wall time in seconds."""
+
+    run_id: str
+    out: Path
+    run_dir: Path
+    total: int
+    finished: int
+    counts: dict[str, int]
+    violated: int
+    violated_ids: list[str]
+    resumed: int
+    not_run: int
+    interrupted: bool
+    elapsed_s: float
+    exit_code: int
+    warnings: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``summary`` of run.json."""
+        return {"total": self.total, "finished": self.finished, "counts": self.counts,
+                "violated": self.violated, "resumed": self.resumed, "not_run": self.not_run,
+                "interrupted": self.interrupted, "exit_code": self.exit_code,
+                "elapsed_s": self.elapsed_s}

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from doerunner.backends import BACKENDS
 from doerunner.errors import InputError, Problem
-from doerunner.inputs.cases import Case, read_cases
+from doerunner.inputs.case import Case
+from doerunner.inputs.cases import read_cases
 from doerunner.inputs.thresholds import Threshold
 
 
@@ -310,7 +311,7 @@ def test_read_errors_become_problems(tmp_path: Path, monkeypatch: pytest.MonkeyP
         raise error
 
     p = write(tmp_path, b"case_id,cmd\na,true\n")
-    monkeypatch.setattr(doerunner.inputs.cases, "open", refuse, raising=False)
+    monkeypatch.setattr(doerunner.inputs.csvtext, "open", refuse, raising=False)
     assert problems_of(p) == [f"{p}:0:0: cannot read: {why}"]
 
 

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from doerunner.backends import shell
 from doerunner.backends.base import ExecContext
 from doerunner.backends.shell import ShellBackend
-from doerunner.inputs.cases import Case
-from doerunner.process import logwriter
+from doerunner.inputs.case import Case
+from doerunner.process import capture, logwriter
 from doerunner.results import OK
 
 
@@ -164,8 +163,8 @@ def backend() -> ShellBackend:
 def test_logs_are_identical_in_every_mode(backend, tmp_path, monkeypatch, background, live,
                                           size, cap):
     if live:  # every log is written as it grows (the path of long or big outputs)
-        monkeypatch.setattr(shell, "_LIVE_AFTER_S", 0.0)
-        monkeypatch.setattr(shell, "_APPEND_MIN", 1000)
+        monkeypatch.setattr(capture, "LIVE_AFTER_S", 0.0)
+        monkeypatch.setattr(capture, "APPEND_MIN", 1000)
     data = tmp_path / "data.bin"
     ctx = ExecContext(timeout_s=30, stdout_path=tmp_path / "c1.stdout",
                       stderr_path=tmp_path / "c1.stderr", log_cap_bytes=cap)
@@ -203,7 +202,7 @@ def test_background_logs_of_repeated_executions_keep_their_order(backend, tmp_pa
 
 
 def test_a_long_running_case_log_can_be_watched(backend, tmp_path, monkeypatch):
-    monkeypatch.setattr(shell, "_LIVE_AFTER_S", 0.2)
+    monkeypatch.setattr(capture, "LIVE_AFTER_S", 0.2)
     ctx = ExecContext(timeout_s=30, stdout_path=tmp_path / "c1.stdout")
     seen = []
 

@@ -21,19 +21,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from doerunner.columns import (
-    ALWAYS,
+from doerunner.cells import (
     JST,
-    ColumnStats,
-    decimals_for,
     format_timestamp,
     format_value,
-    group_of,
-    order_columns,
     parse_tz,
     round_half_away,
     timestamp_formatter,
 )
+from doerunner.columns import ALWAYS, ColumnStats, decimals_for, group_of, order_columns
 from doerunner.outputs.metrics_csv import defuse, format_rows, write_metrics_csv
 from doerunner.outputs.validate import validate_metrics_csv
 

@@ -6,7 +6,8 @@ import re
 import sys
 
 from doerunner.campaign.progress import BarReporter
-from doerunner.inputs.cases import Case, read_cases
+from doerunner.inputs.case import Case
+from doerunner.inputs.cases import read_cases
 from doerunner.results import OK, CaseResult
 
 

@@ -257,7 +257,7 @@ def test_disk_full_while_journaling_keeps_old_outputs(tmp_path, write_cases, mon
 
 
 def test_unwritable_output_detected_before_running(tmp_path, write_cases, monkeypatch):
-    from doerunner.campaign import orchestrator as campaign
+    from doerunner.campaign import rundir as campaign
 
     def nope(directory: Path) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -9,7 +9,8 @@ import pytest
 
 from doerunner.backends.dummy import DummyBackend
 from doerunner.campaign.runner import RunnerSettings, aggregate, coefficient_of_variation, run_case
-from doerunner.inputs.cases import Case
+from doerunner.inputs.case import Case
+from doerunner.policy import ExecutionPolicy
 from doerunner.results import FAIL, OK, TIMEOUT, Execution
 
 
@@ -70,7 +71,7 @@ def test_timeout_status_and_time() -> None:
 
 def test_warmup_auto_converges_on_stable_times() -> None:
     r = run_case(make_case(warmup="auto", sleep_s="0.02"), DummyBackend(),
-                 RunnerSettings(warmup_cv=0.5, warmup_max=20))
+                 RunnerSettings(policy=ExecutionPolicy(warmup_cv=0.5, warmup_max=20)))
     assert r.metrics["warmup_converged"] is True
     assert r.metrics["warmup_runs"] == 5
     assert r.metrics["warmup_final_cv"] < 0.5
@@ -79,7 +80,7 @@ def test_warmup_auto_converges_on_stable_times() -> None:
 
 def test_warmup_auto_not_converging_is_a_warning() -> None:
     r = run_case(make_case(warmup="auto"), DummyBackend(),
-                 RunnerSettings(warmup_cv=1e-12, warmup_max=7))
+                 RunnerSettings(policy=ExecutionPolicy(warmup_cv=1e-12, warmup_max=7)))
     assert r.status == OK
     assert r.metrics["warmup_runs"] == 7
     assert r.metrics["warmup_converged"] is False

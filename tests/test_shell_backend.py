@@ -13,7 +13,7 @@ import pytest
 from doerunner.backends.base import ExecContext
 from doerunner.backends.shell import ShellBackend, env_name
 from doerunner.errors import CaseInterrupted
-from doerunner.inputs.cases import Case
+from doerunner.inputs.case import Case
 from doerunner.process import tree as proctree
 from doerunner.results import FAIL, OK, TIMEOUT
 
@@ -359,7 +359,7 @@ def test_silent_stream_leaves_no_log_file_and_removes_a_stale_one(backend, ctx):
 def start_mode(request, monkeypatch):
     """Run a test with each way of starting the shell."""
     if request.param == "popen":
-        monkeypatch.setattr("doerunner.backends.shell._USE_SPAWN", False)
+        monkeypatch.setattr("doerunner.process.spawn.USE_SPAWN", False)
     return request.param
 
 
@@ -438,9 +438,9 @@ def test_last_pid_follows_new_processes():
 
 
 def test_falls_back_to_popen_when_spawn_cannot_be_used(backend, ctx, monkeypatch):
-    from doerunner.backends import shell
+    from doerunner.process import spawn
 
-    monkeypatch.setattr(shell, "_inheritable_fds", lambda: None)  # /proc unreadable
+    monkeypatch.setattr(spawn, "inheritable_fds", lambda: None)  # /proc unreadable
     ex = backend.execute(case("echo a=1"), ctx)
     assert ex.status == OK and ex.metrics == {"a": 1}
     monkeypatch.undo()
@@ -448,8 +448,8 @@ def test_falls_back_to_popen_when_spawn_cannot_be_used(backend, ctx, monkeypatch
     def no_setsid(*args, **kwargs):
         raise NotImplementedError("setsid is unsupported on this platform")
 
-    monkeypatch.setattr(shell, "_USE_SPAWN", shell._USE_SPAWN)  # restored after the test
-    monkeypatch.setattr(shell.os, "posix_spawn", no_setsid)
+    monkeypatch.setattr(spawn, "USE_SPAWN", spawn.USE_SPAWN)  # restored after the test
+    monkeypatch.setattr(spawn.os, "posix_spawn", no_setsid)
     ex = backend.execute(case("echo b=2"), ctx)
     assert ex.status == OK and ex.metrics == {"b": 2}
-    assert shell._USE_SPAWN is False
+    assert spawn.USE_SPAWN is False

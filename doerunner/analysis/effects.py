@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from doerunner.columns import decimals_for, round_half_away
+from doerunner.cells import round_half_away
+from doerunner.columns import decimals_for
 from doerunner.errors import InputError
 
 # --- reading -------------------------------------------------------------------------------

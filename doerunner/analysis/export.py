@@ -40,17 +40,8 @@ import orjson
 import pandas as pd
 
 from doerunner.analysis.effects import read_metrics
-from doerunner.columns import (
-    BOOL,
-    CORE,
-    INT,
-    NUMBER,
-    RUN_INFO,
-    TIMESTAMP,
-    kind_of,
-    order_columns,
-    parse_tz,
-)
+from doerunner.cells import parse_tz
+from doerunner.columns import BOOL, CORE, INT, NUMBER, RUN_INFO, TIMESTAMP, kind_of, order_columns
 from doerunner.errors import InputError
 from doerunner.history import RunRecord, get_run, list_runs
 from doerunner.outputs.atomic import atomic_open

@@ -41,7 +41,8 @@ from doerunner.analysis.effects import (
     render_effects,
     render_table,
 )
-from doerunner.columns import STATUSES, decimals_for, round_half_away
+from doerunner.cells import round_half_away
+from doerunner.columns import STATUSES, decimals_for
 from doerunner.errors import InputError
 from doerunner.outputs.atomic import atomic_open
 

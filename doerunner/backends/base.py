@@ -9,11 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from doerunner.inputs.cases import Case
+from doerunner.inputs.case import Case
+from doerunner.policy import DEFAULT_POLICY, WARMUP_WINDOW
 from doerunner.results import Execution
-
-DEFAULT_LOG_CAP_BYTES = 10 * 1024 * 1024
-DEFAULT_KILL_GRACE_S = 2.0
 
 
 @dataclass(slots=True)
@@ -32,8 +30,8 @@ class ExecContext:
     timeout_s: float
     stdout_path: str | Path | None = None
     stderr_path: str | Path | None = None
-    log_cap_bytes: int = DEFAULT_LOG_CAP_BYTES
-    kill_grace_s: float = DEFAULT_KILL_GRACE_S
+    log_cap_bytes: int = DEFAULT_POLICY.log_cap_bytes
+    kill_grace_s: float = DEFAULT_POLICY.kill_grace_s
     cancel: threading.Event = field(default_factory=threading.Event)
     env: Mapping[str, str] = field(default_factory=dict)
     progress: Callable[[str, int, int], None] | None = None
@@ -46,20 +44,23 @@ class WarmupSpec:
     ``cv``, at most ``max_runs``."""
 
     count: int | str
-    cv: float = 0.05
-    max_runs: int = 50
-    window: int = 5
+    cv: float = DEFAULT_POLICY.warmup_cv
+    max_runs: int = DEFAULT_POLICY.warmup_max
+    window: int = WARMUP_WINDOW
 
 
 @dataclass(slots=True)
 class WarmupReport:
     """What a backend's own warm-up did: ``runs`` warm-up requests, whether ``auto``
-    converged and the final CV (None for a fixed count), and warnings."""
+    converged and the final CV (None for a fixed count), warnings, and ``failure``: the
+    failed execution (FAIL or TIMEOUT, message saying which request) when the warm-up did
+    not complete — the case then ends with it."""
 
     runs: int
     converged: bool | None = None
     final_cv: float | None = None
     warnings: list[str] = field(default_factory=list)
+    failure: Execution | None = None
 
 
 class Backend(ABC):
@@ -67,14 +68,31 @@ class Backend(ABC):
 
     A backend never formats and never raises for a case that fails: failures are an
     ``Execution`` with status FAIL or TIMEOUT. It raises ``CaseInterrupted`` when
-    ``ctx.cancel`` was set.
+    ``ctx.cancel`` was set. Creating one has no side effects (cases files are checked with
+    a fresh instance); what it holds (a worker process) is started on first use.
+
+    What a backend is and needs is declared here, never tested by name elsewhere:
+    ``USES_GPU`` (its cases need a GPU of their own: they are not run side by side on shared
+    GPUs, and ask Dask for a GPU resource), ``DEFAULT_WARMUP`` (a row's warm-up when its
+    ``warmup`` cell is empty), ``TEMPLATE_COLUMNS`` (columns whose ``{name}`` placeholders
+    it fills in, checked by ``srd design`` too) and ``REPORT_RESPONSE`` (the metric ``srd
+    report`` explains by default for a run of its cases).
     """
 
     NAME: ClassVar[str]
+    USES_GPU: ClassVar[bool] = False
+    DEFAULT_WARMUP: ClassVar[int | str] = 0
+    TEMPLATE_COLUMNS: ClassVar[tuple[str, ...]] = ()
+    REPORT_RESPONSE: ClassVar[str | None] = None
 
     def check(self, case: Case) -> list[tuple[str, str]]:
-        """Static checks of a case before anything runs: ``(column, message)`` pairs."""
+        """Static checks of a case before anything runs: ``(column, message)`` pairs. No
+        side effects."""
         return []
+
+    def describe(self, case: Case) -> str:
+        """What ``srd run --dry-run`` shows of the case: its parameters as ``name=value``."""
+        return " ".join(f"{k}={v}" for k, v in case.params.items())
 
     @abstractmethod
     def execute(self, case: Case, ctx: ExecContext) -> Execution:
@@ -84,7 +102,7 @@ class Backend(ABC):
         """Warm up at a finer grain than whole executions (e.g. single requests of an LLM).
 
         Return None (the default) to let the runner repeat whole executions instead. May
-        raise ``CaseInterrupted``; a failure is reported by the following ``execute``."""
+        raise ``CaseInterrupted``; a failure is the report's ``failure``."""
         return None
 
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op for most backends

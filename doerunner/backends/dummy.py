@@ -16,11 +16,10 @@ import time
 
 from doerunner.backends.base import Backend, ExecContext
 from doerunner.errors import CaseInterrupted
-from doerunner.inputs.cases import Case
+from doerunner.inputs.case import Case
+from doerunner.inputs.vocabulary import parse_flag
 from doerunner.results import FAIL, OK, TIMEOUT, Execution
 
-_TRUE = frozenset({"1", "true", "yes", "x"})
-_FALSE = frozenset({"", "0", "false", "no"})
 _SCALE = float(2**64)
 
 
@@ -42,7 +41,7 @@ class DummyBackend(Backend):
         if not ok:
             problems.append(("sleep_s", f"sleep_s must be a number of seconds >= 0, got {text!r}"))
         fail = case.params.get("fail", "").strip().lower()
-        if fail not in _TRUE and fail not in _FALSE:
+        if parse_flag(fail) is None:
             problems.append(("fail", f"fail must be 1/true/yes or empty/0/false/no, got {fail!r}"))
         return problems
 
@@ -56,7 +55,7 @@ class DummyBackend(Backend):
                 raise CaseInterrupted(case.case_id)
             if sleep_s > ctx.timeout_s:
                 status, message = TIMEOUT, f"timed out after {ctx.timeout_s:g} s"
-        if status == OK and case.params.get("fail", "").strip().lower() in _TRUE:
+        if status == OK and parse_flag(case.params.get("fail", "")):
             status, message = FAIL, "dummy failure requested (fail=1)"
         wall_s = time.perf_counter() - t0
         if status == TIMEOUT:

@@ -70,7 +70,8 @@ from typing import IO, Any
 
 from doerunner.backends.base import Backend, ExecContext, WarmupReport, WarmupSpec
 from doerunner.errors import CaseInterrupted
-from doerunner.inputs.cases import Case
+from doerunner.inputs.case import Case
+from doerunner.inputs.vocabulary import parse_flag
 from doerunner.process import tree as proctree
 from doerunner.results import FAIL, OK, TIMEOUT, Execution, Metric
 
@@ -84,8 +85,6 @@ LOAD_TIMEOUT_MIN_S = 300.0  # starting the worker and loading a model: max(timeo
 _POLL_S = 0.1  # how often the cancel event is looked at while the worker works
 _DEVICE_RE = re.compile(r"cpu|cuda(:\d+)?")
 _ATTN_RE = re.compile(r"[A-Za-z0-9_./-]+")
-_TRUE = frozenset({"1", "true", "yes", "x"})
-_FALSE = frozenset({"", "0", "false", "no"})
 _LOG_NAME = "hf_worker.log"
 
 
@@ -186,8 +185,8 @@ def parse_job(case: Case) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     device = p.get("device", "").strip().lower() or "auto"
     if device != "auto" and not _DEVICE_RE.fullmatch(device):
         problems.append(("device", f"device must be cpu, cuda or cuda:N, got {p['device']!r}"))
-    sample_text = p.get("do_sample", "").strip().lower()
-    if sample_text not in _TRUE and sample_text not in _FALSE:
+    do_sample = parse_flag(p.get("do_sample", ""))
+    if do_sample is None:
         problems.append(("do_sample", "do_sample must be 1/true/yes or empty/0/false/no, "
                                       f"got {p['do_sample']!r}"))
     temperature = _float(p, "temperature", 0.0, math.inf, True, problems)
@@ -202,7 +201,7 @@ def parse_job(case: Case) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     job = {"model": model, "dtype": dtype, "device": device, "attn_implementation": attn,
            "prompts": list(prompts), "num_prompts": num_prompts, "batch_size": batch_size,
            "max_new_tokens": max_new, "min_new_tokens": min_new,
-           "do_sample": sample_text in _TRUE, "temperature": temperature, "top_p": top_p,
+           "do_sample": bool(do_sample), "temperature": temperature, "top_p": top_p,
            "top_k": top_k, "seed": seed}
     return job, problems
 
@@ -337,11 +336,13 @@ class HfBackend(Backend):
     """Runs LLM generation through transformers in a kept worker process (module docstring)."""
 
     NAME = "hf"
+    USES_GPU = True
+    DEFAULT_WARMUP = "auto"
+    REPORT_RESPONSE = "tokens_per_s"
 
     def __init__(self) -> None:
         self.worker: _Worker | None = None
         self.env: dict[str, str] = {}
-        self.pending: dict[str, Execution] = {}  # case id -> failure found during its warm-up
         self.carried_load_s: dict[str, float] = {}  # case id -> load time spent in warm-up
         self.reported_case: str | None = None  # the case whose model_load_s was reported
 
@@ -401,18 +402,15 @@ class HfBackend(Backend):
 
     # -- warm-up -------------------------------------------------------------------------------
     def warmup(self, case: Case, ctx: ExecContext, spec: WarmupSpec) -> WarmupReport | None:
-        """Warm-up requests in the worker (one batch ``generate`` each). A failure is kept
-        and returned by the case's next ``execute``."""
-        self.pending.pop(case.case_id, None)
+        """Warm-up requests in the worker (one batch ``generate`` each); a failure is the
+        report's ``failure``."""
         job, problems = parse_job(case)
         if problems:
-            self.pending[case.case_id] = _failure(FAIL, problems[0][1], time.time(), 0.0)
-            return WarmupReport(0)
+            return WarmupReport(0, failure=_failure(FAIL, problems[0][1], time.time(), 0.0))
         loaded = self._load(case, ctx, job)
         self.reported_case = None
         if isinstance(loaded, Execution):
-            self.pending[case.case_id] = loaded
-            return WarmupReport(0)
+            return WarmupReport(0, failure=loaded)
         self.carried_load_s[case.case_id] = loaded
         assert self.worker is not None
         w = self.worker
@@ -431,20 +429,17 @@ class HfBackend(Backend):
                 break
         except _Timeout:
             self._discard_worker()
-            self.pending[case.case_id] = _failure(
+            return WarmupReport(steps, failure=_failure(
                 TIMEOUT, f"timed out after {ctx.timeout_s:g} s (warm-up request {steps + 1})",
-                t_start, ctx.timeout_s)
-            return WarmupReport(steps)
+                t_start, ctx.timeout_s))
         except WorkerGone as e:
             self._discard_worker()
-            self.pending[case.case_id] = _failure(
-                FAIL, f"warm-up request {steps + 1}: {e}", t_start, time.perf_counter() - t0)
-            return WarmupReport(steps)
+            return WarmupReport(steps, failure=_failure(
+                FAIL, f"warm-up request {steps + 1}: {e}", t_start, time.perf_counter() - t0))
         if not msg.get("ok"):
-            self.pending[case.case_id] = _failure(
+            return WarmupReport(steps, failure=_failure(
                 FAIL, f"warm-up request {steps + 1}: {msg.get('error')}", t_start,
-                time.perf_counter() - t0)
-            return WarmupReport(steps)
+                time.perf_counter() - t0))
         runs, converged, final_cv = int(msg["runs"]), msg.get("converged"), msg.get("final_cv")
         warnings = []
         if converged is False:
@@ -455,9 +450,6 @@ class HfBackend(Backend):
 
     # -- one execution -------------------------------------------------------------------------
     def execute(self, case: Case, ctx: ExecContext) -> Execution:
-        failed = self.pending.pop(case.case_id, None)
-        if failed is not None:
-            return failed
         job, problems = parse_job(case)
         if problems:
             return _failure(FAIL, problems[0][1], time.time(), 0.0)

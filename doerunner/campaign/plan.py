@@ -1,23 +1,202 @@
-"""``srd run --dry-run``: the plan of a run, one line per case, without running anything."""
+"""The execution plan: how the cases of a run are run, decided once.
+
+``make_plan`` resolves the options, the cases, the backends' declared capabilities and the
+GPUs found into a frozen ``ExecutionPlan``: which executor, how many slots (cases at once),
+which GPUs each slot owns (by UUID), what every execution of a slot finds in its environment
+(``CUDA_VISIBLE_DEVICES``), which GPUs its measurement windows cover, and the telemetry mode
+in force. ``srd run --dry-run`` prints it, run.json records it, and nothing downstream
+decides any of this again: executors run the slots, the runner measures the slot's GPUs.
+
+The rules:
+
+* one case at a time (the default): one slot; with telemetry it measures every GPU of the
+  run (``--gpus``, else every visible GPU).
+* ``--per-gpu``: one slot per GPU; each case gets its slot's GPU (``CUDA_VISIBLE_DEVICES``
+  = its UUID, which names the same GPU whatever the ordering) and is measured on it alone.
+  It needs telemetry (no GPU found is an error).
+* ``--jobs N`` (and a Dask LocalCluster of N > 1 workers): N slots side by side on shared
+  GPUs. A window would measure its neighbours' energy too, so telemetry is off, and cases
+  of a backend that uses a GPU are refused — unless ``--share-gpus`` accepts that (then
+  every slot measures every GPU, and a warning says the energy is not comparable).
+* ``--executor dask``: the workers measure their own GPUs; the client measures nothing.
+  Cases of a backend that uses a GPU, and every case with ``--telemetry on``, ask Dask for
+  the ``GPU`` resource.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-from doerunner.inputs.cases import Case
+from doerunner.backends import BACKENDS
+from doerunner.errors import InputError
+from doerunner.inputs.case import Case
+
+CUDA_VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"
 
 
-def plan_lines(cases: list[Case]) -> Iterator[str]:
-    """Lines describing what would run: id, backend, timeout, repetitions, the command."""
-    from doerunner.backends.shell import ShellBackend
+@dataclass(frozen=True, slots=True)
+class GpuRef:
+    """A GPU of the run: ``position`` among the GPUs opened for it (what measurement windows
+    name), its NVML ``index``, ``uuid`` and ``name``."""
 
-    shell = ShellBackend().render
-    total_exec = 0
-    for c in cases:
-        warm = c.warmup if c.warmup == "auto" else f"{c.warmup}"
-        what = shell(c) if c.backend == "shell" else " ".join(
-            f"{k}={v}" for k, v in c.params.items())
-        total_exec += c.repeat + (c.warmup if isinstance(c.warmup, int) else 0)
-        yield (f"{c.case_id}\t{c.backend}\ttimeout={c.timeout_s:g}s\trepeat={c.repeat}"
-               f"\twarmup={warm}\t{what}")
-    yield f"# {len(cases)} cases, at least {total_exec} executions; nothing was run (--dry-run)"
+    position: int
+    index: int
+    uuid: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """Where one case at a time runs. ``gpus``: the GPUs the slot owns (its cases get them
+    and its windows measure them; empty without telemetry); ``env``: what every execution
+    of the slot gets in its environment; ``measured``: the positions its windows cover
+    (None: no window)."""
+
+    number: int
+    gpus: tuple[GpuRef, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def measured(self) -> list[int] | None:
+        return [g.position for g in self.gpus] if self.gpus else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"slot": self.number, "gpus": [g.uuid for g in self.gpus], "env": dict(self.env)}
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionPlan:
+    """How a run's cases are run (see the module docstring).
+
+    ``executor``: the executor's registry name; ``mode``: ``serial``, ``parallel``,
+    ``per-gpu``, ``dask-local`` or ``dask-cluster``; ``slots``: the local slots (for Dask:
+    the workers are the slots, and ``workers`` is the size of the LocalCluster srd starts,
+    None with ``scheduler``); ``telemetry``: the mode in force where the cases run (``on``,
+    ``auto`` or ``off``); ``active``: whether this process measures; ``gpus``: the GPUs
+    opened for the run; ``unavailable``: why none could be read (auto mode);
+    ``gpu_backends``: backends whose cases ask Dask for a GPU; ``gpu_tasks``: whether any
+    case does (the LocalCluster's workers then declare the resource); ``notes``: warnings to
+    show at the start of the run."""
+
+    executor: str
+    mode: str
+    slots: tuple[Slot, ...]
+    telemetry: str
+    active: bool = False
+    gpus: tuple[GpuRef, ...] = ()
+    unavailable: str | None = None
+    workers: int | None = None
+    scheduler: str | None = None
+    gpu_backends: frozenset[str] = frozenset()
+    gpu_tasks: bool = False
+    notes: tuple[str, ...] = ()
+
+    def asks_gpu(self, case: Case) -> bool:
+        """Whether the case's Dask task asks for the ``GPU`` resource."""
+        return self.telemetry == "on" or case.backend in self.gpu_backends
+
+    def describe(self) -> Iterator[str]:
+        """The plan as ``#`` lines (``srd run --dry-run``)."""
+        where = {"serial": "one case at a time", "parallel": f"{len(self.slots)} cases at once",
+                 "per-gpu": f"one case per GPU, {len(self.slots)} at once",
+                 "dask-local": f"Dask, a LocalCluster of {self.workers} worker(s)",
+                 "dask-cluster": f"Dask, the workers of {self.scheduler}"}[self.mode]
+        yield f"# executor: {self.executor} ({where})"
+        if self.telemetry == "off":
+            yield "# GPU telemetry: off" + (f" ({self.unavailable})" if self.unavailable else "")
+        elif self.mode.startswith("dask"):
+            yield f"# GPU telemetry: {self.telemetry}, measured by each worker on its GPUs"
+        for slot in self.slots:
+            if slot.gpus or slot.env:
+                gpus = ", ".join(f"GPU {g.index} {g.name} {g.uuid}" for g in slot.gpus)
+                env = " ".join(f"{k}={v}" for k, v in slot.env.items())
+                yield (f"# slot {slot.number}: measures {gpus or 'nothing'}"
+                       + (f"; environment {env}" if env else ""))
+        for note in self.notes:
+            yield f"# note: {note}"
+
+    def to_json(self) -> dict[str, Any]:
+        """As run.json records it."""
+        return {"executor": self.executor, "mode": self.mode, "telemetry": self.telemetry,
+                "active": self.active, "unavailable": self.unavailable,
+                "gpus": [{"position": g.position, "index": g.index, "uuid": g.uuid,
+                          "name": g.name} for g in self.gpus],
+                "slots": [s.to_json() for s in self.slots], "workers": self.workers,
+                "scheduler": self.scheduler, "gpu_backends": sorted(self.gpu_backends),
+                "gpu_tasks": self.gpu_tasks,
+                "notes": list(self.notes)}
+
+
+# What make_plan is told of the GPUs: (refs of the GPUs opened, why none could be read).
+GpuFinder = Callable[[str], tuple[Sequence[GpuRef], str | None]]
+
+
+def local_cluster_workers(jobs: int) -> int:
+    """Workers of the LocalCluster ``--executor dask`` starts without ``--scheduler``."""
+    return jobs if jobs > 1 else (os.cpu_count() or 1)
+
+
+def make_plan(options: Any, cases: Sequence[Case], find_gpus: GpuFinder) -> ExecutionPlan:
+    """The plan of a run with ``options`` (``RunOptions``) over ``cases``. ``find_gpus(mode)``
+    opens the GPUs for a telemetry mode (not called for ``off``). Raises ``InputError`` for a
+    combination that cannot run (hf cases side by side, ``--telemetry on`` with ``--jobs``,
+    ``--per-gpu`` without GPUs)."""
+    par, mode = options.parallel, options.telemetry.mode
+    gpu_backends = frozenset(n for n, b in BACKENDS.items() if b.USES_GPU)
+    notes: list[str] = []
+    if par.executor == "dask":
+        workers = None if par.scheduler is not None else local_cluster_workers(par.jobs)
+        if workers is not None and workers > 1:
+            mode = _side_by_side(options, cases, gpu_backends, notes, "--executor dask",
+                                 f"the {workers} workers of a LocalCluster",
+                                 "use --per-gpu with the local executor, or a cluster with "
+                                 "one worker per GPU", "use --per-gpu with the local executor")
+        plan = ExecutionPlan("dask", "dask-local" if workers is not None else "dask-cluster",
+                             (), mode, workers=workers, scheduler=par.scheduler,
+                             gpu_backends=gpu_backends, notes=tuple(notes))
+        return replace(plan, gpu_tasks=any(plan.asks_gpu(c) for c in cases))
+    if par.per_gpu:
+        if mode == "off":
+            raise InputError("--per-gpu needs GPU telemetry: drop --telemetry off")
+        gpus, _ = find_gpus("on")  # no GPU is an error, not a silent serial run
+        slots = tuple(Slot(i, (g,), {CUDA_VISIBLE_DEVICES: g.uuid}) for i, g in enumerate(gpus))
+        return ExecutionPlan("local", "per-gpu", slots, "on", True, tuple(gpus),
+                             gpu_backends=gpu_backends)
+    if par.jobs > 1:
+        mode = _side_by_side(options, cases, gpu_backends, notes, f"--jobs {par.jobs}",
+                             f"{par.jobs} cases",
+                             "use --per-gpu to give each case a GPU of its own, or --jobs 1",
+                             "use --per-gpu, --share-gpus or --jobs 1")
+    gpus: Sequence[GpuRef] = ()
+    unavailable = None
+    if mode != "off":
+        gpus, unavailable = find_gpus(mode)
+    measured = tuple(gpus)
+    slots = tuple(Slot(i, measured) for i in range(par.jobs))
+    return ExecutionPlan("local", "parallel" if par.jobs > 1 else "serial", slots,
+                         mode if measured or unavailable is None else "off", bool(measured),
+                         measured, unavailable, gpu_backends=gpu_backends, notes=tuple(notes))
+
+
+def _side_by_side(options: Any, cases: Sequence[Case], gpu_backends: frozenset[str],
+                  notes: list[str], what: str, who: str, gpu_hint: str,
+                  telemetry_hint: str) -> str:
+    """The telemetry mode for cases that run side by side on shared GPUs: refuses cases of
+    a GPU backend and ``--telemetry on``; ``off``, unless ``--share-gpus`` accepts sharing
+    (then a note says so)."""
+    gpu_cases = next((c for c in cases if c.backend in gpu_backends), None)
+    share = options.parallel.share_gpus
+    if gpu_cases is not None and not share:
+        raise InputError(f"{what}: {gpu_cases.backend} cases (like {gpu_cases.case_id!r}) use "
+                         f"a GPU; {gpu_hint}")
+    if share:
+        notes.append(f"--share-gpus: {who} share the GPUs; per-case GPU energy and power "
+                     "include their neighbours' and are not comparable")
+        return options.telemetry.mode
+    if options.telemetry.mode == "on":
+        raise InputError(f"{what} with --telemetry on: {who} side by side would share the "
+                         f"GPUs' energy; {telemetry_hint}")
+    return "off"

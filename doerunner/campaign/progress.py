@@ -9,11 +9,11 @@ import sys
 import time
 from typing import IO, TYPE_CHECKING, Any
 
-from doerunner.inputs.cases import Case
+from doerunner.inputs.case import Case
 from doerunner.results import FAIL, OK, TIMEOUT, CaseResult
 
 if TYPE_CHECKING:
-    from doerunner.campaign.orchestrator import RunSummary
+    from doerunner.results import RunSummary
 
 
 class Reporter:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from doerunner.columns import INT_COLUMNS, decimals_for, round_half_away
-from doerunner.inputs.cases import Case
+from doerunner.cells import round_half_away
+from doerunner.columns import INT_COLUMNS, decimals_for
+from doerunner.inputs.case import Case
 from doerunner.inputs.thresholds import violations
 from doerunner.results import OK, CaseResult
 

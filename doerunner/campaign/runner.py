@@ -11,32 +11,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from doerunner.backends.base import (
-    DEFAULT_KILL_GRACE_S,
-    DEFAULT_LOG_CAP_BYTES,
-    Backend,
-    ExecContext,
-    WarmupSpec,
-)
-from doerunner.inputs.cases import Case
+from doerunner.backends.base import Backend, ExecContext, WarmupSpec
+from doerunner.inputs.case import Case
+from doerunner.policy import DEFAULT_POLICY, WARMUP_WINDOW, ExecutionPolicy
 from doerunner.results import OK, CaseResult, Execution, Metric
 
 if TYPE_CHECKING:
     from doerunner.telemetry.monitor import Monitor
 
-WARMUP_WINDOW = 5
-
 
 @dataclass(slots=True)
 class RunnerSettings:
-    """How cases are executed. ``warmup_cv`` is the coefficient of variation (std/mean of the
-    last 5 run times) under which ``warmup=auto`` stops; ``warmup_max`` caps it."""
+    """How the cases of one slot are executed: where their logs go, the ``policy``
+    (warm-up, retries, log cap, kill grace), the run's cancel event, the telemetry monitor
+    and the GPUs (positions among the monitored ones) a measurement window covers, the extra
+    environment of every execution."""
 
     logs_dir: Path | None = None
-    warmup_cv: float = 0.05
-    warmup_max: int = 50
-    log_cap_bytes: int = DEFAULT_LOG_CAP_BYTES
-    kill_grace_s: float = DEFAULT_KILL_GRACE_S
+    policy: ExecutionPolicy = DEFAULT_POLICY
     cancel: threading.Event = field(default_factory=threading.Event)
     monitor: Monitor | None = None
     env: dict[str, str] = field(default_factory=dict)  # extra environment for every execution
@@ -73,8 +65,8 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings) -> CaseResu
         timeout_s=case.timeout_s,
         stdout_path=f"{logs}/{case.case_id}.stdout" if logs else None,
         stderr_path=f"{logs}/{case.case_id}.stderr" if logs else None,
-        log_cap_bytes=settings.log_cap_bytes,
-        kill_grace_s=settings.kill_grace_s,
+        log_cap_bytes=settings.policy.log_cap_bytes,
+        kill_grace_s=settings.policy.kill_grace_s,
         cancel=settings.cancel,
         env=settings.env,
         progress=progress if shown is not None else None,
@@ -83,30 +75,33 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings) -> CaseResu
     warnings: list[str] = []
     converged: bool | None = None
     final_cv: float | None = None
+    policy = settings.policy
     own = None
     if case.warmup == "auto" or case.warmup:
-        own = backend.warmup(case, ctx, WarmupSpec(case.warmup, settings.warmup_cv,
-                                                   settings.warmup_max, WARMUP_WINDOW))
+        own = backend.warmup(case, ctx, WarmupSpec(case.warmup, policy.warmup_cv,
+                                                   policy.warmup_max, WARMUP_WINDOW))
     if own is not None:
+        if own.failure is not None:
+            return _failed(case, warm, [], own.failure, "", t_case)
         converged, final_cv = own.converged, own.final_cv
         warnings.extend(own.warnings)
     elif case.warmup == "auto":
         converged = False
-        while len(warm) < settings.warmup_max:
+        while len(warm) < policy.warmup_max:
             ex = backend.execute(case, ctx)
             warm.append(ex)
-            progress("warm-up", len(warm), settings.warmup_max)
+            progress("warm-up", len(warm), policy.warmup_max)
             if ex.status != OK:
                 return _failed(case, warm, [], ex, f"warm-up {len(warm)}", t_case)
             if len(warm) >= WARMUP_WINDOW:
                 final_cv = coefficient_of_variation([w.wall_s for w in warm[-WARMUP_WINDOW:]])
-                if final_cv < settings.warmup_cv:
+                if final_cv < policy.warmup_cv:
                     converged = True
                     break
         if not converged:
             warnings.append(
                 f"warm-up did not converge: CV {final_cv if final_cv is not None else math.inf:.3f}"
-                f" after {len(warm)} runs (target {settings.warmup_cv:g})")
+                f" after {len(warm)} runs (target {policy.warmup_cv:g})")
     elif case.warmup:
         for i in range(int(case.warmup)):
             ex = backend.execute(case, ctx)
@@ -134,10 +129,11 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings) -> CaseResu
     return result
 
 
-def run_with_retries(case: Case, backend: Backend, settings: RunnerSettings, retries: int,
+def run_with_retries(case: Case, backend: Backend, settings: RunnerSettings,
                      on_retry: Callable[[CaseResult, int], None] | None = None) -> CaseResult:
-    """``run_case`` again while the case ends FAIL or TIMEOUT, at most ``retries`` more
-    times; the result records ``attempts``. ``CaseInterrupted`` propagates."""
+    """``run_case`` again while the case ends FAIL or TIMEOUT, at most ``policy.retries``
+    more times; the result records ``attempts``. ``CaseInterrupted`` propagates."""
+    retries = settings.policy.retries
     attempts = 0
     while True:
         attempts += 1
@@ -173,12 +169,6 @@ def _measured(case: Case, backend: Backend, ctx: ExecContext, settings: RunnerSe
     return ex
 
 
-def _definition(case: Case) -> dict[str, object]:
-    return {"line": case.line, "backend": case.backend, "cmd": case.cmd,
-            "params": dict(case.params), "timeout_s": case.timeout_s, "repeat": case.repeat,
-            "warmup": case.warmup}
-
-
 def _ok(case: Case, warm: list[Execution], runs: list[Execution], converged: bool | None,
         final_cv: float | None, warnings: list[str], t_case: float) -> CaseResult:
     metrics = aggregate(runs)
@@ -191,7 +181,7 @@ def _ok(case: Case, warm: list[Execution], runs: list[Execution], converged: boo
     last = runs[-1]
     return CaseResult(case.case_id, OK, t_case, last.t_end, last.exit_code, "",
                       metrics, runs, warm, fingerprint=case.fingerprint(), warnings=warnings,
-                      definition=_definition(case))
+                      definition=case.definition())
 
 
 def _failed(case: Case, warm: list[Execution], runs: list[Execution], ex: Execution,
@@ -206,7 +196,7 @@ def _failed(case: Case, warm: list[Execution], runs: list[Execution], ex: Execut
     message = f"{where}: {ex.message}" if where else ex.message
     return CaseResult(case.case_id, ex.status, t_case, ex.t_end, ex.exit_code, message,
                       metrics, runs, warm, fingerprint=case.fingerprint(),
-                      definition=_definition(case))
+                      definition=case.definition())
 
 
 def _union(texts: list[Any]) -> str:

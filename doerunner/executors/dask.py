@@ -1,212 +1,42 @@
 """The Dask executor: each case is a task on a Dask distributed worker.
 
-The worker side is ``run_on_worker``: a top-level function (workers import it from the
-installed doerunner) that runs the case with the local runner — its own backend, its own
-timeout, its own telemetry on the worker's GPU(s) — writing the logs to a temporary
-directory on the worker, and returns a plain payload: the ``CaseResult`` as JSON, the log
-files' bytes (capped as written), the telemetry samples as lists, and which worker ran it.
-The client (``DaskSession`` and ``campaign._Campaign._dask``) turns the payload back into a
-``CaseResult`` and journals it exactly as the local executor does.
+The worker side is ``executors.dask_worker``. Here, the client side: ``DaskSession`` holds a
+``distributed.Client`` on an existing scheduler or on a LocalCluster that it starts and
+closes; ``DaskExecutor`` submits one task per worker thread at a time and turns each task's
+payload back into a ``CaseResult`` with its logs and telemetry, which the campaign journals
+exactly as the local executor's.
 
 Worker loss: the scheduler runs a task whose worker died again on another worker; with
 ``distributed.scheduler.allowed-failures`` = 1 (set for the LocalCluster srd starts; set it
 on your own scheduler for the same rule) a second loss makes the task fail with
-``KilledWorker``, which becomes a FAIL row. Interruption: ``interrupt`` sets a per-run
-cancel event on every worker (``Client.run``), so the backends kill the running cases as
-they do locally; pending tasks are cancelled.
+``KilledWorker``, which becomes a FAIL row. Interruption: pending tasks are cancelled and
+every worker is told to kill the run's running cases; a LocalCluster is then closed and what
+it left running on this machine is killed. ``distributed`` is imported when the executor
+opens, so the registry costs nothing where Dask is not installed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
-import shutil
-import signal
-import socket
-import tempfile
-import threading
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Hashable, Iterable
 from typing import Any
 
-from distributed.diagnostics.plugin import WorkerPlugin
-
-from doerunner.backends import BACKENDS, Backend
-from doerunner.campaign.runner import RunnerSettings, _definition, run_with_retries
-from doerunner.errors import CaseInterrupted
-from doerunner.inputs.cases import Case
+from doerunner.errors import InputError
+from doerunner.executors.base import Executor, Finished, RunContext
+from doerunner.inputs.case import Case
+from doerunner.process import tree as proctree
 from doerunner.results import FAIL, CaseResult
 from doerunner.telemetry.gpu import GpuSample
-from doerunner.telemetry.monitor import Monitor, TelemetryOptions
 
-# Every case's environment names the worker process that started it, so that a worker
-# started after a lost one can kill what the lost one left running on its host.
-WORKER_VAR = "SRD_DASK_WORKER_PID"
 GPU_RESOURCE = "GPU"
 # A case whose worker dies is run again once, then FAIL; a worker only holds the task it
 # runs (saturation 1.0), so the loss of a worker counts only against its running case.
 SCHEDULER_CONFIG = {"distributed.scheduler.allowed-failures": 1,
                     "distributed.scheduler.worker-saturation": 1.0}
-
-# -- the worker side ---------------------------------------------------------------------------
-_lock = threading.Lock()
-_monitors: dict[tuple[Any, ...], Monitor] = {}
-_backends: dict[tuple[str, int], Backend] = {}
-_cancel: dict[str, threading.Event] = {}
-
-
-def _monitor(topts: dict[str, Any]) -> Monitor:
-    """This worker process's telemetry for these options: opened once, kept open (the
-    sampler runs for the life of the worker). Inactive where NVML cannot be read."""
-    key = tuple(sorted(topts.items()))
-    with _lock:
-        m = _monitors.get(key)
-        if m is None:
-            m = Monitor(TelemetryOptions(**topts))
-            m.open()  # TelemetryError with mode "on" and no GPU: the task fails with it
-            _monitors[key] = m
-        return m
-
-
-def _backend(name: str) -> Backend:
-    """A backend instance per worker thread (an hf backend holds one model)."""
-    key = (name, threading.get_ident())
-    with _lock:
-        b = _backends.get(key)
-        if b is None:
-            b = _backends[key] = BACKENDS[name]()
-        return b
-
-
-def _cancel_event(run_key: str) -> threading.Event:
-    with _lock:
-        return _cancel.setdefault(run_key, threading.Event())
-
-
-def cancel_on_worker(run_key: str) -> None:
-    """Run on every worker (``Client.run``) when the client is interrupted: the running
-    cases of that run are killed by their backends and report themselves interrupted."""
-    _cancel_event(run_key).set()
-
-
-def run_on_worker(case: Case, options: dict[str, Any]) -> dict[str, Any]:
-    """Run ``case`` on this worker and return its payload (plain data, see the module doc).
-
-    ``options``: ``warmup_cv``, ``warmup_max``, ``log_cap_bytes``, ``kill_grace_s``,
-    ``retries``, ``telemetry`` (``TelemetryOptions`` as a dict), ``env`` (extra environment
-    of every execution) and ``run_key`` (names the run's cancel event).
-    Returns ``{"interrupted": True}`` when the run was cancelled while the case ran.
-    """
-    monitor = _monitor(options["telemetry"])
-    cancel = _cancel_event(options["run_key"])
-    logs = tempfile.mkdtemp(prefix="srd-dask-")
-    try:
-        settings = RunnerSettings(
-            logs, options["warmup_cv"], options["warmup_max"], options["log_cap_bytes"],
-            options["kill_grace_s"], cancel, monitor,
-            {**options["env"], WORKER_VAR: str(os.getpid())})
-        try:
-            result = run_with_retries(case, _backend(case.backend), settings,
-                                      options["retries"])
-        except CaseInterrupted:
-            return {"interrupted": True}
-        files = {}
-        for stream in ("stdout", "stderr"):
-            path = os.path.join(logs, f"{case.case_id}.{stream}")
-            with contextlib.suppress(FileNotFoundError), open(path, "rb") as f:
-                files[stream] = f.read()
-    finally:
-        shutil.rmtree(logs, ignore_errors=True)
-    return {
-        "result": result.to_json(),
-        "logs": files,
-        "series": [[g, *_sample_row(s)] for g, s in result.series or ()],
-        "env": monitor.env if monitor.active else None,
-        "sample_hz": monitor.opts.sample_hz,
-        "worker": _worker_info(),
-    }
-
-
-def _sample_row(s: GpuSample) -> list[Any]:
-    return [s.t, s.power_w, s.energy_mj, s.mem_used_mb, s.util_pct, s.temp_c,
-            s.sm_clock_mhz, s.throttle]
-
-
-def _worker_info() -> dict[str, Any]:
-    info: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid()}
-    with contextlib.suppress(Exception):
-        from distributed import get_worker
-
-        info["address"] = get_worker().address
-    return info
-
-
-def kill_orphans_of_dead_workers() -> list[int]:
-    """SIGKILL the case processes on this host whose worker process is gone (a lost worker
-    leaves its running case behind: the case runs in a session of its own). Linux only."""
-    killed = []
-    with contextlib.suppress(OSError):
-        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
-        prefix = f"{WORKER_VAR}=".encode()
-        for pid in pids:
-            try:
-                with open(f"/proc/{pid}/environ", "rb") as f:
-                    entries = f.read().split(b"\0")
-            except OSError:
-                continue
-            owner = next((e[len(prefix):] for e in entries if e.startswith(prefix)), None)
-            if owner is None or not owner.isdigit() or _alive(int(owner)):
-                continue
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-    return killed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-class OrphanSweeper(WorkerPlugin):
-    """A worker plugin: every worker that starts (also one the nanny restarts after a loss)
-    first kills what lost workers left running on its host."""
-
-    name = "srd-orphan-sweeper"
-
-    def setup(self, worker: Any) -> None:
-        kill_orphans_of_dead_workers()
-
-
-# -- the client side ---------------------------------------------------------------------------
-@dataclass
-class Payload:
-    """What a worker sent back for one case, rebuilt on the client."""
-
-    result: CaseResult
-    logs: dict[str, bytes]
-    env: dict[str, Any] | None
-    sample_hz: float
-
-
-def worker_options(opts: Any, env: dict[str, str], run_key: str) -> dict[str, Any]:
-    """The plain options ``run_on_worker`` needs, from the run's ``RunOptions``."""
-    return {"warmup_cv": opts.warmup_cv, "warmup_max": opts.warmup_max,
-            "log_cap_bytes": opts.log_cap_bytes, "kill_grace_s": opts.kill_grace_s,
-            "retries": opts.retries, "telemetry": asdict(opts.telemetry), "env": env,
-            "run_key": run_key}
-
-
-def needs_gpu(case: Case, telemetry_mode: str) -> bool:
-    """Whether the case's task asks for the ``GPU`` resource: hf cases, and every case
-    when telemetry is on (its energy must be measured on a GPU of its own)."""
-    return case.backend == "hf" or telemetry_mode == "on"
 
 
 class DaskSession:
@@ -216,6 +46,8 @@ class DaskSession:
     def __init__(self, scheduler: str | None, n_workers: int, gpu_resources: bool) -> None:
         import dask
         from distributed import Client, LocalCluster
+
+        from doerunner.executors.dask_worker import OrphanSweeper
 
         self.cluster = None
         if scheduler is None:
@@ -252,26 +84,72 @@ class DaskSession:
             self._info_t = now
         return self._workers
 
-    def submit(self, case: Case, options: dict[str, Any], gpu: bool) -> Any:
-        return self.client.submit(run_on_worker, case, options,
-                                  key=f"srd-{case.case_id}-{os.urandom(4).hex()}",
-                                  resources={GPU_RESOURCE: 1} if gpu else None)
+    def close(self) -> None:
+        """Close the client, and the LocalCluster (its worker processes) when it is ours."""
+        with contextlib.suppress(Exception):
+            self.client.close(timeout=10)
+        if self.cluster is not None:
+            with contextlib.suppress(Exception):
+                self.cluster.close(timeout=10)
 
-    def wait(self, futures: Any, timeout_s: float) -> set[Any]:
-        """The futures among ``futures`` that are done, waiting at most ``timeout_s``."""
+
+class DaskExecutor(Executor):
+    """Cases as tasks on Dask workers (see the module docstring)."""
+
+    NAME = "dask"
+
+    def __init__(self, context: RunContext) -> None:
+        super().__init__(context)
+        self.session: DaskSession | None = None
+        self.submitted: dict[Any, tuple[Case, float]] = {}
+        self.interrupted = False
+
+    @classmethod
+    def check_available(cls) -> None:
+        if importlib.util.find_spec("distributed") is None:
+            raise InputError("--executor dask needs Dask distributed: "
+                             "pip install 'doerunner[dask]'")
+
+    def open(self) -> None:
+        plan = self.context.plan
+        self.session = DaskSession(plan.scheduler, plan.workers or 1, plan.gpu_tasks)
+        where = "a LocalCluster" if self.session.cluster is not None else plan.scheduler
+        self.context.reporter.info(f"dask: {self.session.workers} worker(s) on {where} "
+                                   f"({self.session.address})")
+
+    def capacity(self) -> int:
+        assert self.session is not None
+        return self.session.threads
+
+    def submit(self, index: int, case: Case) -> Hashable:
+        from doerunner.executors.dask_worker import run_on_worker
+
+        assert self.session is not None
+        ctx = self.context
+        self.context.reporter.case_start(case)
+        fut = self.session.client.submit(
+            run_on_worker, case, ctx.policy, ctx.telemetry.with_mode(ctx.plan.telemetry),
+            dict(ctx.env), ctx.run_key, key=f"srd-{case.case_id}-{os.urandom(4).hex()}",
+            resources={GPU_RESOURCE: 1} if ctx.plan.asks_gpu(case) else None)
+        self.submitted[fut] = (case, time.time())
+        return fut
+
+    def wait(self, handles: Iterable[Hashable], timeout_s: float) -> list[Hashable]:
         from distributed import wait
 
+        futures = list(handles)
         with contextlib.suppress(TimeoutError):
-            wait(list(futures), timeout=timeout_s, return_when="FIRST_COMPLETED")
-        return {f for f in futures if f.done()}
+            wait(futures, timeout=timeout_s, return_when="FIRST_COMPLETED")
+        return [f for f in futures if f.done()]  # type: ignore[attr-defined]
 
-    def outcome(self, fut: Any, case: Case, t_submit: float) -> Payload | None:
-        """The case's payload, a FAIL payload when its worker was lost too often or the
-        task raised, None when it was interrupted or cancelled."""
+    def result(self, handle: Hashable) -> Finished | None:
+        """The case's payload, a FAIL when its worker was lost too often or the task
+        raised, None when it was interrupted or cancelled."""
         from distributed import KilledWorker
 
+        case, t_submit = self.submitted.pop(handle)
         try:
-            data = fut.result()
+            data = handle.result()  # type: ignore[attr-defined]
         except KilledWorker as e:
             last = getattr(e.last_worker, "address", e.last_worker)
             times = {2: "twice"}.get(e.allowed_failures + 1, f"{e.allowed_failures + 1} times")
@@ -288,37 +166,35 @@ class DaskSession:
         if data["series"]:
             result.series = [(row[0], GpuSample(*row[1:])) for row in data["series"]]
         result.definition = {**(result.definition or {}), "worker": data["worker"]}
-        return Payload(result, data["logs"], data["env"], data["sample_hz"])
+        telemetry = (data["env"], data["sample_hz"]) if data["env"] is not None else None
+        return Finished(result, data["logs"], telemetry)
 
-    def interrupt(self, run_key: str, futures: Any) -> None:
+    def interrupt(self, handles: Iterable[Hashable]) -> bool:
         """Cancel the pending tasks and kill the running cases of the run."""
+        from doerunner.executors.dask_worker import cancel_on_worker
+
+        assert self.session is not None
+        self.interrupted = True
         with contextlib.suppress(Exception):
-            self.client.run(cancel_on_worker, run_key)
+            self.session.client.run(cancel_on_worker, self.context.run_key)
         with contextlib.suppress(Exception):
-            self.client.cancel(list(futures), force=True)
+            self.session.client.cancel(list(handles), force=True)
+        return True
 
     def close(self) -> None:
-        """Close the client, and the LocalCluster (its worker processes) when it is ours."""
-        with contextlib.suppress(Exception):
-            self.client.close(timeout=10)
-        if self.cluster is not None:
-            with contextlib.suppress(Exception):
-                self.cluster.close(timeout=10)
-
-    def __enter__(self) -> DaskSession:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        if self.session is None:
+            return
+        if self.interrupted:
+            self.context.reporter.info("dask: pending cases cancelled, running cases killed")
+        self.session.close()
+        if self.session.cluster is not None:
+            # Belt and braces: what the closed workers (or lost ones) left running here.
+            proctree.kill_leftovers(self.context.env[proctree.RUN_DIR_VAR])
 
 
-def _failed(case: Case, t_submit: float, message: str) -> Payload:
+def _failed(case: Case, t_submit: float, message: str) -> Finished:
     now = time.time()
     result = CaseResult(case.case_id, FAIL, t_submit, now, None, message,
                         {"run_seconds": now - t_submit, "errors": 1},
-                        fingerprint=case.fingerprint(), definition=_definition(case))
-    return Payload(result, {}, None, 0.0)
-
-
-__all__ = ["DaskSession", "Payload", "cancel_on_worker", "kill_orphans_of_dead_workers",
-           "needs_gpu", "run_on_worker", "worker_options"]
+                        fingerprint=case.fingerprint(), definition=case.definition())
+    return Finished(result, {}, None)

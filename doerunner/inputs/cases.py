@@ -1,82 +1,50 @@
-"""cases.csv → validated cases (SPEC §2).
+"""cases.csv → validated cases (FORMAT.md §2).
 
-``Case`` is one validated row; ``read_cases`` reads a whole file and reports every problem in it
-at once, each located by line and column.
+``read_cases`` reads a whole file and reports every problem in it at once, each located by
+line and column; a ``Case`` (``inputs.case``) is one validated row.
 """
 
 from __future__ import annotations
 
 import csv
 import gc
-import hashlib
 import math
 import operator
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from doerunner.backends import BACKENDS, Backend
 from doerunner.errors import InputError, Problem
+from doerunner.inputs import csvtext
+from doerunner.inputs.case import Case
 from doerunner.inputs.thresholds import Threshold, parse_threshold
+from doerunner.inputs.vocabulary import (
+    CASE_ID_RULE,
+    DEFAULT_BACKEND,
+    DEFAULT_TIMEOUT_S,
+    FALSE_WORDS,
+    NAME_RE,
+    NAME_RULE,
+    RESERVED,
+    TRUE_WORDS,
+    classify_column,
+    param_env_name,
+)
 
-DEFAULT_TIMEOUT_S = 600.0
+__all__ = ["DEFAULT_TIMEOUT_S", "Case", "read_cases"]
 
-
-@dataclass(frozen=True, slots=True)
-class Case:
-    """One validated row of cases.csv.
-
-    ``timeout_s`` is seconds for one measured execution. ``warmup`` is an int >= 0 or the
-    string ``"auto"``. ``params`` maps parameter names (without ``param_``) to their text,
-    in column order; every case of a file has the same keys. ``tags`` maps every tag name
-    known in the file to whether this case carries it. ``notes`` maps note names (without
-    ``note_``) to text. ``line`` is the 1-based physical line of the row in its file.
-    """
-
-    case_id: str
-    backend: str
-    cmd: str | None
-    timeout_s: float
-    repeat: int
-    warmup: int | str
-    params: Mapping[str, str]
-    tags: Mapping[str, bool]
-    notes: Mapping[str, str]
-    thresholds: tuple[Threshold, ...]
-    line: int = 0
-
-    def fingerprint(self) -> str:
-        """A short hash of what defines the measurement: backend, cmd, parameters, timeout,
-        repeat, warm-up. Tags, notes and thresholds do not change what runs, so they are left
-        out (editing a note never forces a re-run)."""
-        blob = repr((self.backend, self.cmd, sorted(self.params.items()), self.timeout_s,
-                     self.repeat, self.warmup))
-        return hashlib.blake2b(blob.encode(), digest_size=8).hexdigest()
+_BAD_BYTE = re.compile("[\udc80-\udcff]")  # what surrogateescape turns undecodable bytes into
 
 
 # --- reading cases.csv ------------------------------------------------------------------------
 
-RESERVED = ("case_id", "backend", "cmd", "timeout_s", "repeat", "warmup", "tags")
-MAX_FIELD_CHARS = 1 << 20  # csv's own limit (128 KiB) is too small for long commands or notes
-
-_NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
-_ENV_UNSAFE = re.compile(r"[^A-Z0-9_]")
-_BAD_BYTE = re.compile("[\udc80-\udcff]")  # what surrogateescape turns undecodable bytes into
-# A quoted field; the look-ahead makes `"abc""` at the end of the file read as unterminated.
-_QUOTED = re.compile(r'"[^"]*(?:""[^"]*)*"(?!")')
-_UNQUOTED = re.compile(r"[^,\r\n]*")
-_TAG_ON = frozenset(("1", "true", "yes", "x"))
-_TAG_OFF = frozenset(("", "0", "false", "no"))
-_NAME_RULE = "use A-Z a-z 0-9 . _ -"
-_CASE_ID_RULE = "use 1-128 characters of A-Z a-z 0-9 . _ -"
-
-
 def read_cases(
     path: str | os.PathLike[str],
     *,
-    default_backend: str = "shell",
+    default_backend: str = DEFAULT_BACKEND,
     default_timeout_s: float = DEFAULT_TIMEOUT_S,
     check_backends: bool = True,
 ) -> list[Case]:
@@ -90,9 +58,7 @@ def read_cases(
     and nothing else whatever the file's bytes. Cases of one read may share their ``tags``,
     ``notes`` and ``thresholds`` objects: treat them as read-only.
     """
-    from doerunner import backends  # imported here: the backends import this module
-
-    known = {sys.intern(name): sys.intern(name) for name in backends.BACKENDS}
+    known = {sys.intern(name): sys.intern(name) for name in BACKENDS}
     if default_backend not in known:
         raise InputError(_unknown_backend(default_backend, known))
     if not 0 < default_timeout_s < math.inf:
@@ -100,8 +66,8 @@ def read_cases(
             f"timeout must be a positive number of seconds, got {_q(str(default_timeout_s))}")
     file = os.fsdecode(path)
     reader = _Reader(file, known[default_backend], float(default_timeout_s), known,
-                     backends.BACKENDS, check_backends)
-    return reader.read(_decode(file, _read_bytes(path, file)))
+                     BACKENDS, check_backends)
+    return reader.read(csvtext.decode(file, csvtext.read_bytes(path, file)))
 
 
 def _q(value: str) -> str:
@@ -113,60 +79,19 @@ def _unknown_backend(name: str, known: Mapping[str, str]) -> str:
     return f"unknown backend {_q(name)} (known: {', '.join(sorted(known))})"
 
 
-def _read_bytes(path: str | os.PathLike[str], file: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except IsADirectoryError:
-        why = "is a directory"
-    except FileNotFoundError:
-        why = "no such file"
-    except PermissionError:
-        why = "permission denied"
-    except OSError as e:
-        why = (e.strerror or str(e)).lower()
-    except ValueError:  # e.g. a NUL in the path
-        why = "invalid path"
-    raise InputError([Problem(file, 0, 0, f"cannot read: {why}")])
-
-
-def _decode(file: str, data: bytes) -> tuple[str, bool]:
-    """The text, and whether it holds undecodable bytes (as lone surrogates, reported per cell)."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise InputError([Problem(file, 1, 0, "file is UTF-16 encoded: save it as UTF-8")])
-    try:
-        text, bad = data.decode("utf-8"), False
-    except UnicodeDecodeError:
-        text, bad = data.decode("utf-8", "surrogateescape"), True
-    return (text[1:] if text.startswith("\ufeff") else text), bad
-
-
-def _lines(text: str) -> Iterator[str]:
-    """The lines of ``text``, each with its LF. Not ``splitlines``: that also breaks at
-    form feeds and U+2028, which may sit inside a cell; not ``StringIO``: it copies the text to
-    four bytes a character."""
-    find = text.find
-    start = 0
-    while True:
-        end = find("\n", start) + 1
-        if not end:
-            if start < len(text):
-                yield text[start:]
-            return
-        yield text[start:end]
-        start = end
-
-
 class _Reader:
     """One read of one file: the header's layout, the problems found, what rows have shown."""
 
     def __init__(self, file: str, default_backend: str, default_timeout_s: float,
-                 known: dict[str, str], installed: Mapping[str, Any], check: bool) -> None:
+                 known: dict[str, str], installed: Mapping[str, type[Backend]],
+                 check: bool) -> None:
         self.file = file
         self.default_backend = default_backend
         self.default_timeout_s = default_timeout_s
         self.known = known
         self.installed = installed
+        # A backend's own default warm-up (hf: auto) for rows without a warmup cell.
+        self.default_warmup = {name: installed[name].DEFAULT_WARMUP for name in known}
         self.check = check
         self.problems: list[Problem] = []
         self.nul_seen = False
@@ -180,7 +105,6 @@ class _Reader:
         self.no_tags = self.tag_maps[frozenset()] = {}
         self.no_notes: dict[str, str] = {}
         self.threshold_memo: dict[tuple[int, str], tuple[Threshold, ...]] = {}
-        self.cursor = (1, 0)  # (line, offset) of a known line start, moved forward only
 
     def add(self, line: int, column: int, message: str) -> None:
         self.problems.append(Problem(self.file, line, column, message))
@@ -193,7 +117,7 @@ class _Reader:
         self.bad_bytes = bad_bytes
         self.has_nul = "\0" in text
         cases: list[Case] = []
-        old_limit = csv.field_size_limit(MAX_FIELD_CHARS)
+        old_limit = csv.field_size_limit(csvtext.MAX_FIELD_CHARS)
         # Every row makes a few containers and none is garbage, so the cyclic collector would
         # only walk the growing list again and again (a third of the time for 100,000 rows).
         gc_was_on = gc.isenabled()
@@ -213,7 +137,8 @@ class _Reader:
 
     def _rows(self, cases: list[Case]) -> None:
         text = self.text
-        lines = _lines(text)
+        lines = csvtext.lines(text)
+        self.locator = csvtext.Locator(text)
         reader = csv.reader(lines, strict=True)
         base = 0  # lines consumed outside the csv reader (skipped after a csv error)
         end = 0  # last line of the previous row
@@ -287,67 +212,16 @@ class _Reader:
 
     # -- csv errors ---------------------------------------------------------------------------
 
-    def _offset_of(self, line: int) -> int:
-        at_line, offset = self.cursor
-        find = self.text.find
-        while at_line < line and offset >= 0:
-            offset = find("\n", offset) + 1 or -1
-            at_line += 1
-        if offset < 0:
-            offset = len(self.text)
-        self.cursor = (line, offset)
-        return offset
-
     def _csv_error(self, message: str, start: int, at: int) -> int:
         """Report the csv module's error on the row that begins at line ``start`` (found at
         line ``at``); return the row's last line as csv would read it without the error."""
-        found = self._locate(self._offset_of(start), start)
+        found = self.locator.locate(self.locator.offset_of(start), start)
         if found is None:
             self.add(at, 0, f"malformed CSV: {message}")
             return at
         line, col, problem, row_end = found
         self.add(line, col, problem)
         return row_end
-
-    def _locate(self, pos: int, line: int) -> tuple[int, int, str, int] | None:
-        """Walk one row from offset ``pos`` (line ``line``) the way strict RFC 4180 reads it;
-        return (line, column, message) of its first fault and the row's last line."""
-        text = self.text
-        n = len(text)
-        col = 1
-        fault: tuple[int, int, str] | None = None
-        while True:
-            if text.startswith('"', pos):
-                m = _QUOTED.match(text, pos)
-                if m is None:
-                    return line, col, "unterminated quoted field", text.count("\n", pos) + line
-                end = m.end()
-                size = end - pos - 2 - text.count('""', pos + 1, end - 1)
-                if size > MAX_FIELD_CHARS and fault is None:
-                    fault = (line, col, "field longer than 1 MiB")
-                line += text.count("\n", pos, end)
-                pos = end
-                if pos < n and text[pos] not in ",\r\n":
-                    if fault is None:
-                        fault = (line, col, "text after the closing quote of a quoted field "
-                                            '(write "" for a quote inside quotes)')
-                    pos = _UNQUOTED.match(text, pos).end()
-            else:
-                end = _UNQUOTED.match(text, pos).end()
-                if end - pos > MAX_FIELD_CHARS and fault is None:
-                    fault = (line, col, "field longer than 1 MiB")
-                pos = end
-            if pos < n and text[pos] == ",":
-                pos += 1
-                col += 1
-                continue
-            if pos < n and text[pos] == "\r":
-                while pos < n and text[pos] == "\r":
-                    pos += 1
-                if pos < n and text[pos] != "\n" and fault is None:
-                    fault = (line, col, "carriage return without line feed outside quotes: "
-                                        "use LF or CRLF line ends")
-            return None if fault is None else (*fault, line)
 
     # -- the header ---------------------------------------------------------------------------
 
@@ -374,27 +248,27 @@ class _Reader:
                 self.add(line, col, f"duplicate column {_q(name)} (also column {first_col})")
                 continue
             self.columns[name] = col
-            if name in RESERVED:
+            column = classify_column(name)
+            prefix = column.kind
+            if prefix == "reserved":
                 self.reserved[name] = i
                 continue
-            prefix, sep, rest = name.partition("_")
-            if sep and prefix in ("param", "tag", "note", "threshold", "ext"):
-                if prefix == "ext":
-                    self.add(line, col, "ext_* columns are reserved for backend output")
-                    continue
-                if not rest:
-                    self.add(line, col, f"column {_q(name)} needs a name after {_q(prefix + '_')}")
-                    continue
-            else:
-                prefix, rest = "param", name
+            if prefix == "ext":
+                self.add(line, col, "ext_* columns are reserved for backend output")
+                continue
+            if prefix == "unnamed":
+                self.add(line, col, f"column {_q(name)} needs a name after "
+                                    f"{_q(column.prefix + '_')}")
+                continue
+            rest = column.name
             rest = sys.intern(rest)
             if prefix == "note":
                 self.note_cols.append((i, rest))
             elif prefix == "threshold":
                 self.threshold_cols.append((i, rest))
-            elif not _NAME_RE.fullmatch(rest):
+            elif not NAME_RE.fullmatch(rest):
                 self.add(line, col, f"{'parameter' if prefix == 'param' else 'tag'} name "
-                                    f"{_q(rest)} is not allowed: {_NAME_RULE}")
+                                    f"{_q(rest)} is not allowed: {NAME_RULE}")
             elif prefix == "tag":
                 self.tag_cols.append((i, rest))
                 self.all_tags.add(rest)
@@ -403,7 +277,7 @@ class _Reader:
                 self.add(line, col, f"parameter {_q(rest)} is given twice: as {_q(other)} "
                                     f"(column {other_col}) and {_q(name)} (column {col})")
             else:
-                env = "SRD_PARAM_" + _ENV_UNSAFE.sub("_", rest.upper())
+                env = param_env_name(rest)
                 if env in env_names:
                     other, other_col = env_names[env]
                     self.add(line, col, f"parameters {_q(other)} (column {other_col}) and "
@@ -444,8 +318,8 @@ class _Reader:
             pass  # reported once, with the header
         elif not case_id:
             add(line, i_id + 1, "case_id: missing value")
-        elif len(case_id) > 128 or not _NAME_RE.fullmatch(case_id):
-            add(line, i_id + 1, f"case_id {_q(case_id)} is not allowed: {_CASE_ID_RULE}")
+        elif len(case_id) > 128 or not NAME_RE.fullmatch(case_id):
+            add(line, i_id + 1, f"case_id {_q(case_id)} is not allowed: {CASE_ID_RULE}")
         elif case_id == "." or case_id == "..":
             add(line, i_id + 1, f"case_id {_q(case_id)} is not allowed: '.' and '..' name folders")
         else:
@@ -488,7 +362,7 @@ class _Reader:
             if repeat < 1:
                 add(line, i_repeat + 1, f"repeat must be an integer >= 1, got {_q(value)}")
 
-        warmup: int | str = "auto" if backend == "hf" else 0
+        warmup = self.default_warmup[backend] if backend is not None else 0
         if i_warmup >= 0 and (value := row[i_warmup].strip()):
             if value.lower() == "auto":
                 warmup = "auto"
@@ -534,18 +408,18 @@ class _Reader:
         for i, cell in zip(self.tag_at, cells, strict=True):
             if i == i_tags:
                 for name in cell.replace(";", " ").split():
-                    if _NAME_RE.fullmatch(name):
+                    if NAME_RE.fullmatch(name):
                         name = self.strings[name]
                         marked.append(name)
                         self.all_tags.add(name)
                     else:
-                        faults.append((i + 1, f"tag name {_q(name)} is not allowed: {_NAME_RULE}"))
+                        faults.append((i + 1, f"tag name {_q(name)} is not allowed: {NAME_RULE}"))
                 continue
             name = self.tag_names[i]
             value = cell.strip().lower()
-            if value in _TAG_ON:
+            if value in TRUE_WORDS:
                 marked.append(name)
-            elif value not in _TAG_OFF:
+            elif value not in FALSE_WORDS:
                 faults.append((i + 1, f"tag_{name} must be 1, true, yes or x to mark the tag "
                                       f"(empty, 0, false or no not to), got {_q(cell.strip())}"))
         return frozenset(marked), faults

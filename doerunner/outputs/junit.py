@@ -33,16 +33,18 @@ import os
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
-from doerunner.columns import CASE_ID_RE, round_half_away
-from doerunner.outputs.atomic import atomic_open
+from doerunner.cells import round_half_away
+from doerunner.inputs.vocabulary import CASE_ID_RE, is_true
+from doerunner.outputs.base import OutputFormat, write_to
 
 LOG_TAIL_LINES = 50
 # Enough bytes for LOG_TAIL_LINES ordinary lines; the tail of a huge log is all we read.
 _LOG_TAIL_BYTES = 64 * 1024
 KEY_METRICS = ("p95", "p99", "throughput_rps", "energy_raw_j")
-_TAG_TRUE = frozenset({"1", "true", "yes", "x"})
 _XML_FORBIDDEN = re.compile(
     "[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
@@ -52,20 +54,40 @@ def xml_text(text: object) -> str:
     return _XML_FORBIDDEN.sub("", str(text))
 
 
+@dataclass(frozen=True, slots=True)
+class JunitSuite:
+    """What a JUnit report is written from: metrics.csv rows as cells (every value a
+    string, missing = ``""``), the suite's name, the run directory's ``logs/`` (None: no
+    log tails), and whether test cases carry ``<properties>`` too."""
+
+    rows: Iterable[Mapping[str, str]]
+    suite_name: str
+    log_dir: Path | None = None
+    testcase_properties: bool = False
+
+
+class Junit(OutputFormat):
+    """JUnit XML (UTF-8, XML declaration): one ``<testsuite>`` of the rows."""
+
+    NAME = "junit"
+    BINARY = True
+
+    def write(self, data: JunitSuite, stream: IO[bytes]) -> None:
+        root = junit_element(data.rows, data.suite_name, data.log_dir,
+                             testcase_properties=data.testcase_properties)
+        ET.indent(root)
+        ET.ElementTree(root).write(stream, encoding="utf-8", xml_declaration=True)
+        stream.write(b"\n")
+
+
 def write_junit(path: str | os.PathLike[str], rows: Iterable[Mapping[str, str]],
                 suite_name: str, log_dir: Path | None = None, *,
                 testcase_properties: bool = False) -> None:
-    """Write the JUnit XML of ``rows`` (metrics.csv rows as read back: every value a
-    string, missing = ``""``) to ``path``, atomically (UTF-8, XML declaration).
-
-    ``log_dir`` is the run directory's ``logs/``; ``None`` or a missing file means no log
-    tail. Raises ``OSError`` when ``path`` cannot be written.
+    """Write the JUnit XML of ``rows`` to ``path``, atomically (``Junit`` through
+    ``outputs.base.write_to``). ``log_dir`` is the run directory's ``logs/``; ``None`` or a
+    missing file means no log tail. Raises ``OSError`` when ``path`` cannot be written.
     """
-    root = junit_element(rows, suite_name, log_dir, testcase_properties=testcase_properties)
-    ET.indent(root)
-    with atomic_open(path, "wb") as f:
-        ET.ElementTree(root).write(f, encoding="utf-8", xml_declaration=True)
-        f.write(b"\n")
+    write_to(Junit(), JunitSuite(rows, suite_name, log_dir, testcase_properties), path)
 
 
 def junit_element(rows: Iterable[Mapping[str, str]], suite_name: str,
@@ -136,8 +158,7 @@ def _testcase(row: Mapping[str, str], seconds: float | None, log_dir: Path | Non
 
 
 def _classname(row: Mapping[str, str]) -> str:
-    tags = sorted(k for k, v in row.items()
-                  if k.startswith("tag_") and v.strip().lower() in _TAG_TRUE)
+    tags = sorted(k for k, v in row.items() if k.startswith("tag_") and is_true(v))
     if tags:
         return "srd." + tags[0].removeprefix("tag_")
     return "srd." + (row.get("backend", "") or "unknown")

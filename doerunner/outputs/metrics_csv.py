@@ -1,13 +1,13 @@
-"""metrics.csv: typed result rows → the file users' scripts parse (SPEC §3).
+"""metrics.csv: typed result rows → the file users' scripts parse (FORMAT.md §3).
 
-The column rules (order, kinds, decimals, integers) come from ``doerunner.columns``; this
-module only turns rows into cells and cells into bytes, and does the file I/O:
+The column rules (order, kinds, decimals, integers) come from ``doerunner.columns`` and the
+cell text from ``doerunner.cells``; this module only turns rows into cells and cells into
+lines (``MetricsCsv``, an ``OutputFormat``):
 
 * the ``csv`` module writes every line: comma, ``"`` quoting only where a cell holds a
   comma, a quote, CR or LF, LF line endings, UTF-8 without BOM;
-* the file is replaced atomically (``atomic.atomic_open``: temporary file in the same
-  folder, fsync, rename, fsync of the folder): a crash or an exception never leaves a
-  half-written file and never touches an existing one.
+* the writer (``outputs.base``) replaces the file atomically: a crash or an exception never
+  leaves a half-written file and never touches an existing one.
 
 CSV injection (``csv_safe=True``, OWASP guidance): a *text* cell — a value that was a
 ``str`` in the row, never a number we formatted — starting with ``=``, ``+``, ``-``,
@@ -23,11 +23,13 @@ import csv
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import tzinfo
-from typing import Any
+from typing import IO, Any
 
-from doerunner.columns import ColumnStats, cell_formatter
-from doerunner.outputs.atomic import atomic_open
+from doerunner.cells import cell_formatter
+from doerunner.columns import ColumnStats
+from doerunner.outputs.base import OutputFormat, write_to
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
@@ -102,22 +104,44 @@ def format_line(cells: list[str]) -> str:
     return out[0]
 
 
+@dataclass(frozen=True, slots=True)
+class MetricsTable:
+    """What metrics.csv is written from: typed ``rows`` (may be a generator, consumed once),
+    the ``stats`` that saw every row, the timezone of ``ts_start``/``ts_end``, and whether
+    formula-like text is defused (``csv_safe``)."""
+
+    rows: Iterable[Mapping[str, object]]
+    stats: ColumnStats
+    tz: tzinfo
+    csv_safe: bool = False
+
+
+class MetricsCsv(OutputFormat):
+    """metrics.csv: the header, then one line per row, in row order."""
+
+    NAME = "metrics.csv"
+
+    def write(self, data: MetricsTable, stream: IO[str]) -> None:
+        writer = csv_writer(stream.write)
+        writer.writerow(data.stats.columns())
+        writer.writerows(format_rows(data.rows, data.stats, data.tz, csv_safe=data.csv_safe))
+
+
+# Text that cannot be encoded (lone surrogates) is written backslash-escaped, so the file is
+# always valid UTF-8.
+ENCODING_ERRORS = "backslashreplace"
+
+
 def write_metrics_csv(
     path: str | os.PathLike[str], rows: Iterable[Mapping[str, object]], stats: ColumnStats,
     tz: tzinfo, *, csv_safe: bool = False,
 ) -> None:
-    """Write metrics.csv atomically: header, then one line per row, in ``rows`` order.
+    """Write metrics.csv atomically (``MetricsCsv`` through ``outputs.base.write_to``).
 
     ``rows`` may be a generator; it is consumed once, lazily. ``stats`` must have seen
     every row (see ``ColumnStats``). ``tz`` is the timezone of ``ts_start``/``ts_end``.
-    Text that cannot be encoded (lone surrogates) is written backslash-escaped, so the
-    file is always valid UTF-8.
-
     Raises ``OSError`` when the file cannot be written; an exception raised by ``rows``
-    itself propagates unchanged. Either way the temporary file is removed and an existing
-    file at ``path`` is left as it was (``atomic_open``).
+    itself propagates unchanged. Either way an existing file at ``path`` is left as it was.
     """
-    with atomic_open(path, "w", encoding="utf-8", errors="backslashreplace", newline="") as f:
-        writer = csv_writer(f.write)
-        writer.writerow(stats.columns())
-        writer.writerows(format_rows(rows, stats, tz, csv_safe=csv_safe))
+    write_to(MetricsCsv(), MetricsTable(rows, stats, tz, csv_safe), path,
+             errors=ENCODING_ERRORS)

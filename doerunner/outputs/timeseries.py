@@ -1,4 +1,5 @@
-"""Time series: ``timeseries/<case_id>.json`` per case and the flat ``timeseries.csv``.
+"""Time series: ``timeseries/<case_id>.json`` per case and the flat ``timeseries.csv``
+(two ``OutputFormat``s).
 
 The JSON file holds a summary header (power mean/min/max, memory max, temperature mean/max,
 throttle sample count) and compact samples with short keys (``t`` seconds since the case's
@@ -13,11 +14,12 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from doerunner.outputs.atomic import atomic_open
+from doerunner.outputs.base import OutputFormat
 from doerunner.telemetry.gpu import GpuSample
 
 CSV_COLUMNS = ("case_id", "gpu", "timestamp", "t_s", "power_w", "mem_used_mb", "util_pct",
@@ -55,27 +57,39 @@ def case_document(case_id: str, series: Sequence[tuple[int, GpuSample]], sample_
             "gpus": sorted({g for g, _ in series}), "summary": summary, "samples": samples}
 
 
-def write_case(path: Path, doc: dict[str, Any]) -> None:
-    """Write one case's document atomically (compact JSON)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(path, "w", encoding="utf-8") as f:
-        json.dump(doc, f, separators=(",", ":"))
+class CaseTimeseries(OutputFormat):
+    """``timeseries/<case_id>.json``: one case's document (``case_document``), compact."""
+
+    NAME = "timeseries.json"
+
+    def write(self, data: dict[str, Any], stream: IO[str]) -> None:
+        json.dump(data, stream, separators=(",", ":"))
 
 
-def write_csv(path: Path, docs: Iterable[dict[str, Any]], tz: tzinfo) -> int:
-    """The flat table of every sample of ``docs`` (in order); returns the row count."""
-    n = 0
-    with atomic_open(path, "w", encoding="utf-8", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
+@dataclass(frozen=True, slots=True)
+class SampleTable:
+    """What ``timeseries.csv`` is written from: case documents (in order) and the timezone
+    of the ``timestamp`` column."""
+
+    docs: Iterable[dict[str, Any]]
+    tz: tzinfo
+
+
+class TimeseriesCsv(OutputFormat):
+    """``timeseries.csv``: every sample of every document, one flat row per sample and GPU."""
+
+    NAME = "timeseries.csv"
+
+    def write(self, data: SampleTable, stream: IO[str]) -> None:
+        w = csv.writer(stream, lineterminator="\n")
         w.writerow(CSV_COLUMNS)
-        for doc in docs:
+        for doc in data.docs:
             t0 = doc["t0"]
             for s in doc["samples"]:
-                ts = datetime.fromtimestamp(t0 + s["t"], tz).isoformat(timespec="milliseconds")
+                ts = datetime.fromtimestamp(t0 + s["t"], data.tz).isoformat(
+                    timespec="milliseconds")
                 w.writerow([doc["case_id"], s["g"], ts, f"{s['t']:.4f}",
                             *("" if s.get(k) is None else s[k] for k, _ in _SHORT)])
-                n += 1
-    return n
 
 
 def read_case(path: Path) -> dict[str, Any]:

@@ -18,7 +18,6 @@ from typing import Protocol
 from doerunner.columns import (
     ALWAYS,
     BOOL,
-    CASE_ID_RE,
     INT,
     INTEGER_RE,
     NUMBER,
@@ -34,6 +33,7 @@ from doerunner.columns import (
     sort_key,
 )
 from doerunner.errors import Problem
+from doerunner.inputs.vocabulary import CASE_ID_RE
 from doerunner.outputs.metrics_csv import format_line
 
 _BOM = b"\xef\xbb\xbf"

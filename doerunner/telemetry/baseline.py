@@ -114,19 +114,17 @@ def measure(devices: Sequence[IdleDevice], duration_s: float, *, hz: float = 10.
 
 
 def resolve(mode: str, devices: Sequence[IdleDevice], uuids: Sequence[str], *,
-            ttl_s: float = DEFAULT_TTL_S, duration_s: float = DEFAULT_DURATION_S,
-            path: Path | None = None, now: float | None = None) -> Baseline:
+            watts: float | None = None, ttl_s: float = DEFAULT_TTL_S,
+            duration_s: float = DEFAULT_DURATION_S, path: Path | None = None,
+            now: float | None = None) -> Baseline:
     """The baseline for a run. ``mode``: ``off``; ``auto`` (the cache when every GPU has a
-    fresh entry, else measure and cache); ``measure`` (always measure and cache); or a number
-    of watts per GPU (``given``)."""
+    fresh entry, else measure and cache); ``measure`` (always measure and cache); ``given``
+    (``watts`` per GPU)."""
     now = time.time() if now is None else now
     if mode == "off":
         return Baseline()
-    try:
-        watts = float(mode)
-    except ValueError:
-        watts = None
-    if watts is not None:
+    if mode == "given":
+        assert watts is not None
         return Baseline({u: watts for u in uuids}, "given")
     if mode == "auto":
         cache = load_cache(path)

@@ -359,6 +359,21 @@ def open_gpus(select: str | None = None) -> Gpus:
                 initialised=True)
 
 
+def discover(mode: str, select: str | None = None) -> tuple[Gpus | None, str | None]:
+    """The GPUs a run measures, opened: ``(gpus, None)``. ``mode`` is the telemetry mode:
+    ``off`` gives ``(None, None)``; in ``auto`` a failure gives ``(None, reason)``; in
+    ``on`` it raises ``TelemetryError``. ``select`` as in :func:`open_gpus`."""
+    if mode == "off":
+        return None, None
+    try:
+        gpus = open_gpus(select)
+    except TelemetryError as e:
+        if mode == "on":
+            raise
+        return None, str(e)
+    return gpus, None
+
+
 def open_gpus_or_null(select: str | None = None) -> Gpus:
     """Like :func:`open_gpus`, but a failure gives an empty ``Gpus`` whose ``unavailable`` says
     why (for ``--telemetry auto``)."""

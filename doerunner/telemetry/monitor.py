@@ -11,41 +11,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from doerunner.telemetry.baseline import DEFAULT_DURATION_S, DEFAULT_TTL_S, Baseline, resolve
+from doerunner.telemetry.baseline import Baseline, resolve
 from doerunner.telemetry.environment import env_columns, gpu_environment, host_environment
-from doerunner.telemetry.gpu import (
-    THROTTLE_MASK,
-    Gpus,
-    GpuSample,
-    TelemetryError,
-    open_gpus,
-    throttle_names,
-)
+from doerunner.telemetry.gpu import THROTTLE_MASK, Gpus, GpuSample, throttle_names
+from doerunner.telemetry.options import TelemetryOptions
 from doerunner.telemetry.sampler import GpuWindow, Sampler
 
 # Counters advance every ~10-100 ms: a shorter window may read 0 J.
 COUNTER_RESOLUTION_S = 0.1
-DEFAULT_CARBON_G_PER_KWH = 475.0  # IEA world average grid intensity (gCO2e/kWh)
-DEFAULT_PRICE_PER_KWH = 0.15
 COOLDOWN_MARGIN_C = 2.0
 COOLDOWN_MAX_S = 300.0
-
-@dataclass(slots=True)
-class TelemetryOptions:
-    """``srd run`` telemetry flags. ``mode``: auto (sample when NVML works), on (fail when
-    it does not), off. ``baseline``: auto, off, measure or watts per GPU. ``cooldown``: off,
-    auto or seconds."""
-
-    mode: str = "auto"
-    gpus: str | None = None
-    sample_hz: float = 10.0
-    baseline: str = "auto"
-    baseline_ttl_s: float = DEFAULT_TTL_S
-    baseline_duration_s: float = DEFAULT_DURATION_S
-    carbon_g_per_kwh: float = DEFAULT_CARBON_G_PER_KWH
-    price_per_kwh: float = DEFAULT_PRICE_PER_KWH
-    cooldown: str = "off"
-    timeseries: bool = True
 
 
 @dataclass(slots=True)
@@ -59,16 +34,16 @@ class Measured:
 
 
 class Monitor:
-    """Opens the GPUs and keeps a sampler running for the whole run (``open``/``close``)."""
+    """Keeps a sampler running on opened GPUs for the whole run (``start``/``close``; it
+    closes the GPUs too) and turns measurement windows into metrics."""
 
-    def __init__(self, opts: TelemetryOptions) -> None:
+    def __init__(self, opts: TelemetryOptions, gpus: Gpus) -> None:
         self.opts = opts
-        self.gpus: Gpus | None = None
+        self.gpus: Gpus | None = gpus
         self.sampler: Sampler | None = None
         self.baseline = Baseline()
         self.env: dict[str, Any] = {}
         self.info: dict[str, Any] = {"mode": opts.mode, "active": False}
-        self.unavailable: str | None = None
         self.idle_temps_c: list[float | None] = []
         self._seq = 0
         self._seq_lock = threading.Lock()
@@ -77,27 +52,16 @@ class Monitor:
     def active(self) -> bool:
         return self.sampler is not None
 
-    def open(self) -> None:
-        """Open NVML and start sampling. In ``auto`` a failure leaves the monitor inactive
-        with the reason in ``unavailable``; in ``on`` it raises ``TelemetryError``."""
-        if self.opts.mode == "off":
-            return
-        try:
-            self.gpus = open_gpus(self.opts.gpus)
-            if not self.gpus.devices:
-                raise TelemetryError("no GPU is visible (CUDA_VISIBLE_DEVICES)")
-        except TelemetryError as e:
-            self.close()
-            if self.opts.mode == "on":
-                raise
-            self.unavailable = str(e)
-            self.info["unavailable"] = self.unavailable
-            return
+    def start(self) -> Monitor:
+        """Resolve the baseline (it may measure idle power), record the environment and
+        start sampling."""
+        assert self.gpus is not None
         devices = self.gpus.devices
         uuids = [d.info.uuid for d in devices]
         first = [d.sample() for d in devices]
         self.idle_temps_c = [s.temp_c for s in first]
-        self.baseline = resolve(self.opts.baseline, devices, uuids,
+        self.baseline = resolve(self.opts.baseline.kind, devices, uuids,
+                                watts=self.opts.baseline.watts,
                                 ttl_s=self.opts.baseline_ttl_s,
                                 duration_s=self.opts.baseline_duration_s)
         host = host_environment()
@@ -113,6 +77,7 @@ class Monitor:
             "carbon_g_per_kwh": self.opts.carbon_g_per_kwh,
             "price_per_kwh": self.opts.price_per_kwh,
         })
+        return self
 
     def baseline_status(self) -> str:
         """One line for the start of a run."""
@@ -217,11 +182,11 @@ class Monitor:
         """Wait per ``--cooldown`` before a case; returns the seconds waited. ``auto``: until
         every GPU is within 2 °C of its temperature at the start of the run (at most 300 s)."""
         mode = self.opts.cooldown
-        if mode == "off" or self.gpus is None:
+        if mode.kind == "off" or self.gpus is None:
             return 0.0
         t0 = time.monotonic()
-        if mode != "auto":
-            cancel.wait(float(mode))
+        if mode.kind == "wait":
+            cancel.wait(mode.seconds)
             return time.monotonic() - t0
         while time.monotonic() - t0 < COOLDOWN_MAX_S:
             temps = [d.sample().temp_c for d in self.gpus.devices]

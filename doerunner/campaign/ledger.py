@@ -1,0 +1,67 @@
+"""The run's accounts: every finished case's row, counts by status, violations, throttling
+and warnings — what metrics.csv and the summary are made of at the end."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from doerunner.campaign.rows import build_row
+from doerunner.columns import ColumnStats
+from doerunner.inputs.case import Case
+from doerunner.results import FAIL, OK, TIMEOUT, CaseResult
+
+
+class Ledger:
+    """Rows of ``n`` cases, accounted as they finish (in any order), kept in case order."""
+
+    def __init__(self, n: int) -> None:
+        # Finished rows, packed as (column names, values): the names tuple is shared by rows
+        # of the same layout, so 100k rows cost ~40 MB and metrics.csv needs no second read.
+        self.rows: list[tuple[tuple[str, ...], tuple[Any, ...]] | None] = [None] * n
+        self._layouts: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self.stats = ColumnStats()
+        self.counts: dict[str, int] = {OK: 0, FAIL: 0, TIMEOUT: 0}
+        self.violated_ids: list[str] = []
+        self.throttled: list[str] = []
+        self.warnings: list[str] = []
+
+    def account(self, i: int, case: Case, result: CaseResult) -> dict[str, Any]:
+        """Take case ``i``'s result into account; its row (typed values)."""
+        row = build_row(case, result)
+        self.stats.add(row)
+        keys = tuple(row)
+        self.rows[i] = (self._layouts.setdefault(keys, keys), tuple(row.values()))
+        self.counts[result.status] = self.counts.get(result.status, 0) + 1
+        if row["violations"]:
+            self.violated_ids.append(case.case_id)
+        if row.get("thermal_throttle_detected"):
+            self.throttled.append(f"{case.case_id} ({row.get('thermal_throttle_reasons')})")
+        for w in result.warnings:
+            self.warnings.append(f"{case.case_id}: {w}")
+        return row
+
+    def finished_rows(self) -> Iterator[dict[str, Any]]:
+        """The rows of the finished cases, in case order (rebuilt one at a time)."""
+        return (dict(zip(*packed, strict=True)) for packed in self.rows if packed is not None)
+
+    def finished(self) -> int:
+        return sum(packed is not None for packed in self.rows)
+
+    def end_warnings(self) -> list[str]:
+        """The warnings of the run, with one about throttled cases when there were any."""
+        out = list(self.warnings)
+        if self.throttled:
+            out.append(
+                f"GPU clocks were held down (throttled) in {len(self.throttled)} case(s): "
+                + ", ".join(self.throttled[:10]) + (" ..." if len(self.throttled) > 10 else "")
+                + "; their times and energy are not representative (see --cooldown)")
+        return out
+
+    def exit_code(self, interrupted: bool) -> int:
+        """130 interrupted, 3 a case failed, 2 a threshold violated, else 0 (FORMAT.md §1)."""
+        if interrupted:
+            return 130
+        if self.counts.get(FAIL, 0) + self.counts.get(TIMEOUT, 0):
+            return 3
+        return 2 if self.violated_ids else 0

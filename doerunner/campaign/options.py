@@ -1,0 +1,194 @@
+"""``RunOptions``: every ``srd run`` option, in frozen groups with each default stated once.
+
+- ``OutputOptions``: where the results go (metrics.csv, run directory, JUnit, timezone).
+- ``ExecutionPolicy`` (``doerunner.policy``): how each case is executed.
+- ``TelemetryOptions`` (``doerunner.telemetry.options``): GPU measurement.
+- ``Parallelism``: which executor, how many cases at once, GPUs per case.
+- ``CaseDefaults``: what a cases.csv row without a ``backend`` or ``timeout_s`` gets.
+
+Each group checks its own values when it is built (``InputError``, exit 4), so a
+``RunOptions`` that exists is valid; the combinations that depend on the cases and the GPUs
+found are the execution plan's to decide (``campaign.plan``). ``RunOptions.build(**flat)``
+takes every option by its flat name (``out=``, ``jobs=``, ``warmup_cv=``...), which is what
+the Python API ``doerunner.run(cases, **options)`` passes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from pathlib import Path
+from typing import Any
+
+from doerunner.cells import DEFAULT_TZ, parse_tz
+from doerunner.errors import InputError
+from doerunner.inputs.vocabulary import DEFAULT_BACKEND, DEFAULT_TIMEOUT_S
+from doerunner.policy import DEFAULT_POLICY, ExecutionPolicy
+from doerunner.telemetry.options import TelemetryOptions
+
+EXECUTOR_NAMES = ("local", "dask")  # kept equal to executors.EXECUTORS by a test
+
+
+@dataclass(frozen=True, slots=True)
+class OutputOptions:
+    """``out``: metrics.csv; ``run_dir``: the run directory (None: ``<out stem>_run/``
+    beside ``out``); ``tz``: timezone of ``ts_start``/``ts_end``; ``csv_safe``: defuse
+    formula-like text cells; ``junit``: also write a JUnit XML report; ``project``: the
+    project name recorded in the run history."""
+
+    out: Path = Path("metrics.csv")
+    run_dir: Path | None = None
+    tz: str = DEFAULT_TZ
+    csv_safe: bool = False
+    junit: Path | None = None
+    project: str | None = None
+    zone: tzinfo = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in ("out", "run_dir", "junit"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value))
+        try:
+            object.__setattr__(self, "zone", parse_tz(self.tz))
+        except ValueError as e:
+            raise InputError(f"--tz: {e}") from None
+
+    @property
+    def run_directory(self) -> Path:
+        """``run_dir``, else ``<out stem>_run/`` beside ``out`` (FORMAT.md §4)."""
+        return self.run_dir if self.run_dir is not None else default_run_dir(self.out)
+
+
+def default_run_dir(out: Path) -> Path:
+    """``<out stem>_run/`` beside the output (FORMAT.md §4)."""
+    return out.with_name(f"{out.stem}_run")
+
+
+@dataclass(frozen=True, slots=True)
+class Parallelism:
+    """``executor``: ``local`` (this process) or ``dask``; ``jobs``: cases at once (local),
+    or the workers of the LocalCluster ``dask`` starts; ``per_gpu``: one case per GPU at a
+    time, each on its own GPU; ``share_gpus``: keep GPU telemetry although cases share
+    GPUs; ``scheduler``: an existing Dask scheduler's address."""
+
+    executor: str = "local"
+    jobs: int = 1
+    per_gpu: bool = False
+    share_gpus: bool = False
+    scheduler: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.executor not in EXECUTOR_NAMES:
+            raise InputError(f"--executor {self.executor!r}: use {' or '.join(EXECUTOR_NAMES)}")
+        if self.jobs < 1:
+            raise InputError(f"--jobs must be >= 1, got {self.jobs!r}")
+        if self.executor != "dask":
+            if self.scheduler is not None:
+                raise InputError("--scheduler needs --executor dask")
+            if self.per_gpu and self.jobs > 1:
+                raise InputError("--per-gpu runs one case per GPU: drop --jobs")
+            return
+        if self.per_gpu:
+            raise InputError("--per-gpu is for the local executor; with --executor dask start "
+                             "one worker per GPU with --resources GPU=1 (README: Scaling out)")
+        if self.scheduler is not None and self.jobs > 1:
+            raise InputError(f"--jobs {self.jobs} sizes the LocalCluster of --executor dask; "
+                             "with --scheduler the cluster's own workers run the cases: drop "
+                             "--jobs")
+
+
+@dataclass(frozen=True, slots=True)
+class CaseDefaults:
+    """What a row gets without a ``backend`` cell and without a ``timeout_s`` cell."""
+
+    backend: str = DEFAULT_BACKEND
+    timeout_s: float = DEFAULT_TIMEOUT_S
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.timeout_s, (int, float)) and 0 < self.timeout_s < math.inf):
+            raise InputError(f"--timeout must be a positive number of seconds, got "
+                             f"{self.timeout_s!r}")
+
+
+# The flat option names of each group, for RunOptions.build.
+_GROUPS: dict[str, type] = {"output": OutputOptions, "policy": ExecutionPolicy,
+                            "telemetry": TelemetryOptions, "parallel": Parallelism}
+_FLAT = {f.name: group for group, cls in _GROUPS.items() for f in dataclasses.fields(cls)
+         if f.init and f.name != "mode"}
+_FLAT.update({"default_backend": "defaults", "default_timeout_s": "defaults"})
+_DEFAULTS_FIELD = {"default_backend": "backend", "default_timeout_s": "timeout_s"}
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """Every option of a run. ``resume``: keep the journal's finished cases;
+    ``retry_failed``: with ``resume``, run FAIL/TIMEOUT cases again; ``fail_fast``: stop at
+    the first FAIL or TIMEOUT; ``quiet``: no progress; ``handle_signals``: SIGINT/SIGTERM
+    stop the run gracefully (the main thread only); ``command_line``: recorded in run.json
+    and the history."""
+
+    output: OutputOptions = field(default_factory=OutputOptions)
+    policy: ExecutionPolicy = DEFAULT_POLICY
+    telemetry: TelemetryOptions = field(default_factory=TelemetryOptions)
+    parallel: Parallelism = field(default_factory=Parallelism)
+    defaults: CaseDefaults = field(default_factory=CaseDefaults)
+    resume: bool = False
+    retry_failed: bool = False
+    fail_fast: bool = False
+    quiet: bool = False
+    handle_signals: bool = True
+    command_line: tuple[str, ...] = field(default_factory=lambda: tuple(sys.argv))
+
+    def __post_init__(self) -> None:
+        if self.retry_failed and not self.resume:
+            raise InputError("--retry-failed needs --resume")
+        if not isinstance(self.command_line, tuple):
+            object.__setattr__(self, "command_line", tuple(self.command_line))
+
+    @classmethod
+    def build(cls, **flat: Any) -> RunOptions:
+        """Options from flat names (``out=``, ``jobs=``, ``warmup_cv=``, ``baseline=``...),
+        group objects (``telemetry=TelemetryOptions(...)``) or ``telemetry="off"`` (the
+        mode). Raises ``TypeError`` for an unknown name, ``InputError`` for a bad value."""
+        return cls().replace(**flat)
+
+    def replace(self, **flat: Any) -> RunOptions:
+        """A copy with some options changed, by flat name (see ``build``)."""
+        top: dict[str, Any] = {}
+        groups: dict[str, dict[str, Any]] = {}
+        for name, value in flat.items():
+            if name == "telemetry" and isinstance(value, str):
+                groups.setdefault("telemetry", {})["mode"] = value
+            elif name in _FLAT:
+                key = _DEFAULTS_FIELD.get(name, name)
+                groups.setdefault(_FLAT[name], {})[key] = value
+            elif name in _FIELDS:
+                top[name] = value
+            else:
+                raise TypeError(f"unknown run option {name!r}")
+        for group, changes in groups.items():
+            base = top.get(group, getattr(self, group))
+            top[group] = dataclasses.replace(base, **changes)
+        return dataclasses.replace(self, **top)
+
+    def to_json(self) -> dict[str, Any]:
+        """The options as run.json records them: flat names, telemetry as a group."""
+        out: dict[str, Any] = {}
+        for group in ("output", "policy", "parallel"):
+            for f in dataclasses.fields(_GROUPS[group]):
+                if f.init:
+                    value = getattr(getattr(self, group), f.name)
+                    out[f.name] = str(value) if isinstance(value, Path) else value
+        out["default_backend"] = self.defaults.backend
+        out["default_timeout_s"] = self.defaults.timeout_s
+        for name in ("resume", "retry_failed", "fail_fast", "quiet", "handle_signals"):
+            out[name] = getattr(self, name)
+        out["telemetry"] = self.telemetry.to_json()
+        return out
+
+
+_FIELDS = frozenset(f.name for f in dataclasses.fields(RunOptions))

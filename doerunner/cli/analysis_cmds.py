@@ -1,0 +1,144 @@
+"""``srd effects``, ``srd compare``, ``srd report`` and ``srd export``: what runs say."""
+
+from __future__ import annotations
+
+import click
+
+from doerunner.cli import cli, debug_option, epoch, handle_errors
+
+
+@cli.command("effects")
+@click.argument("metrics", type=click.Path())
+@click.option("--response", default=None,
+              help="The metric to explain. Default: p95 when it has values, else "
+                   "run_seconds.")
+@click.option("--factor", "factors", multiple=True,
+              help="A parameter to analyse (param_batch or batch); repeat for more. "
+                   "Default: every param_* with two levels or more.")
+@click.option("--markdown", is_flag=True, help="Print a Markdown table.")
+@debug_option
+@handle_errors
+def effects_cmd(metrics: str, response: str | None, factors: tuple[str, ...],
+                markdown: bool, debug: bool) -> int:
+    """Main effects of each parameter on a response, from the OK rows of METRICS: the
+    mean per level, the effect size (max - min of the level means), ranked, and the
+    spread (std across rows; pooled run_seconds_std / <response>_std with repetitions)."""
+    from doerunner.analysis.effects import main_effects, read_metrics, render_effects
+
+    table = main_effects(read_metrics(metrics), response, list(factors) or None)
+    click.echo(render_effects(table, markdown=markdown), nl=False)
+    return 0
+
+
+@cli.command("compare")
+@click.argument("base", type=click.Path())
+@click.argument("new", type=click.Path())
+@click.option("--metric", "metrics", multiple=True,
+              help="A metric to compare; repeat for more. NAME:lower or NAME:higher says "
+                   "which way is better when the name does not (p95, energy_*_j, ... are "
+                   "lower; throughput_*, *_rps, *_per_s higher). Default: p95 and "
+                   "run_seconds.")
+@click.option("--max-regression", default="5%", show_default=True,
+              help="Tolerated change in the bad direction, as 5% or 0.05.")
+@click.option("--markdown", is_flag=True, help="Print a Markdown table.")
+@debug_option
+@handle_errors
+def compare_cmd(base: str, new: str, metrics: tuple[str, ...], max_regression: str,
+                markdown: bool, debug: bool) -> int:
+    """Compare the cases of NEW with those of BASE (matched by case_id). Exit 2 when a
+    metric got worse by more than --max-regression, 0 otherwise, 4 on bad input.
+
+    Noise: when either file has a repetition spread for a metric (run_seconds_std for
+    run_seconds, else a <metric>_std column), a change counts only when |new - base|
+    exceeds 2 x sqrt(std_base^2 + std_new^2); else it is reported "within noise".
+    """
+    from doerunner.analysis.effects import compare, parse_ratio, read_metrics, render_compare
+
+    ratio = parse_ratio(max_regression)
+    result = compare(read_metrics(base), read_metrics(new), list(metrics) or None, ratio)
+    click.echo(render_compare(result, markdown=markdown), nl=False)
+    return 2 if result.has_regression else 0
+
+
+@cli.command("report")
+@click.argument("source", type=click.Path())
+@click.option("--response", default=None,
+              help="The metric the main effects explain. Default: tokens_per_s for hf runs, "
+                   "else p95 when it has values, else run_seconds.")
+@click.option("--html", "html_path", type=click.Path(), default=None,
+              help="Also write one self-contained HTML file (plots embedded, no network).")
+@click.option("--markdown", is_flag=True,
+              help="Print the summary as Markdown (e.g. >> $GITHUB_STEP_SUMMARY).")
+@click.option("--top", type=click.IntRange(min=1), default=5, show_default=True,
+              help="How many slowest / most energy-hungry cases to list.")
+@debug_option
+@handle_errors
+def report_cmd(source: str, response: str | None, html_path: str | None, markdown: bool,
+               top: int, debug: bool) -> int:
+    """Summarise a run: SOURCE is a run directory or a metrics.csv (its <stem>_run/ beside
+    it adds the run's metadata and GPU time series). Counts by status, failures,
+    violations, slowest and most energy-hungry cases, throttling, totals, main effects."""
+    from doerunner.analysis.report import (
+        build_report,
+        load_run,
+        render_markdown,
+        render_text,
+        write_html,
+    )
+    from doerunner.errors import OutputError
+
+    rep = build_report(load_run(source), response, top)
+    click.echo(render_markdown(rep) if markdown else render_text(rep), nl=False)
+    if html_path:
+        try:
+            write_html(rep, html_path)
+        except OSError as e:
+            raise OutputError(f"--html {html_path}: {e.strerror or e}") from None
+        click.echo(f"srd: wrote {html_path}", err=True)
+    return 0
+
+
+@cli.command("export")
+@click.option("--run-id", "run_ids", multiple=True,
+              help="A run id (or unique prefix); repeat for more. Default: every run.")
+@click.option("--project", default=None, help="Only this project's runs.")
+@click.option("--since", default=None, help="Runs started on or after this date/time.")
+@click.option("--until", default=None, help="Runs started before this date/time.")
+@click.option("--case", "cases", multiple=True,
+              help="A case_id or glob (bench_*); repeat for more.")
+@click.option("--tag", "tags", multiple=True,
+              help="Only rows carrying this tag (tag_<name> = 1); repeat for either of several.")
+@click.option("--status", "statuses", multiple=True,
+              help="Only rows with this status (OK, FAIL, TIMEOUT); repeat for more.")
+@click.option("--format", "fmt", type=click.Choice(["json", "csv", "parquet"]),
+              default="json", show_default=True, help="Output format.")
+@click.option("--out", default=None, type=click.Path(),
+              help="Output file (atomically). Default: stdout (json, csv).")
+@click.option("--split", "split_dir", default=None, type=click.Path(),
+              help="CSV only: write one CSV per metric group into this directory.")
+@click.option("--timeseries", is_flag=True,
+              help="Export the flat per-sample GPU time series of the selected cases instead.")
+@debug_option
+@handle_errors
+def export_cmd(run_ids: tuple[str, ...], project: str | None, since: str | None,
+               until: str | None, cases: tuple[str, ...], tags: tuple[str, ...],
+               statuses: tuple[str, ...], fmt: str, out: str | None, split_dir: str | None,
+               timeseries: bool, debug: bool) -> int:
+    """Export runs of the history (srd runs list) and their cases as JSON, CSV or Parquet.
+    Filters of one kind are alternatives; different kinds must all hold."""
+    from doerunner.analysis.export import Selection, export, parse_statuses
+    from doerunner.errors import OutputError
+
+    sel = Selection(run_ids=run_ids, project=project, since=epoch(since, "--since"),
+                    until=epoch(until, "--until"), cases=cases, tags=tags,
+                    statuses=parse_statuses(statuses))
+    try:
+        result = export(sel, fmt, out, split=split_dir, timeseries=timeseries)
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise OutputError(f"{out or split_dir}: {e.strerror or e}") from None
+    for w in result.warnings:
+        click.echo(f"srd: warning: {w}", err=True)
+    click.echo(f"srd: {result.message}", err=True)
+    return 0

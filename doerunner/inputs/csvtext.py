@@ -1,0 +1,126 @@
+"""The text of an input CSV file: read, decoded, cut into lines, and the place of a CSV fault.
+
+What the cases.csv reader needs below the level of cells: every failure to read or decode a
+file becomes an ``InputError`` naming it, and a row that the ``csv`` module rejects is walked
+again the way strict RFC 4180 reads it, so the problem is reported at its own line and column.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+
+from doerunner.errors import InputError, Problem
+
+MAX_FIELD_CHARS = 1 << 20  # csv's own limit (128 KiB) is too small for long commands or notes
+
+# A quoted field; the look-ahead makes `"abc""` at the end of the file read as unterminated.
+_QUOTED = re.compile(r'"[^"]*(?:""[^"]*)*"(?!")')
+_UNQUOTED = re.compile(r"[^,\r\n]*")
+
+
+def read_bytes(path: str | os.PathLike[str], file: str) -> bytes:
+    """The bytes of ``path``; ``InputError`` ``file:0:0: cannot read: <why>`` otherwise."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except IsADirectoryError:
+        why = "is a directory"
+    except FileNotFoundError:
+        why = "no such file"
+    except PermissionError:
+        why = "permission denied"
+    except OSError as e:
+        why = (e.strerror or str(e)).lower()
+    except ValueError:  # e.g. a NUL in the path
+        why = "invalid path"
+    raise InputError([Problem(file, 0, 0, f"cannot read: {why}")])
+
+
+def decode(file: str, data: bytes) -> tuple[str, bool]:
+    """The text (a leading BOM dropped), and whether it holds undecodable bytes (kept as lone
+    surrogates, to be reported per cell). UTF-16 is refused with a hint."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InputError([Problem(file, 1, 0, "file is UTF-16 encoded: save it as UTF-8")])
+    try:
+        text, bad = data.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, bad = data.decode("utf-8", "surrogateescape"), True
+    return (text[1:] if text.startswith("\ufeff") else text), bad
+
+
+def lines(text: str) -> Iterator[str]:
+    """The lines of ``text``, each with its LF. Not ``splitlines``: that also breaks at
+    form feeds and U+2028, which may sit inside a cell; not ``StringIO``: it copies the text to
+    four bytes a character."""
+    find = text.find
+    start = 0
+    while True:
+        end = find("\n", start) + 1
+        if not end:
+            if start < len(text):
+                yield text[start:]
+            return
+        yield text[start:end]
+        start = end
+
+
+class Locator:
+    """Finds where a row the ``csv`` module rejected goes wrong, in ``text``."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.cursor = (1, 0)  # (line, offset) of a known line start, moved forward only
+
+    def offset_of(self, line: int) -> int:
+        """The offset of the start of ``line`` (1-based; lines are asked for in order)."""
+        at_line, offset = self.cursor
+        find = self.text.find
+        while at_line < line and offset >= 0:
+            offset = find("\n", offset) + 1 or -1
+            at_line += 1
+        if offset < 0:
+            offset = len(self.text)
+        self.cursor = (line, offset)
+        return offset
+
+    def locate(self, pos: int, line: int) -> tuple[int, int, str, int] | None:
+        """Walk one row from offset ``pos`` (line ``line``) the way strict RFC 4180 reads it;
+        return (line, column, message) of its first fault and the row's last line."""
+        text = self.text
+        n = len(text)
+        col = 1
+        fault: tuple[int, int, str] | None = None
+        while True:
+            if text.startswith('"', pos):
+                m = _QUOTED.match(text, pos)
+                if m is None:
+                    return line, col, "unterminated quoted field", text.count("\n", pos) + line
+                end = m.end()
+                size = end - pos - 2 - text.count('""', pos + 1, end - 1)
+                if size > MAX_FIELD_CHARS and fault is None:
+                    fault = (line, col, "field longer than 1 MiB")
+                line += text.count("\n", pos, end)
+                pos = end
+                if pos < n and text[pos] not in ",\r\n":
+                    if fault is None:
+                        fault = (line, col, "text after the closing quote of a quoted field "
+                                            '(write "" for a quote inside quotes)')
+                    pos = _UNQUOTED.match(text, pos).end()  # type: ignore[union-attr]
+            else:
+                end = _UNQUOTED.match(text, pos).end()  # type: ignore[union-attr]
+                if end - pos > MAX_FIELD_CHARS and fault is None:
+                    fault = (line, col, "field longer than 1 MiB")
+                pos = end
+            if pos < n and text[pos] == ",":
+                pos += 1
+                col += 1
+                continue
+            if pos < n and text[pos] == "\r":
+                while pos < n and text[pos] == "\r":
+                    pos += 1
+                if pos < n and text[pos] != "\n" and fault is None:
+                    fault = (line, col, "carriage return without line feed outside quotes: "
+                                        "use LF or CRLF line ends")
+            return None if fault is None else (*fault, line)

@@ -1,0 +1,97 @@
+"""The vocabulary of srd's inputs, decided once: reserved columns, column prefixes, name rules,
+flag words and the environment name of a parameter (FORMAT.md §2).
+
+Used by the cases.csv reader, ``srd design`` (which writes cases.csv), the backends (flag
+parameters) and the readers of metrics.csv (tag and boolean cells).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+RESERVED = ("case_id", "backend", "cmd", "timeout_s", "repeat", "warmup", "tags")
+"""The reserved columns of cases.csv, in the order they are documented."""
+
+PREFIXES = ("param", "tag", "note", "threshold", "ext")
+"""Column prefixes (``param_``, ``tag_``...): a prefixed column is one of these kinds."""
+
+DEFAULT_BACKEND = "shell"
+DEFAULT_TIMEOUT_S = 600.0
+
+NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
+NAME_RULE = "use A-Z a-z 0-9 . _ -"
+CASE_ID_MAX = 128
+CASE_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
+CASE_ID_RULE = "use 1-128 characters of A-Z a-z 0-9 . _ -"
+
+TRUE_WORDS = frozenset(("1", "true", "yes", "x"))
+FALSE_WORDS = frozenset(("", "0", "false", "no"))
+FLAG_RULE = "1, true, yes or x (empty, 0, false or no for off)"
+
+_ENV_UNSAFE = re.compile(r"[^A-Z0-9_]")
+
+
+def parse_flag(text: str) -> bool | None:
+    """``1``/``true``/``yes``/``x`` → True, empty/``0``/``false``/``no`` → False (any case,
+    surrounding spaces ignored); anything else → None."""
+    word = text.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    return None
+
+
+def is_true(text: str) -> bool:
+    """Whether a flag cell is set (a metrics.csv boolean or tag cell: ``1`` or empty)."""
+    return text.strip().lower() in TRUE_WORDS
+
+
+def param_env_name(name: str) -> str:
+    """``SRD_PARAM_<NAME>``, the environment variable carrying parameter ``name``: upper-cased,
+    every character outside ``A-Z0-9_`` becomes ``_``."""
+    return "SRD_PARAM_" + _ENV_UNSAFE.sub("_", name.upper())
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """What a cases.csv column is. ``kind``: ``reserved``, ``param``, ``tag``, ``note``,
+    ``threshold``, ``ext`` (reserved for backend output: not allowed in input) or
+    ``unnamed`` (a prefix with no name after it: not allowed). ``name``: the reserved name,
+    or the name after the prefix (a parameter without ``param_`` is its whole name);
+    ``prefix``: the prefix as written (``param_`` only when it was written)."""
+
+    kind: str
+    name: str
+    prefix: str = ""
+
+
+def classify_column(header: str) -> Column:
+    """The kind of a cases.csv column named ``header`` (stripped of spaces): reserved, or by
+    its prefix, else a parameter of that name. Whether a parameter or tag name follows
+    ``NAME_RULE`` is the caller's check (``valid_name``)."""
+    if header in RESERVED:
+        return Column("reserved", header)
+    prefix, sep, rest = header.partition("_")
+    if sep and prefix in PREFIXES:
+        if prefix == "ext":
+            return Column("ext", rest, prefix)
+        return Column(prefix if rest else "unnamed", rest, prefix)
+    return Column("param", header)
+
+
+def valid_name(name: str) -> bool:
+    """Whether a parameter, tag or factor name follows ``NAME_RULE``."""
+    return NAME_RE.fullmatch(name) is not None
+
+
+def case_id_problem(case_id: str) -> str | None:
+    """Why ``case_id`` cannot name a case (it names files), or None."""
+    if not case_id:
+        return "missing value"
+    if not CASE_ID_RE.fullmatch(case_id):
+        return f"is not allowed: {CASE_ID_RULE}"
+    if case_id in (".", ".."):
+        return "is not allowed: '.' and '..' name folders"
+    return None

@@ -1,0 +1,302 @@
+"""Capturing a case's stdout and stderr: the capped log file and the metrics parser of each
+stream.
+
+A log holds at most ``cap`` bytes of its stream: its first half and its last half, with a
+one-line note where bytes were left out. A stream that prints nothing leaves no file, and a
+file left by an earlier execution at the same path is removed: a log never shows stale
+output. Lines that may be metrics lines (they hold ``=`` or ``{``) go to an
+``OutputParser``; stdout is also kept whole while it may be one JSON object.
+
+Most streams are short. A stream is kept in memory as it arrives and handled once, when it
+ends: one parse, one file write. Only a stream that grows past ``SMALL`` bytes, or still
+prints after ``LIVE_AFTER_S`` seconds (so that a long case's log can be watched), is handled
+as it arrives (``_Streaming``): parsed line by line, its log written as it grows with the
+tail kept in memory until the end. Either way the file and the metrics are the same.
+
+File work goes through ``logwriter``: queued to its background thread while one is active
+(the writer active when a log is first written gets every operation of that log, in
+order), else done at once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from typing import BinaryIO
+
+from doerunner.backends.outparse import OutputParser
+from doerunner.process import logwriter
+
+SMALL = 64 * 1024  # a stream is handled in one piece while it is no longer than this
+MAX_LINE = 1 << 20  # longer lines are not metrics lines: not kept for the parser
+# A streaming log is kept in memory and written whole when its stream ends unless its head
+# grows past MEMORY_LOG_MAX bytes or it still prints after LIVE_AFTER_S: then it is written
+# as it grows, in pieces of APPEND_MIN bytes or every LIVE_AFTER_S.
+MEMORY_LOG_MAX = 256 * 1024
+APPEND_MIN = 64 * 1024
+LIVE_AFTER_S = 2.0
+
+_CANDIDATE = re.compile(rb"[={]")  # a metrics line holds one of these
+LogPath = str | os.PathLike[str]
+
+
+def _note(omitted: int, cap: int) -> bytes:
+    return f"\n[srd: {omitted} bytes omitted; log capped at {cap} bytes]\n".encode()
+
+
+def capped(data: bytes, cap: int) -> bytes:
+    """``data`` as its log holds it: whole when it fits ``cap``, else its first and last
+    halves around a note of what was left out."""
+    if len(data) <= cap:
+        return data
+    tail_cap = cap - cap // 2
+    return data[:cap // 2] + _note(len(data) - cap, cap) + data[len(data) - tail_cap:]
+
+
+def parse_lines(parser: OutputParser, buf: bytes) -> None:
+    """Feed the lines of ``buf`` (complete lines; the end of ``buf`` ends the last one) that
+    may be metrics lines. Only lines holding ``=`` or ``{`` are decoded, so a huge plain
+    output costs little."""
+    pos = 0
+    search = _CANDIDATE.search
+    while True:
+        m = search(buf, pos)
+        if m is None:
+            return
+        start = buf.rfind(b"\n", 0, m.start()) + 1
+        end = buf.find(b"\n", m.start())
+        if end < 0:
+            end = len(buf)
+        if end - start <= MAX_LINE:
+            parser.feed_line(buf[start:end].decode("utf-8", "replace"))
+        pos = end + 1
+
+
+def _write_whole(path: LogPath, data: bytes, cap: int) -> None:
+    if data:
+        logwriter.write(path, capped(data, cap))
+    else:
+        logwriter.unlink(path)
+
+
+class Capture:
+    """One captured stream: ``feed`` what arrives, ``finish`` when it ends, ``close`` in
+    every case (it writes what a stream that never finished had). ``path`` is its log file
+    (None: no log); ``keep_json``: keep the whole text while it may be one JSON object."""
+
+    __slots__ = ("_cap", "_chunks", "_done", "_keep_json", "_path", "_size", "_streaming",
+                 "_t_open", "parser")
+
+    def __init__(self, path: LogPath | None, cap: int, keep_json: bool) -> None:
+        self._path = path
+        self._cap = cap
+        self._keep_json = keep_json
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._t_open = time.monotonic()
+        self._streaming: _Streaming | None = None
+        self._done = False
+        self.parser = OutputParser()
+
+    def feed(self, data: bytes) -> None:
+        streaming = self._streaming
+        if streaming is not None:
+            streaming.feed(data)
+            return
+        self._chunks.append(data)
+        self._size += len(data)
+        if self._size > SMALL or time.monotonic() - self._t_open > LIVE_AFTER_S:
+            streaming = self._streaming = _Streaming(self._path, self._cap, self._keep_json,
+                                                     self.parser, self._t_open)
+            chunks, self._chunks = self._chunks, []
+            streaming.feed(b"".join(chunks))
+
+    def finish(self) -> str | None:
+        """The stream ended: parse what is left and write the log; return the whole text
+        when it may be a JSON object (``keep_json``, not over the cap), else None."""
+        if self._done:
+            return None
+        self._done = True
+        if self._streaming is not None:
+            return self._streaming.finish()
+        data = b"".join(self._chunks)
+        self._chunks = []
+        parse_lines(self.parser, data)
+        if self._path is not None:
+            _write_whole(self._path, data, self._cap)
+        if self._keep_json and len(data) <= self._cap and data.lstrip().startswith(b"{"):
+            return data.decode("utf-8", "replace")
+        return None
+
+    def close(self) -> None:
+        """Write the log of a stream that did not ``finish`` (an error cut it short)."""
+        if self._streaming is not None:
+            self._streaming.close()
+        elif not self._done:
+            self._done = True
+            if self._path is not None:
+                _write_whole(self._path, b"".join(self._chunks), self._cap)
+            self._chunks = []
+
+
+class _Streaming:
+    """A stream handled as it arrives: the line parser on complete lines, a ``_CappedLog``
+    and the whole text while it may be one JSON object."""
+
+    __slots__ = ("_cap", "_closed", "_log", "_overlong", "_partial", "_seen_text", "_whole",
+                 "parser")
+
+    def __init__(self, path: LogPath | None, cap: int, keep_json: bool,
+                 parser: OutputParser, t_open: float) -> None:
+        self.parser = parser
+        self._log = _CappedLog(path, cap, t_open) if path is not None else None
+        self._cap = cap
+        self._partial = bytearray()
+        self._overlong = False
+        self._whole: bytearray | None = bytearray() if keep_json else None
+        self._seen_text = False
+        self._closed = False
+
+    def feed(self, data: bytes) -> None:
+        if self._log is not None:
+            self._log.write(data)
+        if self._whole is not None:
+            self._keep_whole(data)
+        last_nl = data.rfind(b"\n")
+        if last_nl < 0:
+            self._add_partial(data)
+            return
+        if self._overlong:  # the rest of an overlong line: skip it
+            self._overlong = False
+            parse_lines(self.parser, data[data.find(b"\n") + 1:last_nl + 1])
+        elif self._partial:
+            parse_lines(self.parser, bytes(self._partial) + data[:last_nl + 1])
+        else:
+            parse_lines(self.parser, data[:last_nl + 1])
+        self._partial.clear()
+        self._add_partial(data[last_nl + 1:])
+
+    def _add_partial(self, data: bytes) -> None:
+        if self._overlong or not data:
+            return
+        self._partial += data
+        if len(self._partial) > MAX_LINE:
+            self._partial.clear()
+            self._overlong = True
+
+    def _keep_whole(self, data: bytes) -> None:
+        if self._whole is None:
+            return
+        if not self._seen_text:
+            stripped = data.lstrip()
+            if not stripped:
+                self._whole += data
+                return
+            self._seen_text = True
+            if not stripped.startswith(b"{"):
+                self._whole = None
+                return
+        self._whole += data
+        if len(self._whole) > self._cap:
+            self._whole = None
+
+    def finish(self) -> str | None:
+        """End of the stream: parse the last line if it had no newline, close the log."""
+        if self._partial and not self._overlong:
+            parse_lines(self.parser, bytes(self._partial))
+        self._partial.clear()
+        self.close()
+        return None if self._whole is None else self._whole.decode("utf-8", "replace")
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            if self._log is not None:
+                self._log.close()
+
+
+class _CappedLog:
+    """The log file of a streaming stream: at most ``cap`` bytes, its first half and its
+    last half with a one-line note where bytes were left out; the tail is kept in memory
+    until ``close``. It is kept whole in memory and written by ``close`` unless its head
+    grows past ``MEMORY_LOG_MAX`` bytes or it still grows ``LIVE_AFTER_S`` seconds after
+    its stream opened: then it is written as it grows — created with what it holds, then
+    appended to (without a writer: through an open file, as it arrives)."""
+
+    def __init__(self, path: LogPath, cap: int, t_open: float) -> None:
+        self._path = path
+        self._writer = logwriter.active()
+        self._file: BinaryIO | None = None  # growing without a writer
+        self._growing = False  # the file exists and is appended to
+        self._cap = cap
+        self._head_left = cap // 2
+        self._tail_cap = cap - cap // 2
+        self._head = bytearray()  # head bytes not yet handed to the file
+        self._tail = bytearray()
+        self._total = 0
+        self._t_last = t_open  # when the stream opened, or the log was last appended to
+
+    def write(self, data: bytes) -> None:
+        self._total += len(data)
+        if self._head_left:
+            head = data[:self._head_left]
+            self._head_left -= len(head)
+            if self._file is not None:
+                self._file.write(head)
+            else:
+                self._head += head
+            data = data[len(head):]
+        if data:
+            self._tail += data
+            if len(self._tail) > 2 * self._tail_cap:
+                del self._tail[:len(self._tail) - self._tail_cap]
+        if self._file is not None:
+            return
+        if not self._growing:
+            if (len(self._head) > MEMORY_LOG_MAX
+                    or time.monotonic() - self._t_last > LIVE_AFTER_S):
+                self._grow()
+        elif len(self._head) >= APPEND_MIN or (
+                self._head and time.monotonic() - self._t_last > LIVE_AFTER_S):
+            self._writer.append(self._path, self._head)  # type: ignore[union-attr]
+            self._head = bytearray()
+            self._t_last = time.monotonic()
+
+    def _grow(self) -> None:
+        """Create the file with what the log holds; it is appended to from now on."""
+        self._growing = True
+        if self._writer is None:
+            self._file = open(self._path, "wb")  # noqa: SIM115 — closed in close()
+            self._file.write(self._head)
+        else:
+            self._writer.write(self._path, self._head)
+        self._head = bytearray()
+        self._t_last = time.monotonic()
+
+    def _rest(self) -> bytes:
+        """The note (when bytes were left out) and the tail."""
+        if len(self._tail) > self._tail_cap:
+            del self._tail[:len(self._tail) - self._tail_cap]
+        omitted = self._total - self._cap
+        return (_note(omitted, self._cap) if omitted > 0 else b"") + self._tail
+
+    def close(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.write(self._rest())
+            finally:
+                self._file.close()
+            return
+        w = self._writer
+        if self._growing:
+            w.append(self._path, self._head + self._rest())  # type: ignore[union-attr]
+        elif not self._total:
+            if w is not None:
+                w.unlink(self._path)
+            else:
+                logwriter.remove_file(self._path)
+        elif w is not None:
+            w.write(self._path, self._head + self._rest())
+        else:
+            logwriter.write_file(self._path, self._head + self._rest())

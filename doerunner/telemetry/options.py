@@ -1,0 +1,121 @@
+"""``TelemetryOptions``: the ``srd run`` GPU telemetry flags, parsed once (the mode words of
+``--baseline`` and ``--cooldown`` become typed values here, at the edge), frozen, every
+default stated once. Plain data: it travels to Dask workers as it is."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from doerunner.errors import InputError
+from doerunner.telemetry.baseline import DEFAULT_DURATION_S, DEFAULT_TTL_S
+
+MODES = ("auto", "on", "off")
+DEFAULT_CARBON_G_PER_KWH = 475.0  # IEA world average grid intensity (gCO2e/kWh)
+DEFAULT_PRICE_PER_KWH = 0.15
+MAX_SAMPLE_HZ = 100.0
+
+
+def _number(option: str, text: str, words: tuple[str, ...]) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (0 <= value < math.inf):
+        raise InputError(f"{option} {text!r}: use {', '.join(words)} or a number >= 0")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineMode:
+    """``--baseline``: ``auto`` (the cache when fresh, else measure), ``measure`` (always),
+    ``off``, or ``given`` watts per GPU. ``text`` is the option as written."""
+
+    kind: str = "auto"
+    watts: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> BaselineMode:
+        """``auto``, ``measure``, ``off`` or a number of watts >= 0; ``InputError`` else."""
+        word = text.strip()
+        if word in ("auto", "measure", "off"):
+            return cls(word)
+        return cls("given", _number("--baseline", word, ("auto", "measure", "off")))
+
+    @property
+    def text(self) -> str:
+        return self.kind if self.watts is None else f"{self.watts:g}"
+
+
+@dataclass(frozen=True, slots=True)
+class CooldownMode:
+    """``--cooldown``: ``off``, ``auto`` (until every GPU is back near its idle
+    temperature), or ``wait`` ``seconds`` before each case."""
+
+    kind: str = "off"
+    seconds: float = 0.0
+
+    @classmethod
+    def parse(cls, text: str) -> CooldownMode:
+        """``off``, ``auto`` or a number of seconds >= 0; ``InputError`` else."""
+        word = text.strip()
+        if word in ("off", "auto"):
+            return cls(word)
+        return cls("wait", _number("--cooldown", word, ("auto", "off")))
+
+    @property
+    def text(self) -> str:
+        return self.kind if self.kind != "wait" else f"{self.seconds:g}"
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryOptions:
+    """``mode``: auto (sample when NVML works), on (fail when it does not), off. ``gpus``:
+    the ``--gpus`` selection text (None: every visible GPU). ``sample_hz``: sampling rate.
+    ``baseline``, ``baseline_ttl_s``, ``baseline_duration_s``: idle power to subtract.
+    ``carbon_g_per_kwh``, ``price_per_kwh``: for ``energy_co2_g``/``energy_cost_usd``.
+    ``cooldown``: before each case. ``timeseries``: write per-case time series."""
+
+    mode: str = "auto"
+    gpus: str | None = None
+    sample_hz: float = 10.0
+    baseline: BaselineMode = field(default_factory=BaselineMode)
+    baseline_ttl_s: float = DEFAULT_TTL_S
+    baseline_duration_s: float = DEFAULT_DURATION_S
+    carbon_g_per_kwh: float = DEFAULT_CARBON_G_PER_KWH
+    price_per_kwh: float = DEFAULT_PRICE_PER_KWH
+    cooldown: CooldownMode = field(default_factory=CooldownMode)
+    timeseries: bool = True
+
+    def __post_init__(self) -> None:
+        # Mode words given as text (the Python API) are parsed here, once.
+        if isinstance(self.baseline, str):
+            object.__setattr__(self, "baseline", BaselineMode.parse(self.baseline))
+        if isinstance(self.cooldown, str):
+            object.__setattr__(self, "cooldown", CooldownMode.parse(self.cooldown))
+        if self.mode not in MODES:
+            raise InputError(f"--telemetry {self.mode!r}: use {', '.join(MODES)}")
+        if not (0 < self.sample_hz <= MAX_SAMPLE_HZ):
+            raise InputError(f"--sample-hz {self.sample_hz!r}: use a rate in (0, "
+                             f"{MAX_SAMPLE_HZ:g}]")
+        for option, value, low in (("--baseline-ttl", self.baseline_ttl_s, 0.0),
+                                   ("--baseline-duration", self.baseline_duration_s, 0.1),
+                                   ("--carbon-intensity", self.carbon_g_per_kwh, 0.0),
+                                   ("--energy-price", self.price_per_kwh, 0.0)):
+            if not (low <= value < math.inf):
+                raise InputError(f"{option} {value!r}: use a finite number >= {low:g}")
+
+    def with_mode(self, mode: str) -> TelemetryOptions:
+        """These options with another mode (what a run decided, e.g. off for --jobs)."""
+        from dataclasses import replace
+
+        return replace(self, mode=mode)
+
+    def to_json(self) -> dict[str, Any]:
+        """As run.json records them (mode words as written)."""
+        return {"mode": self.mode, "gpus": self.gpus, "sample_hz": self.sample_hz,
+                "baseline": self.baseline.text, "baseline_ttl_s": self.baseline_ttl_s,
+                "baseline_duration_s": self.baseline_duration_s,
+                "carbon_g_per_kwh": self.carbon_g_per_kwh, "price_per_kwh": self.price_per_kwh,
+                "cooldown": self.cooldown.text, "timeseries": self.timeseries}
