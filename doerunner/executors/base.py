@@ -67,7 +67,7 @@ class Executor(ABC):
         self.context = context
 
     @classmethod
-    def check_available(cls) -> None:  # noqa: B027 - optional hook
+    def check_available(cls) -> None:
         """Raise ``InputError`` when this executor cannot run here (a missing package)."""
 
     def open(self) -> None:  # noqa: B027 - optional hook
