@@ -69,6 +69,7 @@ class Executor(ABC):
     @classmethod
     def check_available(cls) -> None:
         """Raise ``InputError`` when this executor cannot run here (a missing package)."""
+        return None
 
     def open(self) -> None:  # noqa: B027 - optional hook
         """Start what the executor needs (a thread pool, a cluster)."""
