@@ -10,17 +10,13 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from doerunner.analysis.effects import (
-    compare,
-    main_effects,
-    metric_direction,
-    parse_ratio,
-    read_metrics,
-    render_compare,
-    render_effects,
-)
+from doerunner.analysis.compare import compare, metric_direction, parse_ratio
+from doerunner.analysis.effects import main_effects
+from doerunner.analysis.metrics import read_metrics
 from doerunner.cli import cli
 from doerunner.errors import InputError
+from doerunner.outputs.compare_table import render_compare
+from doerunner.outputs.effects_table import render_effects
 
 # 2 factors x 2 levels x 2 rows. First seen: batch 16 before 8, mode slow before fast.
 # batch 8: 0.10 0.12 0.20 0.22 -> mean 0.16; batch 16: 0.30 0.34 0.40 0.46 -> 0.375

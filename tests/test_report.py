@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from doerunner.analysis.report import pareto_front, throttled_spans
 from doerunner.cli import cli
+from doerunner.outputs.plots import pareto_front, throttled_spans
 
 from . import report_runs
 
@@ -149,10 +149,10 @@ def test_pareto_front_and_throttled_spans() -> None:
 
 
 def test_throttle_mask_matches_telemetry() -> None:
-    from doerunner.analysis.report import _throttle_mask
+    from doerunner.outputs import plots
     from doerunner.telemetry.gpu import THROTTLE_MASK
 
-    assert _throttle_mask() == THROTTLE_MASK
+    assert plots.THROTTLE_MASK == THROTTLE_MASK
 
 
 @pytest.mark.slow

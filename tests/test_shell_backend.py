@@ -14,6 +14,7 @@ from doerunner.backends.base import ExecContext
 from doerunner.backends.shell import ShellBackend, env_name
 from doerunner.errors import CaseInterrupted
 from doerunner.inputs.case import Case
+from doerunner.process import procfs
 from doerunner.process import tree as proctree
 from doerunner.results import FAIL, OK, TIMEOUT
 
@@ -429,10 +430,10 @@ def test_nul_in_the_command_is_a_fail_not_a_crash(backend, ctx):
 
 def test_last_pid_follows_new_processes():
     import subprocess
-    before = proctree._last_pid()
+    before = procfs.last_pid()
     proc = subprocess.Popen(["true"])
     proc.wait()
-    after = proctree._last_pid()
+    after = procfs.last_pid()
     if before is not None:  # Linux
         assert after is not None and after != before
 

@@ -27,82 +27,33 @@ its stdin closes or when its parent dies.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
 import math
 import os
-import statistics
 import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from doerunner.backends.hf_generate import (
+    Loaded,
+    LoadError,
+    OomError,
+    cv_of,
+    free_memory,
+    generate_batch,
+    load_model,
+    make_batches,
+    measure_job,
+    one_line,
+    resolve_device,
+    seed_job,
+)
 
 MAX_MODELS = 2  # loaded models kept at once (least recently used evicted first)
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-_MIB = 1048576.0
-
-
-class LoadError(Exception):
-    """A model or tokenizer cannot be loaded; the message is one line for the metrics row."""
-
-
-class OomError(Exception):
-    """CUDA ran out of memory; the message names the batch size."""
-
-
-class StepTimer:
-    """A forward hook on the model for one ``generate`` call: stamps the end of the first
-    forward pass (``perf_counter`` seconds) and counts the passes (decoding steps).
-
-    The first pass is the prefill, which produces the first token's logits, so ``first``
-    minus the batch's start is its time to first token, whatever the batch size (a streamer
-    only works for batch size 1). Each pass yields one token, so ``steps`` is the tokens per
-    sequence. On CUDA only the first pass is synchronised (the stamp is when the logits
-    exist, not when their kernels were queued); later passes are not, so the GPU's queue
-    stays full. A hook is also cheaper than a logits processor, which transformers calls
-    after an ``inspect.signature`` of it at every step (~75 more Python calls per step).
-    """
-
-    def __init__(self, device: torch.device) -> None:
-        self.first: float | None = None
-        self.steps = 0
-        self.sync = device.type == "cuda"
-        self.device = device
-
-    def __call__(self, module: Any, args: Any, output: Any) -> None:
-        if self.steps == 0:
-            if self.sync:
-                torch.cuda.synchronize(self.device)
-            self.first = time.perf_counter()
-        self.steps += 1
-
-
-@dataclass
-class Loaded:
-    model: Any
-    tokenizer: Any
-    device: torch.device
-    eos_ids: frozenset[int]
-
-
-@dataclass
-class BatchResult:
-    """One ``generate`` call: seconds from its start to its end and to the first step's
-    logits, decoding steps, and the prompt and generated token counts (padding excluded)."""
-
-    size: int
-    latency_s: float
-    ttft_s: float | None
-    steps: int
-    tokens_in: int
-    tokens_out: int
 
 
 class Worker:
@@ -117,23 +68,23 @@ class Worker:
             self.models.move_to_end(key)
             return {"ok": True, "load_s": 0.0, "loads": self.loads,
                     "device": str(self.models[key].device)}
-        device = _device(req["device"])
+        device = resolve_device(req["device"])
         while len(self.models) >= MAX_MODELS:
             self.models.popitem(last=False)
-            _free(device)
+            free_memory(device)
         t0 = time.perf_counter()
         try:
-            loaded = _load(req["model"], req["dtype"], device, req.get("attn_implementation"))
+            loaded = load_model(req["model"], req["dtype"], device, req.get("attn_implementation"))
         except torch.OutOfMemoryError:
             # Other models may hold the memory this one needs: drop them and try once more.
             self.models.clear()
-            _free(device)
-            loaded = _load(req["model"], req["dtype"], device, req.get("attn_implementation"))
+            free_memory(device)
+            loaded = load_model(req["model"], req["dtype"], device, req.get("attn_implementation"))
         load_s = time.perf_counter() - t0
         self.models[key] = loaded
         self.loads += 1
         print(f"hf worker {os.getpid()}: loaded {req['model']!r} ({req['dtype']}, {device}) "
-              f"in {load_s:.3f} s; {self.loads} load(s) so far", file=sys.stderr, flush=True)
+              f"in {load_s:.3f} s; {self.loads} load_model(s) so far", file=sys.stderr, flush=True)
         return {"ok": True, "load_s": load_s, "loads": self.loads, "device": str(device)}
 
     def _loaded(self, job: dict[str, Any]) -> Loaded:
@@ -148,20 +99,20 @@ class Worker:
         CV of the last ``window`` latencies is below ``cv`` (at most ``max_runs``)."""
         job = req["job"]
         lm = self._loaded(job)
-        batches = _batches(lm, job)
+        batches = make_batches(lm, job)
         count, window = req["count"], int(req["window"])
         auto = count == "auto"
         limit = int(req["max_runs"]) if auto else int(count)
-        _seed(job)
+        seed_job(job)
         latencies: list[float] = []
         final_cv: float | None = None
         converged = False if auto else None
         for i in range(limit):
-            res = _generate(lm, job, batches[i % len(batches)])
+            res = generate_batch(lm, job, batches[i % len(batches)])
             latencies.append(res.latency_s)
             send({"step": i + 1, "of": limit, "latency_s": res.latency_s})
             if auto and len(latencies) >= window:
-                final_cv = _cv(latencies[-window:])
+                final_cv = cv_of(latencies[-window:])
                 if final_cv < float(req["cv"]):
                     converged = True
                     break
@@ -171,226 +122,8 @@ class Worker:
     def run(self, req: dict[str, Any], send: Any) -> dict[str, Any]:
         job = req["job"]
         lm = self._loaded(job)
-        return {"ok": True, "metrics": _measure(lm, job, lambda i, n: send({"batch": i, "of": n}))}
-
-
-# -- loading -----------------------------------------------------------------------------------
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise LoadError(f"device {name!r}: CUDA is not available (torch "
-                            f"{torch.__version__}, {torch.cuda.device_count()} GPUs)")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise LoadError(f"device {name!r}: only {torch.cuda.device_count()} CUDA "
-                            "device(s) visible")
-    return dev
-
-
-def _looks_like_path(model: str) -> bool:
-    """Whether ``model`` cannot be a Hub id ("name" or "org/name")."""
-    return model.startswith((".", "/", "~")) or model.count("/") > 1 or os.path.exists(model)
-
-
-def _load(model: str, dtype: str, device: torch.device, attn: str | None) -> Loaded:
-    if not os.path.isdir(os.path.expanduser(model)) and _looks_like_path(model):
-        raise LoadError(f"cannot load model {model!r}: no such directory")
-    try:
-        tok = AutoTokenizer.from_pretrained(model)
-        kwargs: dict[str, Any] = {"dtype": _DTYPES.get(dtype, "auto")}
-        if attn:
-            kwargs["attn_implementation"] = attn
-        m = AutoModelForCausalLM.from_pretrained(model, **kwargs)
-    except torch.OutOfMemoryError:
-        raise
-    except Exception as e:  # OSError, ValueError, ...: whatever the Hub/loader raises
-        where = "" if os.path.isdir(os.path.expanduser(model)) else \
-            "not a local directory, and from the Hub: "
-        raise LoadError(f"cannot load model {model!r}: {where}{_one_line(e)}") from None
-    m = m.to(device).eval()
-    if tok.pad_token is None:
-        if tok.eos_token is None:
-            raise LoadError(f"cannot load model {model!r}: its tokenizer has neither a pad "
-                            "nor an eos token")
-        tok.pad_token = tok.eos_token
-    if not getattr(m.config, "is_encoder_decoder", False):
-        tok.padding_side = "left"  # decoder-only: the last prompt tokens line up
-    eos = m.generation_config.eos_token_id
-    if eos is None:
-        eos = tok.eos_token_id
-    eos_ids = frozenset(eos if isinstance(eos, (list, tuple)) else [eos] if eos is not None
-                        else [])
-    return Loaded(m, tok, device, eos_ids)
-
-
-# -- generating --------------------------------------------------------------------------------
-def _seed(job: dict[str, Any]) -> None:
-    torch.manual_seed(int(job["seed"]))
-
-
-def _prompts(job: dict[str, Any]) -> list[str]:
-    prompts = job["prompts"]
-    n = int(job["num_prompts"])
-    return [prompts[i % len(prompts)] for i in range(n)]
-
-
-def _batches(lm: Loaded, job: dict[str, Any]) -> list[dict[str, torch.Tensor]]:
-    """The measured prompts, tokenised and padded per batch, already on the device
-    (tokenising is not part of a request's latency)."""
-    prompts = _prompts(job)
-    size = int(job["batch_size"])
-    out = []
-    for i in range(0, len(prompts), size):
-        enc = lm.tokenizer(prompts[i:i + size], return_tensors="pt", padding=True)
-        out.append({k: v.to(lm.device) for k, v in enc.items() if k in ("input_ids",
-                                                                         "attention_mask")})
-    return out
-
-
-def _gen_kwargs(lm: Loaded, job: dict[str, Any]) -> dict[str, Any]:
-    kw: dict[str, Any] = {"max_new_tokens": int(job["max_new_tokens"]),
-                          "min_new_tokens": int(job["min_new_tokens"]),
-                          "do_sample": bool(job["do_sample"]),
-                          "pad_token_id": lm.tokenizer.pad_token_id}
-    if job["do_sample"]:
-        for name in ("temperature", "top_p", "top_k"):
-            if job.get(name) is not None:
-                kw[name] = job[name]
-    else:  # greedy: neutralise sampling defaults a model's generation_config may carry
-        kw.update(temperature=None, top_p=None, top_k=None)
-    return kw
-
-
-def _generate(lm: Loaded, job: dict[str, Any], batch: dict[str, torch.Tensor]) -> BatchResult:
-    """One timed ``generate`` call on one batch."""
-    timer = StepTimer(lm.device)
-    kw = _gen_kwargs(lm, job)
-    size = int(batch["input_ids"].shape[0])
-    cuda = lm.device.type == "cuda"
-    try:
-        if cuda:
-            torch.cuda.synchronize(lm.device)
-        hook = lm.model.register_forward_hook(timer)
-        try:
-            t0 = time.perf_counter()
-            with torch.inference_mode():
-                out = lm.model.generate(**batch, **kw)
-            if cuda:
-                torch.cuda.synchronize(lm.device)
-            t1 = time.perf_counter()
-        finally:
-            hook.remove()
-    except torch.OutOfMemoryError:
-        raise OomError(f"CUDA out of memory (batch_size={job['batch_size']})") from None
-    prompt_len = int(batch["input_ids"].shape[1])
-    new = out[:, prompt_len:].tolist()
-    tokens_out = sum(_generated(row, lm.eos_ids) for row in new)
-    tokens_in = int(batch["attention_mask"].sum().item())
-    ttft = timer.first - t0 if timer.first is not None else None
-    return BatchResult(size, t1 - t0, ttft, timer.steps, tokens_in, tokens_out)
-
-
-def _generated(row: list[int], eos_ids: frozenset[int]) -> int:
-    """Tokens a sequence really generated: up to and including its first eos; what follows
-    is padding added while the rest of its batch went on."""
-    for i, t in enumerate(row):
-        if t in eos_ids:
-            return i + 1
-    return len(row)
-
-
-def _measure(lm: Loaded, job: dict[str, Any],
-             progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Generate for every measured prompt; metrics in seconds, requests/s, tokens/s and MiB.
-
-    Every request of a batch has its batch's latency and time to first token. ``tpot_mean``
-    is the mean over requests of (latency - ttft) / (decoding steps - 1). ``generate_s`` is
-    the time spent in ``generate``: the throughputs are counted over it. ``progress(i, n)``
-    is called after each of the n batches, outside the timed calls."""
-    batches = _batches(lm, job)
-    cuda = lm.device.type == "cuda"
-    if cuda:
-        torch.cuda.reset_peak_memory_stats(lm.device)
-    else:
-        _reset_hwm()
-    _seed(job)
-    results = []
-    for b in batches:
-        results.append(_generate(lm, job, b))
-        if progress is not None:
-            progress(len(results), len(batches))
-    lat = [r.latency_s for r in results for _ in range(r.size)]
-    ttft = [r.ttft_s for r in results if r.ttft_s is not None for _ in range(r.size)]
-    tpot = [(r.latency_s - r.ttft_s) / (r.steps - 1) for r in results
-            if r.ttft_s is not None and r.steps > 1 for _ in range(r.size)]
-    gen_s = sum(r.latency_s for r in results)
-    n = len(lat)
-    tokens_out = sum(r.tokens_out for r in results)
-    m: dict[str, Any] = {
-        "p50": _pct(lat, 50), "p95": _pct(lat, 95), "p99": _pct(lat, 99),
-        "latency_avg": statistics.fmean(lat),
-        "throughput_rps": n / gen_s if gen_s > 0 else None,
-        "tokens_per_s": tokens_out / gen_s if gen_s > 0 else None,
-        "tokens_in": sum(r.tokens_in for r in results), "tokens_out": tokens_out,
-        "batch_effective_size": n / len(results), "generate_s": gen_s, "errors": 0,
-    }
-    if ttft:
-        m["ttft_p50"], m["ttft_p95"] = _pct(ttft, 50), _pct(ttft, 95)
-    if tpot:
-        m["tpot_mean"] = statistics.fmean(tpot)
-    if cuda:
-        m["gpu_mem_peak_mb"] = torch.cuda.max_memory_allocated(lm.device) / _MIB
-    else:
-        hwm = _vm_hwm_mib()
-        if hwm is not None:
-            m["mem_peak_mb"] = hwm
-    return {k: v for k, v in m.items() if v is not None}
-
-
-def _pct(values: list[float], q: float) -> float:
-    """The q-th percentile with linear interpolation between closest ranks (numpy's default)."""
-    s = sorted(values)
-    pos = (len(s) - 1) * q / 100.0
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
-
-
-def _cv(values: list[float]) -> float:
-    mean = statistics.fmean(values)
-    return statistics.pstdev(values, mean) / mean if mean > 0 else math.inf
-
-
-def _reset_hwm() -> None:
-    """Reset this process's peak resident size (Linux: writing 5 to clear_refs)."""
-    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-
-
-def _vm_hwm_mib() -> float | None:
-    """Peak resident set size since the last reset, MiB (Linux ``VmHWM``); None elsewhere."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def _free(device: torch.device) -> None:
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip()
-    first = text.splitlines()[0].strip() if text else type(e).__name__
-    return first if len(first) <= 300 else first[:297] + "..."
+        return {"ok": True,
+                "metrics": measure_job(lm, job, lambda i, n: send({"batch": i, "of": n}))}
 
 
 # -- the loop ----------------------------------------------------------------------------------
@@ -437,9 +170,9 @@ def main() -> None:
             reply = {"ok": False, "error": "CUDA out of memory"
                      + (f" (batch_size={job['batch_size']})" if "batch_size" in job else "")}
         except Exception as e:
-            reply = {"ok": False, "error": f"{type(e).__name__}: {_one_line(e)}"}
+            reply = {"ok": False, "error": f"{type(e).__name__}: {one_line(e)}"}
         if not reply.get("ok"):
-            _free(torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
+            free_memory(torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
         send(reply)
     # Nothing is left to save: skip the interpreter's teardown of torch and the loaded models
     # (over a second on a CPU), which srd would otherwise wait for at the end of every run.

@@ -48,8 +48,8 @@ def telemetry_info(plan: ExecutionPlan) -> dict[str, Any]:
     info: dict[str, Any] = {"mode": plan.telemetry, "active": False}
     if plan.unavailable:
         info["unavailable"] = plan.unavailable
-    if plan.executor == "dask":
-        info["measured_by"] = "the Dask workers, each on its own GPUs"
+    if plan.mode == "remote":
+        info["measured_by"] = f"the {plan.executor} workers, each on its own GPUs"
     return info
 
 

@@ -29,8 +29,6 @@ from doerunner.inputs.vocabulary import DEFAULT_BACKEND, DEFAULT_TIMEOUT_S
 from doerunner.policy import DEFAULT_POLICY, ExecutionPolicy
 from doerunner.telemetry.options import TelemetryOptions
 
-EXECUTOR_NAMES = ("local", "dask")  # kept equal to executors.EXECUTORS by a test
-
 
 @dataclass(frozen=True, slots=True)
 class OutputOptions:
@@ -82,23 +80,26 @@ class Parallelism:
     scheduler: str | None = None
 
     def __post_init__(self) -> None:
-        if self.executor not in EXECUTOR_NAMES:
-            raise InputError(f"--executor {self.executor!r}: use {' or '.join(EXECUTOR_NAMES)}")
+        from doerunner.executors import EXECUTORS
+
+        if self.executor not in EXECUTORS:
+            raise InputError(f"--executor {self.executor!r}: use {', '.join(EXECUTORS)}")
         if self.jobs < 1:
             raise InputError(f"--jobs must be >= 1, got {self.jobs!r}")
-        if self.executor != "dask":
+        if not EXECUTORS[self.executor].REMOTE:
             if self.scheduler is not None:
                 raise InputError("--scheduler needs --executor dask")
             if self.per_gpu and self.jobs > 1:
                 raise InputError("--per-gpu runs one case per GPU: drop --jobs")
             return
         if self.per_gpu:
-            raise InputError("--per-gpu is for the local executor; with --executor dask start "
-                             "one worker per GPU with --resources GPU=1 (README: Scaling out)")
+            raise InputError(f"--per-gpu is for the local executor; with --executor "
+                             f"{self.executor} start one worker per GPU with --resources "
+                             "GPU=1 (README: Scaling out)")
         if self.scheduler is not None and self.jobs > 1:
-            raise InputError(f"--jobs {self.jobs} sizes the LocalCluster of --executor dask; "
-                             "with --scheduler the cluster's own workers run the cases: drop "
-                             "--jobs")
+            raise InputError(f"--jobs {self.jobs} sizes the LocalCluster of --executor "
+                             f"{self.executor}; with --scheduler the cluster's own workers run "
+                             "the cases: drop --jobs")
 
 
 @dataclass(frozen=True, slots=True)

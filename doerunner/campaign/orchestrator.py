@@ -59,8 +59,8 @@ def run(cases: str | os.PathLike[str] | Sequence[Case], options: RunOptions | No
                            default_timeout_s=opts.defaults.timeout_s)
     cases = list(cases)
     reporter = reporter or default_reporter(opts.quiet)
+    EXECUTORS[opts.parallel.executor].check_available()
     with _planned(opts, cases) as (plan, gpus):
-        EXECUTORS[plan.executor].check_available()
         for note in plan.notes:
             reporter.warn(note)
         if plan.unavailable:
@@ -100,7 +100,7 @@ def _planned(opts: RunOptions, cases: Sequence[Case]) -> Iterator[tuple[Executio
                 for p, d in enumerate(gpus.devices)], None
 
     try:
-        plan = make_plan(opts, cases, find_gpus)
+        plan = make_plan(opts, cases, EXECUTORS[opts.parallel.executor], find_gpus)
         yield plan, (opened[0] if opened and plan.active else None)
     finally:
         for g in opened:

@@ -18,14 +18,14 @@ The rules:
   GPUs. A window would measure its neighbours' energy too, so telemetry is off, and cases
   of a backend that uses a GPU are refused — unless ``--share-gpus`` accepts that (then
   every slot measures every GPU, and a warning says the energy is not comparable).
-* ``--executor dask``: the workers measure their own GPUs; the client measures nothing.
-  Cases of a backend that uses a GPU, and every case with ``--telemetry on``, ask Dask for
-  the ``GPU`` resource.
+* a remote executor (``--executor dask``): the workers measure their own GPUs; this process
+  measures nothing. Cases of a backend that uses a GPU, and every case with ``--telemetry
+  on``, ask for the ``GPU`` resource. Workers started on this machine (a LocalCluster of
+  N > 1) share its GPUs: the ``--jobs`` rule applies.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -72,9 +72,9 @@ class ExecutionPlan:
     """How a run's cases are run (see the module docstring).
 
     ``executor``: the executor's registry name; ``mode``: ``serial``, ``parallel``,
-    ``per-gpu``, ``dask-local`` or ``dask-cluster``; ``slots``: the local slots (for Dask:
-    the workers are the slots, and ``workers`` is the size of the LocalCluster srd starts,
-    None with ``scheduler``); ``telemetry``: the mode in force where the cases run (``on``,
+    ``per-gpu`` or ``remote``; ``slots``: the local slots (a remote executor's workers are
+    its slots: ``workers`` is how many srd starts on this machine, None when they run
+    elsewhere, at ``scheduler``); ``telemetry``: the mode in force where the cases run (``on``,
     ``auto`` or ``off``); ``active``: whether this process measures; ``gpus``: the GPUs
     opened for the run; ``unavailable``: why none could be read (auto mode);
     ``gpu_backends``: backends whose cases ask Dask for a GPU; ``gpu_tasks``: whether any
@@ -102,12 +102,13 @@ class ExecutionPlan:
         """The plan as ``#`` lines (``srd run --dry-run``)."""
         where = {"serial": "one case at a time", "parallel": f"{len(self.slots)} cases at once",
                  "per-gpu": f"one case per GPU, {len(self.slots)} at once",
-                 "dask-local": f"Dask, a LocalCluster of {self.workers} worker(s)",
-                 "dask-cluster": f"Dask, the workers of {self.scheduler}"}[self.mode]
+                 "remote": f"{self.workers} worker(s) started on this machine"
+                           if self.workers is not None else f"the workers of {self.scheduler}"
+                 }[self.mode]
         yield f"# executor: {self.executor} ({where})"
         if self.telemetry == "off":
             yield "# GPU telemetry: off" + (f" ({self.unavailable})" if self.unavailable else "")
-        elif self.mode.startswith("dask"):
+        elif self.mode == "remote":
             yield f"# GPU telemetry: {self.telemetry}, measured by each worker on its GPUs"
         for slot in self.slots:
             if slot.gpus or slot.env:
@@ -134,36 +135,34 @@ class ExecutionPlan:
 GpuFinder = Callable[[str], tuple[Sequence[GpuRef], str | None]]
 
 
-def local_cluster_workers(jobs: int) -> int:
-    """Workers of the LocalCluster ``--executor dask`` starts without ``--scheduler``."""
-    return jobs if jobs > 1 else (os.cpu_count() or 1)
-
-
-def make_plan(options: Any, cases: Sequence[Case], find_gpus: GpuFinder) -> ExecutionPlan:
-    """The plan of a run with ``options`` (``RunOptions``) over ``cases``. ``find_gpus(mode)``
-    opens the GPUs for a telemetry mode (not called for ``off``). Raises ``InputError`` for a
-    combination that cannot run (hf cases side by side, ``--telemetry on`` with ``--jobs``,
-    ``--per-gpu`` without GPUs)."""
+def make_plan(options: Any, cases: Sequence[Case], executor: Any,
+              find_gpus: GpuFinder) -> ExecutionPlan:
+    """The plan of a run with ``options`` (``RunOptions``) over ``cases`` on ``executor``
+    (the class ``--executor`` names). ``find_gpus(mode)`` opens the GPUs for a telemetry
+    mode (not called for ``off``). Raises ``InputError`` for a combination that cannot run
+    (hf cases side by side, ``--telemetry on`` with ``--jobs``, ``--per-gpu`` without
+    GPUs)."""
     par, mode = options.parallel, options.telemetry.mode
     gpu_backends = frozenset(n for n, b in BACKENDS.items() if b.USES_GPU)
     notes: list[str] = []
-    if par.executor == "dask":
-        workers = None if par.scheduler is not None else local_cluster_workers(par.jobs)
+    if executor.REMOTE:
+        workers = executor.local_workers(par)
         if workers is not None and workers > 1:
-            mode = _side_by_side(options, cases, gpu_backends, notes, "--executor dask",
+            mode = _side_by_side(options, cases, gpu_backends, notes,
+                                 f"--executor {par.executor}",
                                  f"the {workers} workers of a LocalCluster",
                                  "use --per-gpu with the local executor, or a cluster with "
                                  "one worker per GPU", "use --per-gpu with the local executor")
-        plan = ExecutionPlan("dask", "dask-local" if workers is not None else "dask-cluster",
-                             (), mode, workers=workers, scheduler=par.scheduler,
-                             gpu_backends=gpu_backends, notes=tuple(notes))
+        plan = ExecutionPlan(par.executor, "remote", (), mode, workers=workers,
+                             scheduler=par.scheduler, gpu_backends=gpu_backends,
+                             notes=tuple(notes))
         return replace(plan, gpu_tasks=any(plan.asks_gpu(c) for c in cases))
     if par.per_gpu:
         if mode == "off":
             raise InputError("--per-gpu needs GPU telemetry: drop --telemetry off")
         gpus, _ = find_gpus("on")  # no GPU is an error, not a silent serial run
         slots = tuple(Slot(i, (g,), {CUDA_VISIBLE_DEVICES: g.uuid}) for i, g in enumerate(gpus))
-        return ExecutionPlan("local", "per-gpu", slots, "on", True, tuple(gpus),
+        return ExecutionPlan(par.executor, "per-gpu", slots, "on", True, tuple(gpus),
                              gpu_backends=gpu_backends)
     if par.jobs > 1:
         mode = _side_by_side(options, cases, gpu_backends, notes, f"--jobs {par.jobs}",
@@ -176,7 +175,7 @@ def make_plan(options: Any, cases: Sequence[Case], find_gpus: GpuFinder) -> Exec
         gpus, unavailable = find_gpus(mode)
     measured = tuple(gpus)
     slots = tuple(Slot(i, measured) for i in range(par.jobs))
-    return ExecutionPlan("local", "parallel" if par.jobs > 1 else "serial", slots,
+    return ExecutionPlan(par.executor, "parallel" if par.jobs > 1 else "serial", slots,
                          mode if measured or unavailable is None else "off", bool(measured),
                          measured, unavailable, gpu_backends=gpu_backends, notes=tuple(notes))
 

@@ -103,6 +103,24 @@ def handle_errors(fn: Callable[..., int]) -> Callable[..., None]:
 debug_option = click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
 
 
+class RegistryChoice(click.Choice):
+    """A choice among the names of a registry (executors, export formats), read when the
+    option is parsed or shown: a member added to its registry is offered without touching
+    the CLI, and the registry is not imported for ``srd --help``."""
+
+    def __init__(self, names: Callable[[], list[str]]) -> None:
+        self._names = names
+        super().__init__([])
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        return tuple(self._names())
+
+    @choices.setter
+    def choices(self, value: Any) -> None:
+        pass  # click.Choice sets it in __init__; the registry decides
+
+
 @click.group(cls=SrdGroup, context_settings={"help_option_names": ["-h", "--help"],
                                              "max_content_width": 100})
 @click.version_option(package_name="doerunner", prog_name="srd")

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from doerunner.cli import cli, debug_option, epoch, handle_errors
+from doerunner.cli import RegistryChoice, cli, debug_option, epoch, handle_errors
+from doerunner.outputs.base import write_output
+
+
+def _export_format_names() -> list[str]:
+    from doerunner.outputs.export import export_formats
+
+    return list(export_formats())
 
 
 @cli.command("effects")
@@ -23,10 +30,12 @@ def effects_cmd(metrics: str, response: str | None, factors: tuple[str, ...],
     """Main effects of each parameter on a response, from the OK rows of METRICS: the
     mean per level, the effect size (max - min of the level means), ranked, and the
     spread (std across rows; pooled run_seconds_std / <response>_std with repetitions)."""
-    from doerunner.analysis.effects import main_effects, read_metrics, render_effects
+    from doerunner.analysis.effects import main_effects
+    from doerunner.analysis.metrics import read_metrics
+    from doerunner.outputs.effects_table import EffectsText
 
     table = main_effects(read_metrics(metrics), response, list(factors) or None)
-    click.echo(render_effects(table, markdown=markdown), nl=False)
+    write_output(EffectsText(markdown), table, None)
     return 0
 
 
@@ -52,11 +61,13 @@ def compare_cmd(base: str, new: str, metrics: tuple[str, ...], max_regression: s
     run_seconds, else a <metric>_std column), a change counts only when |new - base|
     exceeds 2 x sqrt(std_base^2 + std_new^2); else it is reported "within noise".
     """
-    from doerunner.analysis.effects import compare, parse_ratio, read_metrics, render_compare
+    from doerunner.analysis.compare import compare, parse_ratio
+    from doerunner.analysis.metrics import read_metrics
+    from doerunner.outputs.compare_table import CompareText
 
     ratio = parse_ratio(max_regression)
     result = compare(read_metrics(base), read_metrics(new), list(metrics) or None, ratio)
-    click.echo(render_compare(result, markdown=markdown), nl=False)
+    write_output(CompareText(markdown), result, None)
     return 2 if result.has_regression else 0
 
 
@@ -78,22 +89,15 @@ def report_cmd(source: str, response: str | None, html_path: str | None, markdow
     """Summarise a run: SOURCE is a run directory or a metrics.csv (its <stem>_run/ beside
     it adds the run's metadata and GPU time series). Counts by status, failures,
     violations, slowest and most energy-hungry cases, throttling, totals, main effects."""
-    from doerunner.analysis.report import (
-        build_report,
-        load_run,
-        render_markdown,
-        render_text,
-        write_html,
-    )
-    from doerunner.errors import OutputError
+    from doerunner.analysis.report import build_report
+    from doerunner.analysis.runfiles import load_run
+    from doerunner.outputs.report_html import ReportHtml
+    from doerunner.outputs.report_text import ReportMarkdown, ReportText
 
     rep = build_report(load_run(source), response, top)
-    click.echo(render_markdown(rep) if markdown else render_text(rep), nl=False)
+    write_output(ReportMarkdown() if markdown else ReportText(), rep, None)
     if html_path:
-        try:
-            write_html(rep, html_path)
-        except OSError as e:
-            raise OutputError(f"--html {html_path}: {e.strerror or e}") from None
+        write_output(ReportHtml(), rep, html_path, f"--html {html_path}")
         click.echo(f"srd: wrote {html_path}", err=True)
     return 0
 
@@ -110,8 +114,8 @@ def report_cmd(source: str, response: str | None, html_path: str | None, markdow
               help="Only rows carrying this tag (tag_<name> = 1); repeat for either of several.")
 @click.option("--status", "statuses", multiple=True,
               help="Only rows with this status (OK, FAIL, TIMEOUT); repeat for more.")
-@click.option("--format", "fmt", type=click.Choice(["json", "csv", "parquet"]),
-              default="json", show_default=True, help="Output format.")
+@click.option("--format", "fmt", type=RegistryChoice(_export_format_names), default="json",
+              show_default=True, help="Output format.")
 @click.option("--out", default=None, type=click.Path(),
               help="Output file (atomically). Default: stdout (json, csv).")
 @click.option("--split", "split_dir", default=None, type=click.Path(),
@@ -126,18 +130,13 @@ def export_cmd(run_ids: tuple[str, ...], project: str | None, since: str | None,
                timeseries: bool, debug: bool) -> int:
     """Export runs of the history (srd runs list) and their cases as JSON, CSV or Parquet.
     Filters of one kind are alternatives; different kinds must all hold."""
-    from doerunner.analysis.export import Selection, export, parse_statuses
-    from doerunner.errors import OutputError
+    from doerunner.analysis.export import Selection, parse_statuses
+    from doerunner.outputs.export import export
 
     sel = Selection(run_ids=run_ids, project=project, since=epoch(since, "--since"),
                     until=epoch(until, "--until"), cases=cases, tags=tags,
                     statuses=parse_statuses(statuses))
-    try:
-        result = export(sel, fmt, out, split=split_dir, timeseries=timeseries)
-    except BrokenPipeError:
-        raise
-    except OSError as e:
-        raise OutputError(f"{out or split_dir}: {e.strerror or e}") from None
+    result = export(sel, fmt, out, split=split_dir, timeseries=timeseries)
     for w in result.warnings:
         click.echo(f"srd: warning: {w}", err=True)
     click.echo(f"srd: {result.message}", err=True)

@@ -8,13 +8,8 @@ from pathlib import Path
 
 import click
 
-from doerunner.campaign.options import (
-    EXECUTOR_NAMES,
-    CaseDefaults,
-    OutputOptions,
-    Parallelism,
-)
-from doerunner.cli import cli, debug_option, handle_errors
+from doerunner.campaign.options import CaseDefaults, OutputOptions, Parallelism
+from doerunner.cli import RegistryChoice, cli, debug_option, handle_errors
 from doerunner.policy import DEFAULT_POLICY as _POLICY
 from doerunner.telemetry.options import MAX_SAMPLE_HZ, MODES, TelemetryOptions
 
@@ -22,6 +17,12 @@ _CASES = CaseDefaults()
 _OUTPUT = OutputOptions()
 _PAR = Parallelism()
 _TEL = TelemetryOptions()
+
+
+def _executor_names() -> list[str]:
+    from doerunner.executors import EXECUTORS
+
+    return list(EXECUTORS)
 
 
 @cli.command("run")
@@ -53,7 +54,7 @@ _TEL = TelemetryOptions()
 @click.option("--share-gpus", is_flag=True,
               help="With --jobs: let cases share GPUs with telemetry on (their energy then "
                    "includes each other's).")
-@click.option("--executor", type=click.Choice(EXECUTOR_NAMES), default=_PAR.executor,
+@click.option("--executor", type=RegistryChoice(_executor_names), default=_PAR.executor,
               show_default=True,
               help="Where cases run: in this process (local) or as tasks on Dask workers "
                    "(pip install 'doerunner[dask]').")

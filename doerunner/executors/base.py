@@ -59,9 +59,14 @@ class Finished:
 
 
 class Executor(ABC):
-    """Runs cases. ``open`` before the first ``submit``, ``close`` at the end (always)."""
+    """Runs cases. ``open`` before the first ``submit``, ``close`` at the end (always).
+
+    ``REMOTE``: cases run in worker processes that measure their own GPUs (this process
+    measures nothing); else they run here, one per slot of the plan, measured by this
+    process's monitor."""
 
     NAME: ClassVar[str]
+    REMOTE: ClassVar[bool] = False
 
     def __init__(self, context: RunContext) -> None:
         self.context = context
@@ -69,6 +74,12 @@ class Executor(ABC):
     @classmethod
     def check_available(cls) -> None:
         """Raise ``InputError`` when this executor cannot run here (a missing package)."""
+        return None
+
+    @classmethod
+    def local_workers(cls, parallel: Any) -> int | None:
+        """A remote executor's workers that run on this machine, side by side on its GPUs
+        (``Parallelism`` decides: a local cluster's size), or None when they run elsewhere."""
         return None
 
     def open(self) -> None:  # noqa: B027 - optional hook

@@ -97,6 +97,7 @@ class DaskExecutor(Executor):
     """Cases as tasks on Dask workers (see the module docstring)."""
 
     NAME = "dask"
+    REMOTE = True
 
     def __init__(self, context: RunContext) -> None:
         super().__init__(context)
@@ -109,6 +110,14 @@ class DaskExecutor(Executor):
         if importlib.util.find_spec("distributed") is None:
             raise InputError("--executor dask needs Dask distributed: "
                              "pip install 'doerunner[dask]'")
+
+    @classmethod
+    def local_workers(cls, parallel: Any) -> int | None:
+        """The LocalCluster's workers (``--jobs``, else one per CPU); None with a
+        scheduler (the cluster's own workers)."""
+        if parallel.scheduler is not None:
+            return None
+        return parallel.jobs if parallel.jobs > 1 else (os.cpu_count() or 1)
 
     def open(self) -> None:
         plan = self.context.plan

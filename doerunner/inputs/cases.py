@@ -9,17 +9,17 @@ from __future__ import annotations
 import csv
 import gc
 import math
-import operator
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from doerunner.backends import BACKENDS, Backend
 from doerunner.errors import InputError, Problem
 from doerunner.inputs import csvtext
 from doerunner.inputs.case import Case
+from doerunner.inputs.layout import Layout, quoted
 from doerunner.inputs.thresholds import Threshold, parse_threshold
 from doerunner.inputs.vocabulary import (
     CASE_ID_RULE,
@@ -28,10 +28,7 @@ from doerunner.inputs.vocabulary import (
     FALSE_WORDS,
     NAME_RE,
     NAME_RULE,
-    RESERVED,
     TRUE_WORDS,
-    classify_column,
-    param_env_name,
 )
 
 __all__ = ["DEFAULT_TIMEOUT_S", "Case", "read_cases"]
@@ -63,23 +60,18 @@ def read_cases(
         raise InputError(_unknown_backend(default_backend, known))
     if not 0 < default_timeout_s < math.inf:
         raise InputError(
-            f"timeout must be a positive number of seconds, got {_q(str(default_timeout_s))}")
+            f"timeout must be a positive number of seconds, got {quoted(str(default_timeout_s))}")
     file = os.fsdecode(path)
     reader = _Reader(file, known[default_backend], float(default_timeout_s), known,
                      BACKENDS, check_backends)
     return reader.read(csvtext.decode(file, csvtext.read_bytes(path, file)))
 
 
-def _q(value: str) -> str:
-    """``value`` quoted for a message: one line, long values cut at 40 characters."""
-    return repr(value if len(value) <= 40 else value[:40] + "...")
-
-
 def _unknown_backend(name: str, known: Mapping[str, str]) -> str:
-    return f"unknown backend {_q(name)} (known: {', '.join(sorted(known))})"
+    return f"unknown backend {quoted(name)} (known: {', '.join(sorted(known))})"
 
 
-class _Reader:
+class _Reader(Layout):
     """One read of one file: the header's layout, the problems found, what rows have shown."""
 
     def __init__(self, file: str, default_backend: str, default_timeout_s: float,
@@ -163,7 +155,7 @@ class _Reader:
                     if not header_seen:
                         header_seen = True
                         before = len(self.problems)
-                        self._header(row, start, bad)
+                        self.read_header(row, start, bad)
                         # Backends judge a case by its columns: not when they are in doubt.
                         self.check = self.check and not bad and len(self.problems) == before
                     elif bad:
@@ -223,83 +215,6 @@ class _Reader:
         self.add(line, col, problem)
         return row_end
 
-    # -- the header ---------------------------------------------------------------------------
-
-    def _header(self, row: list[str], line: int, bad: set[int] | tuple[()]) -> None:
-        names = [sys.intern(c.strip()) for c in row]
-        self.ncols = len(names)
-        self.columns: dict[str, int] = {}  # name -> 1-based column of its first occurrence
-        self.reserved: dict[str, int] = {}  # reserved name -> 0-based index
-        self.param_cols: list[tuple[int, str]] = []
-        self.tag_cols: list[tuple[int, str]] = []
-        self.note_cols: list[tuple[int, str]] = []
-        self.threshold_cols: list[tuple[int, str]] = []
-        params: dict[str, tuple[str, int]] = {}  # parameter -> (column name, column)
-        env_names: dict[str, tuple[str, int]] = {}  # SRD_PARAM_* -> (parameter, column)
-        for i, name in enumerate(names):
-            col = i + 1
-            if i in bad:
-                continue  # reported already
-            if not name:
-                self.add(line, col, "empty column name")
-                continue
-            if name in self.columns:
-                first_col = self.columns[name]
-                self.add(line, col, f"duplicate column {_q(name)} (also column {first_col})")
-                continue
-            self.columns[name] = col
-            column = classify_column(name)
-            prefix = column.kind
-            if prefix == "reserved":
-                self.reserved[name] = i
-                continue
-            if prefix == "ext":
-                self.add(line, col, "ext_* columns are reserved for backend output")
-                continue
-            if prefix == "unnamed":
-                self.add(line, col, f"column {_q(name)} needs a name after "
-                                    f"{_q(column.prefix + '_')}")
-                continue
-            rest = column.name
-            rest = sys.intern(rest)
-            if prefix == "note":
-                self.note_cols.append((i, rest))
-            elif prefix == "threshold":
-                self.threshold_cols.append((i, rest))
-            elif not NAME_RE.fullmatch(rest):
-                self.add(line, col, f"{'parameter' if prefix == 'param' else 'tag'} name "
-                                    f"{_q(rest)} is not allowed: {NAME_RULE}")
-            elif prefix == "tag":
-                self.tag_cols.append((i, rest))
-                self.all_tags.add(rest)
-            elif rest in params:
-                other, other_col = params[rest]
-                self.add(line, col, f"parameter {_q(rest)} is given twice: as {_q(other)} "
-                                    f"(column {other_col}) and {_q(name)} (column {col})")
-            else:
-                env = param_env_name(rest)
-                if env in env_names:
-                    other, other_col = env_names[env]
-                    self.add(line, col, f"parameters {_q(other)} (column {other_col}) and "
-                                        f"{_q(rest)} (column {col}) both become {env}")
-                    continue
-                params[rest] = (name, col)
-                env_names[env] = (rest, col)
-                self.param_cols.append((i, rest))
-        if "case_id" not in self.reserved:
-            hint = next((f" (column {c} is {_q(n)}: column names are case-sensitive)"
-                         for n, c in self.columns.items() if n.lower() == "case_id"), "")
-            self.add(line, 0, f"missing required column 'case_id'{hint}")
-        # 0-based indices of case_id, backend, cmd, timeout_s, repeat, warmup (-1: absent)
-        self.reserved_at = tuple(self.reserved.get(name, -1) for name in RESERVED[:6])
-        self.tag_names = dict(self.tag_cols)
-        self.tag_at = tuple(sorted([i for i, _ in self.tag_cols] + (
-            [self.reserved["tags"]] if "tags" in self.reserved else [])))
-        self.tag_cells = _picker(self.tag_at)
-        self.param_names = tuple(name for _, name in self.param_cols)
-        self.param_columns = {name: i + 1 for i, name in self.param_cols}
-        self.param_cells = _picker(tuple(i for i, _ in self.param_cols))
-
     # -- one row ------------------------------------------------------------------------------
 
     def _row(self, row: list[str], line: int) -> Case | None:
@@ -319,9 +234,10 @@ class _Reader:
         elif not case_id:
             add(line, i_id + 1, "case_id: missing value")
         elif len(case_id) > 128 or not NAME_RE.fullmatch(case_id):
-            add(line, i_id + 1, f"case_id {_q(case_id)} is not allowed: {CASE_ID_RULE}")
+            add(line, i_id + 1, f"case_id {quoted(case_id)} is not allowed: {CASE_ID_RULE}")
         elif case_id == "." or case_id == "..":
-            add(line, i_id + 1, f"case_id {_q(case_id)} is not allowed: '.' and '..' name folders")
+            add(line, i_id + 1,
+                f"case_id {quoted(case_id)} is not allowed: '.' and '..' name folders")
         else:
             key = case_id.lower()
             if key == case_id:
@@ -333,9 +249,10 @@ class _Reader:
             else:
                 spelled = self.spelled.get(key, key)
                 if spelled == case_id:
-                    add(line, i_id + 1, f"case_id {_q(case_id)} duplicates line {first}")
+                    add(line, i_id + 1, f"case_id {quoted(case_id)} duplicates line {first}")
                 else:
-                    add(line, i_id + 1, f"case_id {_q(case_id)} duplicates {_q(spelled)} on "
+                    add(line, i_id + 1, f"case_id {quoted(case_id)} duplicates "
+                                        f"{quoted(spelled)} on "
                                         f"line {first} (case ids name files; case is ignored)")
 
         value = row[i_backend].strip() if i_backend >= 0 else ""
@@ -354,13 +271,13 @@ class _Reader:
                 timeout_s = math.nan
             if not 0 < timeout_s < math.inf:
                 add(line, i_timeout + 1,
-                    f"timeout_s must be a positive number of seconds, got {_q(value)}")
+                    f"timeout_s must be a positive number of seconds, got {quoted(value)}")
 
         repeat = 1
         if i_repeat >= 0 and (value := row[i_repeat].strip()):
             repeat = _digits(value)
             if repeat < 1:
-                add(line, i_repeat + 1, f"repeat must be an integer >= 1, got {_q(value)}")
+                add(line, i_repeat + 1, f"repeat must be an integer >= 1, got {quoted(value)}")
 
         warmup = self.default_warmup[backend] if backend is not None else 0
         if i_warmup >= 0 and (value := row[i_warmup].strip()):
@@ -368,7 +285,7 @@ class _Reader:
                 warmup = "auto"
             elif (warmup := _digits(value)) < 0:
                 add(line, i_warmup + 1,
-                    f"warmup must be an integer >= 0 or 'auto', got {_q(value)}")
+                    f"warmup must be an integer >= 0 or 'auto', got {quoted(value)}")
 
         params = dict(zip(self.param_names, map(pooled, self.param_cells(row)), strict=True))
         tags = self.no_tags
@@ -413,7 +330,8 @@ class _Reader:
                         marked.append(name)
                         self.all_tags.add(name)
                     else:
-                        faults.append((i + 1, f"tag name {_q(name)} is not allowed: {NAME_RULE}"))
+                        faults.append((i + 1, f"tag name {quoted(name)} is not allowed: "
+                                              f"{NAME_RULE}"))
                 continue
             name = self.tag_names[i]
             value = cell.strip().lower()
@@ -421,7 +339,8 @@ class _Reader:
                 marked.append(name)
             elif value not in FALSE_WORDS:
                 faults.append((i + 1, f"tag_{name} must be 1, true, yes or x to mark the tag "
-                                      f"(empty, 0, false or no not to), got {_q(cell.strip())}"))
+                                      "(empty, 0, false or no not to), got "
+                                      f"{quoted(cell.strip())}"))
         return frozenset(marked), faults
 
     def _thresholds(self, row: list[str], line: int) -> tuple[Threshold, ...] | None:
@@ -436,7 +355,7 @@ class _Reader:
                 try:
                     found = (parse_threshold(metric, cell),)
                 except ValueError as e:
-                    self.add(line, i + 1, str(e).replace(repr(cell), _q(cell)))
+                    self.add(line, i + 1, str(e).replace(repr(cell), quoted(cell)))
                     return None
                 self.threshold_memo[(i, cell)] = found
             out += found
@@ -486,13 +405,3 @@ class _Pool(dict):  # type: ignore[type-arg]
     def __missing__(self, key: str) -> str:
         self[key] = key
         return key
-
-
-def _picker(indices: tuple[int, ...]) -> Callable[[list[str]], tuple[str, ...]]:
-    """A function returning the cells at ``indices`` of a row, as a tuple, fast."""
-    if len(indices) == 1:
-        i = indices[0]
-        return lambda row: (row[i],)
-    if not indices:
-        return lambda row: ()
-    return operator.itemgetter(*indices)

@@ -24,7 +24,7 @@ from doerunner.telemetry.gpu import GpuSample
 
 CSV_COLUMNS = ("case_id", "gpu", "timestamp", "t_s", "power_w", "mem_used_mb", "util_pct",
                "temp_c", "sm_clock_mhz", "throttle")
-_SHORT = (("p", "power_w"), ("mem_mb", "mem_used_mb"), ("sm_pct", "util_pct"),
+SAMPLE_KEYS = (("p", "power_w"), ("mem_mb", "mem_used_mb"), ("sm_pct", "util_pct"),
           ("temp_c", "temp_c"), ("clk_mhz", "sm_clock_mhz"), ("throttle", "throttle"))
 
 
@@ -48,7 +48,7 @@ def case_document(case_id: str, series: Sequence[tuple[int, GpuSample]], sample_
     samples = []
     for g, s in series:
         d: dict[str, Any] = {"t": round(s.t - t0, 4), "g": g}
-        for short, name in _SHORT:
+        for short, name in SAMPLE_KEYS:
             v = getattr(s, name)
             if v is not None:
                 d[short] = v
@@ -89,7 +89,7 @@ class TimeseriesCsv(OutputFormat):
                 ts = datetime.fromtimestamp(t0 + s["t"], data.tz).isoformat(
                     timespec="milliseconds")
                 w.writerow([doc["case_id"], s["g"], ts, f"{s['t']:.4f}",
-                            *("" if s.get(k) is None else s[k] for k, _ in _SHORT)])
+                            *("" if s.get(k) is None else s[k] for k, _ in SAMPLE_KEYS)])
 
 
 def read_case(path: Path) -> dict[str, Any]:

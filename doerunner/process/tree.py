@@ -1,4 +1,4 @@
-"""Process-tree control: no process of a case outlives its case (SPEC §5).
+"""Process-tree control: no process of a case outlives its case (FORMAT.md §5).
 
 The rule holds whatever way a case ends (OK, FAIL or TIMEOUT): a ``sleep 100 &`` left
 behind by a command that exited 0 is killed when the case ends, just like the tree of a
@@ -30,36 +30,21 @@ import itertools
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-
-class _LazyPsutil:
-    """psutil, imported when first used (~12 ms of srd's start-up): the normal end of a
-    case on Linux never needs it."""
-
-    def __getattr__(self, name: str) -> object:
-        import psutil as module
-
-        globals()["psutil"] = module
-        return getattr(module, name)
-
+from doerunner.process.procfs import LINUX, RANGE_SCAN_MAX, Proc, all_procs, last_pid, read_stat
 
 if TYPE_CHECKING:
     import psutil
 else:
-    psutil = _LazyPsutil()
+    from doerunner.process.procfs import psutil
 
 MARKER_VAR = "SRD_EXEC_ID"
 _PR_SET_CHILD_SUBREAPER = 36
-_LINUX = sys.platform.startswith("linux")
-_LAST_PID_PATH = "/proc/sys/kernel/ns_last_pid"
-_RANGE_SCAN_MAX = 4096  # beyond this many new pids, listing /proc is cheaper
 
 _subreaper: bool | None = None
 _protected: set[int] = set()
@@ -77,7 +62,7 @@ def become_subreaper() -> bool:
     global _subreaper
     if _subreaper is None:
         _subreaper = False
-        if _LINUX:
+        if LINUX:
             import ctypes
 
             try:
@@ -142,109 +127,6 @@ def kill_all_now() -> None:
             os.killpg(pgid, signal.SIGKILL)
 
 
-@dataclass(frozen=True, slots=True)
-class _Proc:
-    pid: int
-    ppid: int
-    pgrp: int
-    sid: int
-    zombie: bool
-
-
-def _read_stat(pid: int) -> _Proc | None:
-    try:
-        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        data = os.read(fd, 1024)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    # "pid (comm) state ppid pgrp session ..." — comm may hold spaces and parentheses.
-    fields = data[data.rfind(b")") + 2:].split()
-    try:
-        return _Proc(pid, int(fields[1]), int(fields[2]), int(fields[3]), fields[0] == b"Z")
-    except (IndexError, ValueError):
-        return None
-
-
-# ns_last_pid is read through one descriptor kept open: pread at offset 0 asks the kernel
-# for the current value each time (~1 us instead of ~5 us for open/read/close), and
-# pread, unlike read, shares no file offset between threads.
-_last_pid_fd: int | None = None
-_last_pid_fd_lock = threading.Lock()
-
-
-def _last_pid() -> int | None:
-    """The pid the kernel handed out last in srd's pid namespace (Linux), else None."""
-    fd = _last_pid_fd
-    if fd is None:
-        fd = _open_last_pid()
-        if fd is None:
-            return _last_pid_once()
-    try:
-        return int(os.pread(fd, 32, 0))
-    except (OSError, ValueError):
-        return _last_pid_once()
-
-
-def _open_last_pid() -> int | None:
-    global _last_pid_fd
-    with _last_pid_fd_lock:
-        if _last_pid_fd is None:
-            try:
-                _last_pid_fd = os.open(_LAST_PID_PATH, os.O_RDONLY | os.O_CLOEXEC)
-            except (OSError, AttributeError):
-                return None
-        return _last_pid_fd
-
-
-def _last_pid_once() -> int | None:
-    try:
-        fd = os.open(_LAST_PID_PATH, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        return int(os.read(fd, 32))
-    except (OSError, ValueError):
-        return None
-    finally:
-        os.close(fd)
-
-
-def _forget_last_pid_fd() -> None:
-    global _last_pid_fd_lock
-    _last_pid_fd_lock = threading.Lock()
-    # A forked child shares the parent's pid namespace: the descriptor stays valid. It is
-    # kept, only the lock is renewed (it may have been held by another thread at fork).
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_last_pid_fd)
-
-
-def _all_procs() -> list[_Proc]:
-    if _LINUX:
-        out = []
-        for name in os.listdir("/proc"):
-            if name.isdigit():
-                p = _read_stat(int(name))
-                if p is not None:
-                    out.append(p)
-        return out
-    out = []
-    for p in psutil.process_iter(["pid", "ppid", "status"]):
-        try:
-            pid = p.info["pid"]
-            out.append(_Proc(pid, p.info["ppid"] or 0, os.getpgid(pid), os.getsid(pid),
-                             p.info["status"] == psutil.STATUS_ZOMBIE))
-        except (OSError, psutil.Error):
-            continue
-    return out
-
-
 def _environ_marker(pid: int) -> str | None:
     """The process's ``SRD_EXEC_ID``; "" when it has none; None when unreadable."""
     try:
@@ -285,7 +167,7 @@ class CaseTree:
     def leftovers(self) -> bool:
         """Whether any process of the case may still exist, once the shell has exited and
         been reaped. Microseconds when the shell started no process."""
-        last = _last_pid() if _LINUX else None
+        last = last_pid() if LINUX else None
         first = self.pgid
         if last == first:
             # No pid was handed out since the shell's: it started nothing, so nothing of
@@ -293,15 +175,15 @@ class CaseTree:
             return False
         if self._group_alive():
             return True
-        if not _LINUX:
+        if not LINUX:
             return any(self._is_root(p) for p in self._srd_children())
         if last is None:
             return bool(self._snapshot())
-        if first < last <= first + _RANGE_SCAN_MAX:
-            candidates: Iterator[_Proc | None] = (_read_stat(pid) for pid in
+        if first < last <= first + RANGE_SCAN_MAX:
+            candidates: Iterator[Proc | None] = (read_stat(pid) for pid in
                                                   range(first + 1, last + 1))
         else:  # many new pids, or pid numbers wrapped around
-            candidates = iter(_all_procs())
+            candidates = iter(all_procs())
         return any(p is not None and self._is_root(p) for p in candidates)
 
     def _group_alive(self) -> bool:
@@ -313,11 +195,11 @@ class CaseTree:
             return True
         return True
 
-    def _srd_children(self) -> list[_Proc]:
+    def _srd_children(self) -> list[Proc]:
         me = os.getpid()
-        return [p for p in _all_procs() if p.ppid == me]
+        return [p for p in all_procs() if p.ppid == me]
 
-    def _is_root(self, p: _Proc) -> bool:
+    def _is_root(self, p: Proc) -> bool:
         """Whether ``p`` is a member of the case's group/session or an orphan of the case
         re-parented to srd."""
         if _never(p.pid) or p.pid in self.exclude or p.pid in _protected:
@@ -336,7 +218,7 @@ class CaseTree:
         return p.sid != self._my_sid and self._is_new(p.pid)
 
     def _is_new(self, pid: int) -> bool:
-        last = _last_pid()
+        last = last_pid()
         first = self.pgid
         if last is None:
             return True
@@ -346,7 +228,7 @@ class CaseTree:
 
     def _snapshot(self) -> dict[int, psutil.Process]:
         """Every live process of the case, as psutil handles (they detect pid reuse)."""
-        procs = _all_procs()
+        procs = all_procs()
         children: dict[int, list[int]] = {}
         for p in procs:
             children.setdefault(p.ppid, []).append(p.pid)
@@ -445,7 +327,7 @@ class CaseTree:
         """Reap re-parented dead orphans of the case (they become srd's zombies when the
         process that would have reaped them was killed)."""
         me = os.getpid()
-        for p in _all_procs() if _LINUX else self._srd_children():
+        for p in all_procs() if LINUX else self._srd_children():
             if p.ppid == me and p.zombie and self._is_root(p):
                 self._reap(p.pid)
 
@@ -468,7 +350,7 @@ def kill_leftovers(run_dir: str) -> list[int]:
     """
     needle = f"{RUN_DIR_VAR}={run_dir}".encode()
     killed = []
-    for p in _all_procs():
+    for p in all_procs():
         if _never(p.pid) or p.zombie:
             continue
         try:

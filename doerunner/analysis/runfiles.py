@@ -1,0 +1,101 @@
+"""A run's files read back: a metrics.csv and the run directory around it (run.json, time
+series) — what ``srd report`` and ``srd export`` read. Errors are ``InputError``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from doerunner.analysis.metrics import read_metrics
+from doerunner.errors import InputError
+
+
+@dataclass
+class RunInput:
+    """A metrics.csv read as strings, and the run directory around it when there is one."""
+
+    df: pd.DataFrame
+    metrics_path: Path
+    run_dir: Path | None
+    run_json: dict[str, Any] | None
+
+
+def read_run_json(path: Path) -> dict[str, Any]:
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as e:
+        raise InputError(f"{path}: cannot be read: {e}") from None
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: not a run.json (no JSON object)")
+    doc.pop("cases", None)  # every case's full result: metrics.csv has what a report shows
+    return doc
+
+
+def load_run(path: str | Path) -> RunInput:
+    """Read a run directory or a metrics.csv. Raises ``InputError`` for a missing path, a
+    directory without run.json, or a metrics file that cannot be read."""
+    p = Path(path)
+    if p.is_dir():
+        rj = p / "run.json"
+        if not rj.is_file():
+            raise InputError(f"{path}: a directory without run.json, not a run directory")
+        doc = read_run_json(rj)
+        metrics = _metrics_of_run_dir(p, doc)
+        return RunInput(read_metrics(metrics), metrics, p, doc)
+    if not p.exists():
+        raise InputError(f"{path}: no such file or directory")
+    df = read_metrics(p)
+    run_dir = p.with_name(p.stem + "_run")
+    doc = read_run_json(run_dir / "run.json") if (run_dir / "run.json").is_file() else None
+    return RunInput(df, p, run_dir if doc is not None else None, doc)
+
+
+def _metrics_of_run_dir(run_dir: Path, doc: dict[str, Any]) -> Path:
+    out = str(doc.get("out") or "")
+    candidates = []
+    if out:
+        o = Path(out)
+        candidates.append(o if o.is_absolute() else Path(str(doc.get("cwd") or ".")) / o)
+        candidates.append(run_dir.parent / o.name)
+    if run_dir.name.endswith("_run"):
+        candidates.append(run_dir.parent / (run_dir.name[: -len("_run")] + ".csv"))
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise InputError(f"{run_dir}: its metrics file {out or '(unknown)'} is missing")
+
+
+def timeseries_files(src: RunInput, limit: int) -> tuple[list[Path], int]:
+    """Up to ``limit`` time-series files of the run's cases, in row order, and how many
+    cases have one. A row's ``timeseries_path`` is relative to the metrics file's folder;
+    without one, ``<run dir>/timeseries/<case_id>.json``."""
+    df = src.df
+    rels = df["timeseries_path"].tolist() if "timeseries_path" in df.columns else [""] * len(df)
+    found: list[Path] = []
+    total = 0
+    for cid, rel in zip(df["case_id"].tolist(), rels, strict=True):
+        p = None
+        if rel:
+            p = src.metrics_path.parent / rel
+        elif src.run_dir is not None:
+            p = src.run_dir / "timeseries" / f"{cid}.json"
+        if p is not None and p.is_file():
+            total += 1
+            if len(found) < limit:
+                found.append(p)
+    return found, total
+
+
+
+
+def run_json_or_empty(path: Path) -> dict[str, Any]:
+    """run.json without its cases, or ``{}`` when it is gone or unreadable (an export of an
+    old run goes on without its metadata)."""
+    try:
+        return read_run_json(path)
+    except InputError:
+        return {}
