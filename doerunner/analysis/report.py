@@ -20,6 +20,7 @@ from doerunner.analysis.runfiles import RunInput
 from doerunner.backends import BACKENDS
 from doerunner.columns import STATUSES
 from doerunner.errors import InputError
+from doerunner.inputs.vocabulary import is_true
 
 
 def report_response(df: pd.DataFrame) -> str:
@@ -121,7 +122,7 @@ def build_report(src: RunInput, response: str | None = None, top: int = 5) -> Re
         total_energy = math.nan
 
     if "thermal_throttle_detected" in df.columns:
-        th = df[df["thermal_throttle_detected"].isin(("1", "true", "True"))]
+        th = df[df["thermal_throttle_detected"].map(is_true)]
         throttled = pd.DataFrame({
             "case_id": th["case_id"],
             "duration_s": th.get("thermal_throttle_duration_sec", ""),

@@ -16,7 +16,6 @@ the Python API ``doerunner.run(cases, **options)`` passes on.
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 from dataclasses import dataclass, field
 from datetime import tzinfo
@@ -25,7 +24,7 @@ from typing import Any
 
 from doerunner.cells import DEFAULT_TZ, parse_tz
 from doerunner.errors import InputError
-from doerunner.inputs.vocabulary import DEFAULT_BACKEND, DEFAULT_TIMEOUT_S
+from doerunner.inputs.vocabulary import DEFAULT_BACKEND, DEFAULT_TIMEOUT_S, valid_timeout
 from doerunner.policy import DEFAULT_POLICY, ExecutionPolicy
 from doerunner.telemetry.options import TelemetryOptions
 
@@ -110,7 +109,7 @@ class CaseDefaults:
     timeout_s: float = DEFAULT_TIMEOUT_S
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.timeout_s, (int, float)) and 0 < self.timeout_s < math.inf):
+        if not (isinstance(self.timeout_s, (int, float)) and valid_timeout(self.timeout_s)):
             raise InputError(f"--timeout must be a positive number of seconds, got "
                              f"{self.timeout_s!r}")
 

@@ -29,6 +29,7 @@ from doerunner.inputs.vocabulary import (
     NAME_RE,
     NAME_RULE,
     TRUE_WORDS,
+    valid_timeout,
 )
 
 __all__ = ["DEFAULT_TIMEOUT_S", "Case", "read_cases"]
@@ -58,7 +59,7 @@ def read_cases(
     known = {sys.intern(name): sys.intern(name) for name in BACKENDS}
     if default_backend not in known:
         raise InputError(_unknown_backend(default_backend, known))
-    if not 0 < default_timeout_s < math.inf:
+    if not valid_timeout(default_timeout_s):
         raise InputError(
             f"timeout must be a positive number of seconds, got {quoted(str(default_timeout_s))}")
     file = os.fsdecode(path)
@@ -269,7 +270,7 @@ class _Reader(Layout):
                 timeout_s = float(value)
             except ValueError:
                 timeout_s = math.nan
-            if not 0 < timeout_s < math.inf:
+            if not valid_timeout(timeout_s):
                 add(line, i_timeout + 1,
                     f"timeout_s must be a positive number of seconds, got {quoted(value)}")
 

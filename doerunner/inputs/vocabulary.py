@@ -7,6 +7,7 @@ parameters) and the readers of metrics.csv (tag and boolean cells).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -30,6 +31,11 @@ FALSE_WORDS = frozenset(("", "0", "false", "no"))
 FLAG_RULE = "1, true, yes or x (empty, 0, false or no for off)"
 
 _ENV_UNSAFE = re.compile(r"[^A-Z0-9_]")
+
+
+def valid_timeout(seconds: float) -> bool:
+    """Whether ``seconds`` is a timeout srd accepts: a finite number of seconds > 0."""
+    return 0 < seconds < math.inf
 
 
 def parse_flag(text: str) -> bool | None:
