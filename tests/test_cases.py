@@ -1,4 +1,4 @@
-"""read_cases: cases.csv -> validated cases, or one InputError listing every problem (SPEC §2)."""
+"""read_cases: cases.csv -> validated cases, or one InputError listing every problem (FORMAT.md §2)."""
 
 from __future__ import annotations
 

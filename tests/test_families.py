@@ -189,3 +189,30 @@ def test_options_that_cannot_run_exit_4_before_anything_runs(tmp_path, args, mes
     r = srd("run", "--cases", cases, "--out", tmp_path / "m.csv", *args)
     assert r.exit_code == 4 and message in r.output, r.output
     assert not (tmp_path / "ran").exists() and not (tmp_path / "m_run").exists()
+
+
+# -- the format reference ------------------------------------------------------------------
+def test_srd_format_prints_the_reference_or_one_section() -> None:
+    whole = srd("format")
+    assert whole.exit_code == 0 and "## 3. metrics.csv (output)" in whole.output
+    section = srd("format", "metrics")
+    assert section.exit_code == 0
+    assert section.output.startswith("## 3. metrics.csv (output)")
+    assert "## 4." not in section.output and srd("format", "3").output == section.output
+    r = srd("format", "nope")
+    assert r.exit_code == 4 and "no section 'nope' in the format reference" in r.output
+
+
+def test_the_reference_states_the_column_rules_srd_applies() -> None:
+    import re
+
+    from doerunner.columns import CORE, INT_COLUMNS, RUN_INFO
+    from doerunner.reference import reference_text
+
+    text = reference_text()
+    core = re.search(r"1\. Core, always present, this order: `([^`]+)`", text)
+    info = re.search(r"2\. Run info, always present, this order: `([^`]+)`", text)
+    ints = re.search(r"Declared integer columns \(([^)]+)\)", text)
+    assert core and tuple(core.group(1).split(",")) == CORE
+    assert info and tuple(info.group(1).split(",")) == RUN_INFO
+    assert ints and set(re.findall(r"`(\w+)`", ints.group(1))) == INT_COLUMNS

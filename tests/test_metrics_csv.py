@@ -2,7 +2,7 @@
 
 The golden files under tests/golden/ pin the exact bytes users' scripts parse. To
 regenerate them after an intended change: ``SRD_UPDATE_GOLDEN=1 pytest
-tests/test_metrics_csv.py``, then read the diff cell by cell against SPEC §3.
+tests/test_metrics_csv.py``, then read the diff cell by cell against FORMAT.md §3.
 """
 
 from __future__ import annotations

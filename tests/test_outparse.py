@@ -1,4 +1,4 @@
-"""Metrics from command output (SPEC §3 "Shell backend output parsing")."""
+"""Metrics from command output (FORMAT.md §3 "Shell backend output parsing")."""
 
 from __future__ import annotations
 

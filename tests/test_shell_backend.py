@@ -1,4 +1,4 @@
-"""The shell backend against real subprocesses: status, timing, output, safety (SPEC §3, §5)."""
+"""The shell backend against real subprocesses: status, timing, output, safety (FORMAT.md §3, §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Metrics from a command's output: ``key=value`` lines and JSON objects (SPEC §3).
+"""Metrics from a command's output: ``key=value`` lines and JSON objects (FORMAT.md §3).
 
 Three shapes are recognised:
 

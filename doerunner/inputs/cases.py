@@ -46,7 +46,7 @@ def read_cases(
     default_timeout_s: float = DEFAULT_TIMEOUT_S,
     check_backends: bool = True,
 ) -> list[Case]:
-    """Read and validate cases.csv (SPEC §2); return its cases in file order.
+    """Read and validate cases.csv (FORMAT.md §2); return its cases in file order.
 
     ``default_backend`` applies to rows with an empty or absent ``backend`` cell and
     ``default_timeout_s`` (seconds) to rows without ``timeout_s``. With ``check_backends``

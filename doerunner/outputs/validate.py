@@ -1,4 +1,4 @@
-"""Check a metrics.csv against the contract (SPEC §3), with the rules of ``columns.py``.
+"""Check a metrics.csv against the contract (FORMAT.md §3), with the rules of ``columns.py``.
 
 Every problem is reported, each located as ``file:line:column: message`` with the 1-based
 physical line (a row spanning several lines is reported at its first line) and the
