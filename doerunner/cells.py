@@ -12,7 +12,6 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from decimal import ROUND_HALF_UP, Context, Decimal
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from doerunner.columns import BOOL, INT, NUMBER, TEXT, TIMESTAMP, ColumnStats, decimals_for, kind_of
 
@@ -112,6 +111,8 @@ def parse_tz(text: str = DEFAULT_TZ) -> tzinfo:
             delta = timedelta(hours=hours, minutes=minutes)
             return timezone(-delta if m.group(1) == "-" else delta)
     elif s and not s.startswith(("/", ".")) and ".." not in s:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
         try:
             return ZoneInfo(s)
         except (ZoneInfoNotFoundError, ValueError, OSError):

@@ -1,4 +1,5 @@
-"""read_cases: cases.csv -> validated cases, or one InputError listing every problem (FORMAT.md §2)."""
+"""read_cases: cases.csv -> validated cases, or one InputError listing every problem
+(FORMAT.md §2)."""
 
 from __future__ import annotations
 

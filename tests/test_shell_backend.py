@@ -1,4 +1,5 @@
-"""The shell backend against real subprocesses: status, timing, output, safety (FORMAT.md §3, §5)."""
+"""The shell backend against real subprocesses: status, timing, output, safety
+(FORMAT.md §3, §5)."""
 
 from __future__ import annotations
 

@@ -49,13 +49,34 @@ _INT = re.compile(r"[+-]?[0-9]+")
 _FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
+_KEYS: dict[str, str | None] = {}  # raw key -> its column, None when output may not set it
+
+
 def normalize_key(key: str) -> str:
     """``Latency P95`` → ``latency_p95``: lower-case, ``[^a-z0-9_]`` → ``_``."""
     return _NOT_KEY_CHAR.sub("_", key.lower())
 
 
+def _column(raw_key: str) -> str | None:
+    """The column ``raw_key`` names, or None when it is empty or one output may not set (run
+    columns, input prefixes). Remembered: a sweep prints the same keys case after case."""
+    try:
+        return _KEYS[raw_key]
+    except KeyError:
+        pass
+    key: str | None = normalize_key(raw_key)
+    if not key or key in RESERVED_KEYS or key.startswith(RESERVED_PREFIXES):
+        key = None
+    if len(_KEYS) > 65536:
+        _KEYS.clear()
+    _KEYS[raw_key] = key
+    return key
+
+
 def _number(text: str) -> int | float | None:
     text = text.strip()
+    if text.isdigit() and text.isascii():  # the common case, without a regex
+        return int(text) if len(text) < 4300 else None
     if _INT.fullmatch(text):
         try:
             return int(text)
@@ -173,8 +194,8 @@ def _add(metrics: dict[str, Metric], raw_key: str, number_text: str | None,
          verbatim: str) -> None:
     """Store one key: ``number_text`` is parsed as a number (None: not a number);
     ``verbatim`` is what an ``ext_*`` key keeps."""
-    key = normalize_key(raw_key)
-    if not key or key in RESERVED_KEYS or key.startswith(RESERVED_PREFIXES):
+    key = _column(raw_key)
+    if key is None:
         return
     if key.startswith("ext_"):
         metrics[key] = verbatim

@@ -19,7 +19,6 @@ from doerunner.campaign.plan import ExecutionPlan
 from doerunner.errors import OutputError
 from doerunner.inputs.case import Case
 from doerunner.outputs.base import write_output, write_to
-from doerunner.outputs.junit import Junit, JunitSuite
 from doerunner.outputs.metrics_csv import ENCODING_ERRORS, MetricsCsv, MetricsTable, format_rows
 from doerunner.outputs.run_json import RunDocument, RunJson
 from doerunner.results import RunSummary
@@ -78,6 +77,8 @@ def write_junit(opts: RunOptions, ledger: Ledger, cases_file: str | None) -> Out
     out = opts.output
     if out.junit is None:
         return None
+    from doerunner.outputs.junit import Junit, JunitSuite
+
     header = ledger.stats.columns()
     rows = (dict(zip(header, cells, strict=True))
             for cells in format_rows(ledger.finished_rows(), ledger.stats, out.zone,

@@ -114,6 +114,18 @@ class CaseDefaults:
                              f"{self.timeout_s!r}")
 
 
+def field_defaults(cls: type) -> dict[str, Any]:
+    """The defaults of an options class's fields, without building (and checking) one: what
+    the CLI shows as its options' defaults."""
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out
+
+
 # The flat option names of each group, for RunOptions.build.
 _GROUPS: dict[str, type] = {"output": OutputOptions, "policy": ExecutionPolicy,
                             "telemetry": TelemetryOptions, "parallel": Parallelism}

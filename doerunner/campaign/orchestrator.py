@@ -70,7 +70,6 @@ def run(cases: str | os.PathLike[str] | Sequence[Case], options: RunOptions | No
         with rundir.locked(run_dir), _monitoring(opts, plan, gpus, run_dir, reporter) as mon:
             # The cases live for the whole run: keep the cyclic GC from scanning them over
             # and over (it cost ~15% of a 100k-case dummy run).
-            gc.collect()
             gc.freeze()
             try:
                 return _Campaign(cases, cases_file, opts, plan, reporter, mon).execute()
@@ -162,16 +161,19 @@ class _Campaign:
             self.reporter, f"{self.run_id}-{os.getpid()}"))
         todo = [i for i, o in enumerate(self.offsets) if o is None]
         try:
+            # Logs are written by the thread that ran the case, once its processes are gone
+            # (outside any measurement): a writer thread woken per case cost more CPU in
+            # thread switches than the writes themselves, and made srd wait on itself
+            # when other work shares the CPUs (benchmarks/overhead.py).
             with graceful_stop(self.cancel, self.reporter.warn, self.opts.handle_signals), \
-                    Journal(self.journal_path, truncate_to=resumed.truncate_to) as journal, \
-                    logwriter.background():
+                    Journal(self.journal_path, truncate_to=resumed.truncate_to) as journal:
                 self.journal = journal
                 executor.open()
                 try:
                     drive(executor, todo, self.cases, self._commit, self.cancel)
                 finally:
                     executor.close()
-        except OSError as e:  # a log the background writer could not write
+        except OSError as e:  # a log that could not be written
             raise OutputError(f"cannot write a log: {e.strerror or e}"
                               + (f": {e.filename}" if e.filename else "")) from None
         return self._finish(len(resumed.finished))

@@ -25,9 +25,28 @@ EXIT_INTERRUPTED = 130
 EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE, what `cat` reports when its reader goes away
 
 
+# The module of each command, imported when the command is used or listed (`srd run` never
+# pays for importing the others).
+COMMAND_MODULES = {"run": "run_cmd", "env": "gpu_cmds", "baseline": "gpu_cmds",
+                   "validate": "file_cmds", "design": "file_cmds", "format": "file_cmds",
+                   "effects": "analysis_cmds", "compare": "analysis_cmds",
+                   "report": "analysis_cmds", "export": "analysis_cmds",
+                   "runs": "history_cmds"}
+
+
 class SrdGroup(click.Group):
     """A click group whose usage errors exit 4, never click's 2 (2 means "thresholds
-    violated" to a CI pipeline)."""
+    violated" to a CI pipeline), and whose commands are imported when first needed."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMAND_MODULES))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in COMMAND_MODULES:
+            import importlib
+
+            importlib.import_module(f"doerunner.cli.{COMMAND_MODULES[name]}")
+        return super().get_command(ctx, name)
 
     def main(self, args: Any = None, prog_name: str | None = None,  # type: ignore[override]
              complete_var: str | None = None, standalone_mode: bool = True,
@@ -146,10 +165,6 @@ def epoch(text: str | None, option: str) -> float | None:
     except ValueError:
         raise click.BadParameter(f"{text!r} is not a date like 2026-11-23 or "
                                  "2026-11-23T10:00", param_hint=option) from None
-
-
-# The commands register themselves on the group (imported last: they import it).
-from doerunner.cli import analysis_cmds, file_cmds, gpu_cmds, history_cmds, run_cmd  # noqa: E402, F401
 
 
 def main() -> None:

@@ -8,14 +8,15 @@ from pathlib import Path
 
 import click
 
-from doerunner.campaign.options import CaseDefaults, OutputOptions, Parallelism
+from doerunner.campaign.options import CaseDefaults, OutputOptions, Parallelism, field_defaults
 from doerunner.cli import RegistryChoice, cli, debug_option, handle_errors
 from doerunner.policy import DEFAULT_POLICY as _POLICY
 from doerunner.telemetry.options import MAX_SAMPLE_HZ, MODES, TelemetryOptions
 
+# The defaults shown are the option objects' own (stated once, there).
 _CASES = CaseDefaults()
 _OUTPUT = OutputOptions()
-_PAR = Parallelism()
+_PAR = field_defaults(Parallelism)  # building one would import every executor
 _TEL = TelemetryOptions()
 
 
@@ -54,7 +55,7 @@ def _executor_names() -> list[str]:
 @click.option("--share-gpus", is_flag=True,
               help="With --jobs: let cases share GPUs with telemetry on (their energy then "
                    "includes each other's).")
-@click.option("--executor", type=RegistryChoice(_executor_names), default=_PAR.executor,
+@click.option("--executor", type=RegistryChoice(_executor_names), default=_PAR["executor"],
               show_default=True,
               help="Where cases run: in this process (local) or as tasks on Dask workers "
                    "(pip install 'doerunner[dask]').")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import logging
 import os
 import time
 from collections.abc import Hashable, Iterable
@@ -44,6 +43,8 @@ class DaskSession:
     single-threaded worker processes that this session starts and closes."""
 
     def __init__(self, scheduler: str | None, n_workers: int, gpu_resources: bool) -> None:
+        import logging
+
         import dask
         from distributed import Client, LocalCluster
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Hashable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
-from concurrent.futures import wait as wait_futures
+from typing import TYPE_CHECKING, Any
 
 from doerunner.backends import BACKENDS, Backend
 from doerunner.campaign.runner import RunnerSettings, run_with_retries
@@ -20,6 +19,9 @@ from doerunner.errors import CaseInterrupted
 from doerunner.executors.base import Executor, Finished, RunContext
 from doerunner.inputs.case import Case
 from doerunner.results import CaseResult
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 
 class _Ran:
@@ -48,10 +50,12 @@ class LocalExecutor(Executor):
         self.free = list(range(len(slots)))
         self.backends: dict[tuple[str, int], Backend] = {}
         self.pool: ThreadPoolExecutor | None = None
-        self.slot_of: dict[Future[CaseResult | None], int] = {}
+        self.slot_of: dict[Future[Any], int] = {}
 
     def open(self) -> None:
         if not self.serial:
+            from concurrent.futures import ThreadPoolExecutor
+
             self.pool = ThreadPoolExecutor(len(self.settings), thread_name_prefix="srd-case")
 
     def capacity(self) -> int:
@@ -77,8 +81,10 @@ class LocalExecutor(Executor):
     def wait(self, handles: Iterable[Hashable], timeout_s: float) -> list[Hashable]:
         if self.serial:
             return list(handles)
-        done, _ = wait_futures(list(handles), timeout=timeout_s,  # type: ignore[arg-type]
-                               return_when=FIRST_COMPLETED)
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        done, _ = wait(list(handles), timeout=timeout_s,  # type: ignore[arg-type]
+                       return_when=FIRST_COMPLETED)
         return list(done)
 
     def result(self, handle: Hashable) -> Finished | None:

@@ -6,7 +6,6 @@ Cheap: no subprocesses; GPU facts come from the already opened device layer.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import socket
@@ -59,16 +58,34 @@ def package_versions() -> dict[str, str]:
     return dict(_package_versions())
 
 
+def _normal(name: str) -> str:
+    return name.lower().replace("-", "_").replace(".", "_")
+
+
 @functools.cache
 def _package_versions() -> dict[str, str]:
-    # ~20 ms (importlib.metadata): once per process, however often the environment is recorded
-    from importlib import metadata
-
+    """From the names of the installed distributions' metadata folders
+    (``<name>-<version>.dist-info``, ``<name>-<version>[-pyX.Y].egg-info``), first on
+    ``sys.path`` first, as ``importlib.metadata`` finds them: one directory listing per path
+    entry (under a millisecond) instead of ``importlib.metadata`` (~40 ms, every run)."""
+    wanted = {_normal(n): n for n in _PACKAGES}
     versions: dict[str, str] = {}
-    for name in _PACKAGES:
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            versions[name] = metadata.version(name)
-    return versions
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for folder in names:
+            stem, dot, kind = folder.rpartition(".")
+            if not dot or kind not in ("dist-info", "egg-info"):
+                continue
+            name, _, version = stem.partition("-")
+            package = wanted.get(_normal(name))
+            if package is not None and package not in versions and version:
+                versions[package] = version.split("-py")[0]
+        if len(versions) == len(wanted):
+            break
+    return {n: versions[n] for n in _PACKAGES if n in versions}
 
 
 def host_environment() -> dict[str, Any]:
