@@ -40,7 +40,7 @@ from doerunner.errors import CaseInterrupted
 from doerunner.inputs.case import Case
 from doerunner.inputs.template import TemplateError, render, unknown_message, unknown_placeholders
 from doerunner.inputs.vocabulary import param_env_name
-from doerunner.process import logwriter, spawn
+from doerunner.process import spawn
 from doerunner.process import tree as proctree
 from doerunner.process.capture import Capture
 from doerunner.results import FAIL, OK, TIMEOUT, Execution
@@ -152,10 +152,6 @@ class ShellBackend(Backend):
             err.close()
             return Execution(FAIL, wall_s, t_start, t_start + wall_s, None, _one_line(e))
         try:
-            # Earlier logs are written while this command runs. Not before it is started:
-            # file creation can hold a CPU for a millisecond in the kernel, and the new
-            # process must not be placed behind it.
-            logwriter.kick()
             return _supervise(case, proc, marker, ctx, r_out, r_err, out, err, t_start, t0)
         finally:
             try:

@@ -33,7 +33,7 @@ from doerunner.executors import EXECUTORS
 from doerunner.executors.base import Finished, RunContext, drive
 from doerunner.inputs.case import Case
 from doerunner.inputs.cases import read_cases
-from doerunner.process import logwriter
+from doerunner.process.capture import remove_file, write_file
 from doerunner.process.tree import RUN_DIR_VAR
 from doerunner.results import FAIL, OK, TIMEOUT, CaseResult, RunSummary
 from doerunner.telemetry.gpu import Gpus, discover
@@ -186,9 +186,9 @@ class _Campaign:
             for stream in ("stdout", "stderr"):
                 path = logs / f"{case.case_id}.{stream}"
                 if stream in finished.logs:
-                    logwriter.write(path, finished.logs[stream])
+                    write_file(path, finished.logs[stream])
                 else:
-                    logwriter.unlink(path)
+                    remove_file(path)
         self._telemetry_outputs(case, result, finished.telemetry)
         assert self.journal is not None
         try:

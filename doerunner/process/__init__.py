@@ -1,2 +1,2 @@
-"""Processes: starting a command in its own session (spawn), capturing its output (capture,
-logwriter), and killing every process it left (tree, procfs)."""
+"""Processes: starting a command in its own session (spawn), capturing its output and
+writing its logs (capture), and killing every process it left (tree, procfs)."""

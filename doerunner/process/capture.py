@@ -13,32 +13,56 @@ prints after ``LIVE_AFTER_S`` seconds (so that a long case's log can be watched)
 as it arrives (``_Streaming``): parsed line by line, its log written as it grows with the
 tail kept in memory until the end. Either way the file and the metrics are the same.
 
-File work goes through ``logwriter``: queued to its background thread while one is active
-(the writer active when a log is first written gets every operation of that log, in
-order), else done at once.
+Files are written by the thread that runs the case, after its processes are gone (outside
+any measurement), and an existing log is written over in place and cut to length
+(``write_file``). A writer thread woken for each case cost more CPU in thread switches than
+the writes themselves, and made srd wait on itself when other work shared the CPUs
+(``benchmarks/overhead.py``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
 from typing import BinaryIO
 
 from doerunner.backends.outparse import OutputParser
-from doerunner.process import logwriter
 
 SMALL = 64 * 1024  # a stream is handled in one piece while it is no longer than this
 MAX_LINE = 1 << 20  # longer lines are not metrics lines: not kept for the parser
 # A streaming log is kept in memory and written whole when its stream ends unless its head
 # grows past MEMORY_LOG_MAX bytes or it still prints after LIVE_AFTER_S: then it is written
-# as it grows, in pieces of APPEND_MIN bytes or every LIVE_AFTER_S.
+# as it grows.
 MEMORY_LOG_MAX = 256 * 1024
-APPEND_MIN = 64 * 1024
 LIVE_AFTER_S = 2.0
 
 _CANDIDATE = re.compile(rb"[={]")  # a metrics line holds one of these
 LogPath = str | os.PathLike[str]
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | _CLOEXEC
+
+
+def write_file(path: LogPath, data: bytes) -> None:
+    """Create ``path`` (mode 0o666 less the umask, as ``open(path, "wb")``) and write
+    ``data``. An existing file is written over in place and cut to length, not truncated
+    first: on ext4, truncating frees the old blocks and writing allocates new ones, five
+    times the cost (a run over an old run directory rewrites every log)."""
+    fd = os.open(path, _WRITE_FLAGS, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)
+
+
+def remove_file(path: LogPath) -> None:
+    """Remove a stale log; a missing file is fine."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def _note(omitted: int, cap: int) -> bytes:
@@ -75,9 +99,9 @@ def parse_lines(parser: OutputParser, buf: bytes) -> None:
 
 def _write_whole(path: LogPath, data: bytes, cap: int) -> None:
     if data:
-        logwriter.write(path, capped(data, cap))
+        write_file(path, capped(data, cap))
     else:
-        logwriter.unlink(path)
+        remove_file(path)
 
 
 class Capture:
@@ -221,21 +245,19 @@ class _CappedLog:
     last half with a one-line note where bytes were left out; the tail is kept in memory
     until ``close``. It is kept whole in memory and written by ``close`` unless its head
     grows past ``MEMORY_LOG_MAX`` bytes or it still grows ``LIVE_AFTER_S`` seconds after
-    its stream opened: then it is written as it grows — created with what it holds, then
-    appended to (without a writer: through an open file, as it arrives)."""
+    its stream opened: then the file is created with what it holds and written to as the
+    head arrives."""
 
     def __init__(self, path: LogPath, cap: int, t_open: float) -> None:
         self._path = path
-        self._writer = logwriter.active()
-        self._file: BinaryIO | None = None  # growing without a writer
-        self._growing = False  # the file exists and is appended to
+        self._file: BinaryIO | None = None  # open once the log is written as it grows
         self._cap = cap
         self._head_left = cap // 2
         self._tail_cap = cap - cap // 2
-        self._head = bytearray()  # head bytes not yet handed to the file
+        self._head = bytearray()  # head bytes not yet in the file
         self._tail = bytearray()
         self._total = 0
-        self._t_last = t_open  # when the stream opened, or the log was last appended to
+        self._t_open = t_open
 
     def write(self, data: bytes) -> None:
         self._total += len(data)
@@ -251,28 +273,12 @@ class _CappedLog:
             self._tail += data
             if len(self._tail) > 2 * self._tail_cap:
                 del self._tail[:len(self._tail) - self._tail_cap]
-        if self._file is not None:
-            return
-        if not self._growing:
-            if (len(self._head) > MEMORY_LOG_MAX
-                    or time.monotonic() - self._t_last > LIVE_AFTER_S):
-                self._grow()
-        elif len(self._head) >= APPEND_MIN or (
-                self._head and time.monotonic() - self._t_last > LIVE_AFTER_S):
-            self._writer.append(self._path, self._head)  # type: ignore[union-attr]
-            self._head = bytearray()
-            self._t_last = time.monotonic()
-
-    def _grow(self) -> None:
-        """Create the file with what the log holds; it is appended to from now on."""
-        self._growing = True
-        if self._writer is None:
-            self._file = open(self._path, "wb")  # noqa: SIM115 — closed in close()
+        if self._file is None and (len(self._head) > MEMORY_LOG_MAX
+                                   or time.monotonic() - self._t_open > LIVE_AFTER_S):
+            # Unbuffered: what arrives is in the file at once, for whoever watches it.
+            self._file = open(self._path, "wb", buffering=0)  # noqa: SIM115 — closed in close()
             self._file.write(self._head)
-        else:
-            self._writer.write(self._path, self._head)
-        self._head = bytearray()
-        self._t_last = time.monotonic()
+            self._head = bytearray()
 
     def _rest(self) -> bytes:
         """The note (when bytes were left out) and the tail."""
@@ -287,16 +293,7 @@ class _CappedLog:
                 self._file.write(self._rest())
             finally:
                 self._file.close()
-            return
-        w = self._writer
-        if self._growing:
-            w.append(self._path, self._head + self._rest())  # type: ignore[union-attr]
-        elif not self._total:
-            if w is not None:
-                w.unlink(self._path)
-            else:
-                logwriter.remove_file(self._path)
-        elif w is not None:
-            w.write(self._path, self._head + self._rest())
+        elif self._total:
+            write_file(self._path, self._head + self._rest())
         else:
-            logwriter.write_file(self._path, self._head + self._rest())
+            remove_file(self._path)
