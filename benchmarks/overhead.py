@@ -9,7 +9,11 @@
 2. Dummy cases at 25k, 50k and 100k: wall time and peak memory of the whole `srd run`
    process. Target: 100k under 10 s and 200 MiB, cost growing linearly.
 
-Usage: python benchmarks/overhead.py [--shell-cases 500] [--rounds 5] [--dummy 25000,50000,100000]
+With ``--load N``, N busy processes share the CPUs during part 1 (what a CI runner or a
+shared workstation looks like): srd's wall must then stay near its CPU, as hyperfine's does.
+
+Usage: python benchmarks/overhead.py [--shell-cases 500] [--rounds 5] [--load 0]
+                                     [--dummy 25000,50000,100000]
 Needs hyperfine on PATH (apt-get install hyperfine) for the reference; skipped without it.
 """
 
@@ -56,12 +60,22 @@ def bare_loop(cmds: list[str]) -> list[str]:
     return [sys.executable, "-c", code, *cmds]
 
 
-def shell_benchmark(n: int, work: Path, rounds: int) -> None:
+def shell_benchmark(n: int, work: Path, rounds: int, load: int = 0) -> None:
     cmds = [f"echo p95=0.00{i % 10} case={i}" for i in range(n)]
     cases = work / "shell.csv"
     cases.write_text("case_id,cmd\n" + "".join(f"c{i},{c}\n" for i, c in enumerate(cmds)))
     print(f"## {n} trivial shell cases (`echo p95=... case=i`), {rounds} interleaved rounds, "
-          "medians")
+          f"medians{f', {load} busy process(es) sharing the CPUs' if load else ''}")
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(load)]
+    try:
+        _shell_rounds(n, work, rounds, cmds, cases)
+    finally:
+        for b in busy:
+            b.kill()
+            b.wait()
+
+
+def _shell_rounds(n: int, work: Path, rounds: int, cmds: list[str], cases: Path) -> None:
     hf = shutil.which("hyperfine")
     runs = {"srd": [*SRD, "run", "--cases", str(cases), "--out", str(work / "shell.out.csv"),
                     "--quiet"],
@@ -126,6 +140,7 @@ def main() -> None:
     ap.add_argument("--shell-cases", type=int, default=500)
     ap.add_argument("--dummy", default="25000,50000,100000")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--load", type=int, default=0)
     a = ap.parse_args()
     os.environ["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
     # Measure srd as an installed package runs: with its bytecode cached (some sandboxes set
@@ -135,7 +150,7 @@ def main() -> None:
                     str(Path(__file__).resolve().parents[1] / "doerunner")], check=True)
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
-        shell_benchmark(a.shell_cases, work, a.rounds)
+        shell_benchmark(a.shell_cases, work, a.rounds, a.load)
         dummy_benchmark([int(x) for x in a.dummy.split(",")], work)
     print(json.dumps({"python": sys.version.split()[0], "cpus": os.cpu_count()}))
 
