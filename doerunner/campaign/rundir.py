@@ -19,30 +19,28 @@ def preflight(output: OutputOptions) -> None:
     """Fail before anything runs when an output cannot be written (``OutputError``, exit
     4): metrics.csv's folder, the run directory and its ``logs/`` (created), the JUnit
     report's folder."""
-    out, run_dir = output.out, output.run_directory
-    if out.is_dir():
-        raise OutputError(f"--out {out}: is a directory")
-    if not out.parent.is_dir():
-        raise OutputError(f"--out {out}: directory {str(out.parent)!r} does not exist")
-    try:
-        check_writable_dir(out.parent)
-    except OSError as e:
-        raise OutputError(f"--out {out}: cannot write in {str(out.parent)!r}: "
-                          f"{e.strerror or e}") from None
+    _probe_file("--out", output.out)
+    if output.junit is not None:
+        _probe_file("--junit", output.junit)
+    run_dir = output.run_directory
     try:
         (run_dir / "logs").mkdir(parents=True, exist_ok=True)
         check_writable_dir(run_dir)
     except OSError as e:
         raise OutputError(f"run directory {run_dir}: {e.strerror or e}") from None
-    junit = output.junit
-    if junit is not None:
-        if junit.is_dir():
-            raise OutputError(f"--junit {junit}: is a directory")
-        try:
-            check_writable_dir(junit.parent)
-        except OSError as e:
-            raise OutputError(f"--junit {junit}: cannot write in {str(junit.parent)!r}: "
-                              f"{e.strerror or e}") from None
+
+
+def _probe_file(option: str, path: Path) -> None:
+    """``path`` can be written: not a directory, in a folder that exists and takes files."""
+    if path.is_dir():
+        raise OutputError(f"{option} {path}: is a directory")
+    if not path.parent.is_dir():
+        raise OutputError(f"{option} {path}: directory {str(path.parent)!r} does not exist")
+    try:
+        check_writable_dir(path.parent)
+    except OSError as e:
+        raise OutputError(f"{option} {path}: cannot write in {str(path.parent)!r}: "
+                          f"{e.strerror or e}") from None
 
 
 @contextlib.contextmanager

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from typing import IO
-
 from doerunner.analysis.compare import CompareResult
-from doerunner.outputs.base import OutputFormat
-from doerunner.outputs.tables import fmt_change, fmt_number, fmt_numbers, render_table
+from doerunner.outputs.tables import TableText, fmt_change, fmt_number, fmt_numbers, render_table
 
 
 def render_compare(result: CompareResult, markdown: bool = False) -> str:
@@ -38,13 +35,8 @@ def render_compare(result: CompareResult, markdown: bool = False) -> str:
     return render_table(headers, columns, right, markdown) + sep + summary + "\n"
 
 
-class CompareText(OutputFormat):
+class CompareText(TableText):
     """The comparison, aligned for a terminal (``markdown``: a Markdown table)."""
 
     NAME = "compare"
-
-    def __init__(self, markdown: bool = False) -> None:
-        self.markdown = markdown
-
-    def write(self, data: CompareResult, stream: IO[str]) -> None:
-        stream.write(render_compare(data, self.markdown))
+    render = staticmethod(render_compare)

@@ -3,12 +3,9 @@ Markdown."""
 
 from __future__ import annotations
 
-from typing import IO
-
 from doerunner.analysis.effects import EffectsTable
 from doerunner.analysis.metrics import spread_column
-from doerunner.outputs.base import OutputFormat
-from doerunner.outputs.tables import fmt_number, render_table
+from doerunner.outputs.tables import TableText, fmt_number, render_table
 
 
 def render_effects(table: EffectsTable, markdown: bool = False) -> str:
@@ -44,13 +41,8 @@ def render_effects(table: EffectsTable, markdown: bool = False) -> str:
 
 
 
-class EffectsText(OutputFormat):
+class EffectsText(TableText):
     """The effects table, aligned for a terminal (``markdown``: a Markdown table)."""
 
     NAME = "effects"
-
-    def __init__(self, markdown: bool = False) -> None:
-        self.markdown = markdown
-
-    def write(self, data: EffectsTable, stream: IO[str]) -> None:
-        stream.write(render_effects(data, self.markdown))
+    render = staticmethod(render_effects)

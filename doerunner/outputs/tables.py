@@ -4,10 +4,12 @@ or a GitHub-flavoured table, and numbers written as metrics.csv writes them."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import IO, Any, ClassVar
 
 from doerunner.cells import round_half_away
 from doerunner.columns import decimals_for
+from doerunner.outputs.base import OutputFormat
 
 
 def fmt_number(value: float, metric: str) -> str:
@@ -53,3 +55,16 @@ def render_table(headers: Sequence[str], columns: Sequence[Sequence[str]],
     lines = ["  ".join(cells).rstrip()
              for part in (head, rule, padded) for cells in zip(*part, strict=True)]
     return "\n".join(lines) + "\n"
+
+
+class TableText(OutputFormat):
+    """A table-like format: aligned text for a terminal, or (``markdown``) a Markdown table;
+    ``render(data, markdown)`` of the subclass makes the text."""
+
+    render: ClassVar[Callable[[Any, bool], str]]
+
+    def __init__(self, markdown: bool = False) -> None:
+        self.markdown = markdown
+
+    def write(self, data: Any, stream: IO[str]) -> None:
+        stream.write(type(self).render(data, self.markdown))
