@@ -54,11 +54,16 @@ class OutputError(DoerunnerError):
         self.reason = reason if reason is not None else message
 
 
-def output_error(what: object, e: OSError) -> OutputError:
+def reason(e: OSError) -> str:
+    """What went wrong, in one line (``No space left on device``)."""
+    return e.strerror or str(e)
+
+
+def output_error(what: object, e: OSError, after: str = "") -> OutputError:
     """The one translation of an ``OSError`` on an output: ``OutputError("WHAT: reason")``
-    (``WHAT`` names the output, e.g. ``--junit report.xml``)."""
-    reason = e.strerror or str(e)
-    return OutputError(f"{what}: {reason}", reason)
+    (``WHAT`` names the output, e.g. ``--junit report.xml``), ``after`` appended."""
+    why = reason(e)
+    return OutputError(f"{what}: {why}{after}", why)
 
 
 class CaseInterrupted(Exception):

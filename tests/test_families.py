@@ -88,7 +88,7 @@ class InlineExecutor(Executor):
         ctx.reporter.case_start(case)
         slot = ctx.plan.slots[0]
         settings = RunnerSettings(ctx.logs_dir, ctx.policy, ctx.cancel, ctx.monitor,
-                                  {**ctx.env, **slot.env}, slot.measured)
+                                  {**ctx.env, **slot.environment}, slot.measured)
         return Done(run_with_retries(case, BACKENDS[case.backend](), settings))
 
     def wait(self, handles: Iterable[Hashable], timeout_s: float) -> list[Hashable]:
@@ -180,8 +180,10 @@ def test_the_plan_gives_each_slot_its_gpu_and_is_recorded(tmp_path) -> None:
     (["--per-gpu", "--telemetry", "off"], "--per-gpu needs GPU telemetry"),
     (["--per-gpu", "--jobs", "2"], "--per-gpu runs one case per GPU: drop --jobs"),
     (["--retry-failed"], "--retry-failed needs --resume"),
-    (["--baseline", "warm"], "--baseline 'warm': use auto, measure, off or a number >= 0"),
-    (["--cooldown", "-3"], "--cooldown '-3': use auto, off or a number >= 0"),
+    (["--baseline", "warm"], "Invalid value for --baseline: 'warm': use auto, measure, off "
+                             "or a number >= 0"),
+    (["--cooldown", "-3"], "Invalid value for --cooldown: '-3': use auto, off or a number "
+                           ">= 0"),
 ])
 def test_options_that_cannot_run_exit_4_before_anything_runs(tmp_path, args, message) -> None:
     cases = tmp_path / "cases.csv"

@@ -12,9 +12,10 @@ import psutil
 import pytest
 
 from doerunner.backends.base import ExecContext
-from doerunner.backends.shell import ShellBackend, env_name
+from doerunner.backends.shell import ShellBackend
 from doerunner.errors import CaseInterrupted
 from doerunner.inputs.case import Case
+from doerunner.inputs.vocabulary import param_env_name
 from doerunner.process import procfs
 from doerunner.process import tree as proctree
 from doerunner.results import FAIL, OK, TIMEOUT
@@ -260,7 +261,7 @@ def test_environment(backend, ctx, tmp_path, monkeypatch):
     assert env["SRD_CASE_ID"] == "my-case"
     assert env["CUDA_VISIBLE_DEVICES"] == "1"
     assert env["SRD_TEST_INHERITED"] == "yes"
-    assert env_name("größe") == "SRD_PARAM_GR_SSE"  # str.upper: ß → SS
+    assert param_env_name("größe") == "SRD_PARAM_GR_SSE"  # str.upper: ß → SS
 
 
 def test_stdin_is_dev_null(backend, ctx):
@@ -317,13 +318,13 @@ def test_subreaper_enabled_on_linux(backend):
         assert proctree.become_subreaper() is True
 
 
-def test_tree_alive_is_cheap_for_trivial_command():
+def test_leftovers_check_is_cheap_for_trivial_command():
     import subprocess
     proc = subprocess.Popen(["/bin/sh", "-c", "true"], start_new_session=True)
     proc.wait()
     t = time.perf_counter()
     for _ in range(100):
-        proctree.tree_alive(proc)
+        proctree.CaseTree(proc).leftovers()
     assert (time.perf_counter() - t) / 100 < 0.002
 
 

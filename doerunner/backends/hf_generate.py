@@ -90,7 +90,7 @@ def resolve_device(name: str) -> torch.device:
                             f"{torch.__version__}, {torch.cuda.device_count()} GPUs)")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise LoadError(f"device {name!r}: only {torch.cuda.device_count()} CUDA "
-                            "resolve_device(s) visible")
+                            "device(s) visible")
     return dev
 
 

@@ -84,7 +84,7 @@ class Worker:
         self.models[key] = loaded
         self.loads += 1
         print(f"hf worker {os.getpid()}: loaded {req['model']!r} ({req['dtype']}, {device}) "
-              f"in {load_s:.3f} s; {self.loads} load_model(s) so far", file=sys.stderr, flush=True)
+              f"in {load_s:.3f} s; {self.loads} load(s) so far", file=sys.stderr, flush=True)
         return {"ok": True, "load_s": load_s, "loads": self.loads, "device": str(device)}
 
     def _loaded(self, job: dict[str, Any]) -> Loaded:

@@ -54,11 +54,6 @@ _MARKER_VAR_BYTES = os.fsencode(proctree.MARKER_VAR)
 _env_names: dict[str, bytes] = {}
 
 
-def env_name(param: str) -> str:
-    """``SRD_PARAM_<NAME>`` for parameter ``param``."""
-    return param_env_name(param)
-
-
 def _env_name_bytes(param: str) -> bytes:
     """``env_name(param)`` encoded, remembered (a file has few parameter names)."""
     name = _env_names.get(param)

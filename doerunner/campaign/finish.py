@@ -16,7 +16,7 @@ from doerunner.campaign.journal import case_json, iter_lines
 from doerunner.campaign.ledger import Ledger
 from doerunner.campaign.options import RunOptions
 from doerunner.campaign.plan import ExecutionPlan
-from doerunner.errors import OutputError
+from doerunner.errors import OutputError, output_error
 from doerunner.inputs.case import Case
 from doerunner.outputs.base import write_output, write_to
 from doerunner.outputs.metrics_csv import ENCODING_ERRORS, MetricsCsv, MetricsTable, format_rows
@@ -37,18 +37,19 @@ def write_case_timeseries(run_dir: Path, case_id: str, series: list[Any],
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+        raise output_error(f"cannot write {path}", e) from None
     write_output(CaseTimeseries(), doc, path, f"cannot write {path}")
     return path
 
 
 def telemetry_info(plan: ExecutionPlan) -> dict[str, Any]:
-    """run.json's ``telemetry`` when this process measured nothing."""
+    """run.json's ``telemetry`` when this process measured nothing: its mode (``off`` for a
+    remote executor, whose workers measure: ``workers_mode`` says in which mode)."""
+    if plan.mode == "remote":
+        return {"mode": "off", "active": False, "workers_mode": plan.telemetry}
     info: dict[str, Any] = {"mode": plan.telemetry, "active": False}
     if plan.unavailable:
         info["unavailable"] = plan.unavailable
-    if plan.mode == "remote":
-        info["measured_by"] = f"the {plan.executor} workers, each on its own GPUs"
     return info
 
 
@@ -67,8 +68,8 @@ def write_outputs(opts: RunOptions, plan: ExecutionPlan, ledger: Ledger, summary
                  summary.run_dir / "run.json")
         _write_timeseries_csv(opts, summary.run_dir, [c for c, _ in done])
     except OSError as e:
-        raise OutputError(f"cannot write the outputs: {e.strerror or e}; the journal "
-                          f"{journal_path} is kept: run again with --resume") from None
+        raise output_error("cannot write the outputs", e, f"; the journal {journal_path} is "
+                           "kept: run again with --resume") from None
 
 
 def write_junit(opts: RunOptions, ledger: Ledger, cases_file: str | None) -> OutputError | None:
@@ -105,7 +106,10 @@ def _run_document(opts: RunOptions, plan: ExecutionPlan, summary: RunSummary,
         "srd_version": __version__, "run_id": summary.run_id, "started": iso(t0),
         "ended": iso(time.time()), "command_line": list(opts.command_line),
         "cwd": os.getcwd(), "cases_file": cases_file, "out": str(opts.output.out),
-        "options": opts.to_json(), "plan": plan.to_json(), "environment": host_environment(),
+        # The telemetry mode the plan put in force (off for cases side by side, on for
+        # --per-gpu), as run.json has always recorded it; the plan says why.
+        "options": opts.replace(telemetry=opts.telemetry.with_mode(plan.telemetry)).to_json(),
+        "plan": plan.to_json(), "environment": host_environment(),
         "summary": summary.to_json(), "warnings": summary.warnings, "telemetry": telemetry,
     }
     lines = iter_lines(journal_path, [o for _, o in done])

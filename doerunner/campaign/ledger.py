@@ -45,9 +45,6 @@ class Ledger:
         """The rows of the finished cases, in case order (rebuilt one at a time)."""
         return (dict(zip(*packed, strict=True)) for packed in self.rows if packed is not None)
 
-    def finished(self) -> int:
-        return sum(packed is not None for packed in self.rows)
-
     def end_warnings(self) -> list[str]:
         """The warnings of the run, with one about throttled cases when there were any."""
         out = list(self.warnings)

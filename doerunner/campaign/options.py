@@ -110,8 +110,7 @@ class CaseDefaults:
 
     def __post_init__(self) -> None:
         if not (isinstance(self.timeout_s, (int, float)) and valid_timeout(self.timeout_s)):
-            raise InputError(f"--timeout must be a positive number of seconds, got "
-                             f"{self.timeout_s!r}")
+            raise InputError("--timeout must be a positive number of seconds")
 
 
 def field_defaults(cls: type) -> dict[str, Any]:

@@ -24,11 +24,11 @@ from doerunner.campaign import finish, rundir
 from doerunner.campaign.journal import Journal
 from doerunner.campaign.ledger import Ledger
 from doerunner.campaign.options import RunOptions
-from doerunner.campaign.plan import ExecutionPlan, GpuRef, make_plan
+from doerunner.campaign.plan import Draft, ExecutionPlan, GpuRef, draft_plan, make_plan
 from doerunner.campaign.progress import Reporter, default_reporter
 from doerunner.campaign.resume import prepare_journal
 from doerunner.campaign.signals import graceful_stop
-from doerunner.errors import OutputError, output_error
+from doerunner.errors import output_error
 from doerunner.executors import EXECUTORS
 from doerunner.executors.base import Finished, RunContext, drive
 from doerunner.inputs.case import Case
@@ -59,33 +59,39 @@ def run(cases: str | os.PathLike[str] | Sequence[Case], options: RunOptions | No
                            default_timeout_s=opts.defaults.timeout_s)
     cases = list(cases)
     reporter = reporter or default_reporter(opts.quiet)
-    EXECUTORS[opts.parallel.executor].check_available()
-    with _planned(opts, cases) as (plan, gpus):
-        for note in plan.notes:
-            reporter.warn(note)
-        if plan.unavailable:
-            reporter.info(f"GPU telemetry off: {plan.unavailable}")
-        run_dir = opts.output.run_directory
-        rundir.preflight(opts.output)
-        with rundir.locked(run_dir), _monitoring(opts, plan, gpus, run_dir, reporter) as mon:
-            # The cases live for the whole run: keep the cyclic GC from scanning them over
-            # and over (it cost ~15% of a 100k-case dummy run).
-            gc.freeze()
-            try:
-                return _Campaign(cases, cases_file, opts, plan, reporter, mon).execute()
-            finally:
-                gc.unfreeze()
+    draft = _draft(opts, cases)
+    for note in draft.notes:
+        reporter.warn(note)
+    run_dir = opts.output.run_directory
+    rundir.preflight(opts.output)
+    with rundir.locked(run_dir), _planned(draft, opts) as (plan, gpus), \
+            _monitoring(opts, plan, gpus, run_dir, reporter) as monitor:
+        # The cases live for the whole run: keep the cyclic GC from scanning them over
+        # and over (it cost ~15% of a 100k-case dummy run).
+        gc.freeze()
+        try:
+            return _Campaign(cases, cases_file, opts, plan, reporter, monitor).execute()
+        finally:
+            gc.unfreeze()
 
 
 def plan_for(opts: RunOptions, cases: Sequence[Case]) -> ExecutionPlan:
     """The execution plan of a run (``--dry-run``): GPUs opened and closed again."""
-    with _planned(opts, cases) as (plan, _):
+    with _planned(_draft(opts, cases), opts) as (plan, _):
         return plan
 
 
+def _draft(opts: RunOptions, cases: Sequence[Case]) -> Draft:
+    """The plan's draft: every combination that cannot run refused before anything is
+    touched (also an executor that cannot run here)."""
+    executor = EXECUTORS[opts.parallel.executor]
+    draft = draft_plan(opts, cases, executor)
+    executor.check_available()
+    return draft
+
+
 @contextlib.contextmanager
-def _planned(opts: RunOptions, cases: Sequence[Case]) -> Iterator[tuple[ExecutionPlan,
-                                                                       Gpus | None]]:
+def _planned(draft: Draft, opts: RunOptions) -> Iterator[tuple[ExecutionPlan, Gpus | None]]:
     """The plan, and the GPUs it opened (closed on the way out unless a monitor took
     them)."""
     opened: list[Gpus] = []
@@ -99,7 +105,7 @@ def _planned(opts: RunOptions, cases: Sequence[Case]) -> Iterator[tuple[Executio
                 for p, d in enumerate(gpus.devices)], None
 
     try:
-        plan = make_plan(opts, cases, EXECUTORS[opts.parallel.executor], find_gpus)
+        plan = make_plan(draft, find_gpus)
         yield plan, (opened[0] if opened and plan.active else None)
     finally:
         for g in opened:
@@ -115,6 +121,8 @@ def _monitoring(opts: RunOptions, plan: ExecutionPlan, gpus: Gpus | None, run_di
     if stray:
         reporter.warn(f"killed {len(stray)} process(es) left running by an earlier srd "
                       f"in {run_dir} (pids {', '.join(map(str, stray))})")
+    if plan.unavailable:
+        reporter.info(f"GPU telemetry off: {plan.unavailable}")
     if gpus is None:
         yield None
         return
@@ -161,21 +169,24 @@ class _Campaign:
             self.reporter, f"{self.run_id}-{os.getpid()}"))
         todo = [i for i, o in enumerate(self.offsets) if o is None]
         try:
-            # Logs are written by the thread that ran the case, once its processes are gone
-            # (outside any measurement): a writer thread woken per case cost more CPU in
-            # thread switches than the writes themselves, and made srd wait on itself
-            # when other work shares the CPUs (benchmarks/overhead.py).
-            with graceful_stop(self.cancel, self.reporter.warn, self.opts.handle_signals), \
-                    Journal(self.journal_path, truncate_to=resumed.truncate_to) as journal:
-                self.journal = journal
-                executor.open()
-                try:
-                    drive(executor, todo, self.cases, self._commit, self.cancel)
-                finally:
-                    executor.close()
-        except OSError as e:  # a log that could not be written
-            raise OutputError(f"cannot write a log: {e.strerror or e}"
-                              + (f": {e.filename}" if e.filename else "")) from None
+            journal = Journal(self.journal_path, truncate_to=resumed.truncate_to)
+        except OSError as e:
+            raise output_error(f"cannot write the journal {self.journal_path}", e) from None
+        with graceful_stop(self.cancel, self.reporter.warn, self.opts.handle_signals), \
+                journal:
+            self.journal = journal
+            executor.open()
+            try:
+                drive(executor, todo, self.cases, self._commit, self.cancel)
+            except OSError as e:
+                # A log that could not be written: the backends write each case's logs in
+                # the thread that ran it, once its processes are gone (no writer thread: one
+                # woken per case cost more CPU in thread switches than the writes, and made
+                # srd wait on itself when other work shared the CPUs).
+                raise output_error("cannot write a log", e,
+                                   f": {e.filename}" if e.filename else "") from None
+            finally:
+                executor.close()
         return self._finish(len(resumed.finished))
 
     def _commit(self, i: int, finished: Finished) -> bool:

@@ -26,8 +26,8 @@ The rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from doerunner.backends import BACKENDS
@@ -57,14 +57,19 @@ class Slot:
 
     number: int
     gpus: tuple[GpuRef, ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: tuple[tuple[str, str], ...] = ()
 
     @property
     def measured(self) -> list[int] | None:
         return [g.position for g in self.gpus] if self.gpus else None
 
+    @property
+    def environment(self) -> dict[str, str]:
+        return dict(self.env)
+
     def to_json(self) -> dict[str, Any]:
-        return {"slot": self.number, "gpus": [g.uuid for g in self.gpus], "env": dict(self.env)}
+        return {"slot": self.number, "gpus": [g.uuid for g in self.gpus],
+                "env": self.environment}
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,13 +112,15 @@ class ExecutionPlan:
                  }[self.mode]
         yield f"# executor: {self.executor} ({where})"
         if self.telemetry == "off":
-            yield "# GPU telemetry: off" + (f" ({self.unavailable})" if self.unavailable else "")
+            yield "# GPU telemetry: off"
+        elif self.unavailable:
+            yield f"# GPU telemetry: off ({self.unavailable})"
         elif self.mode == "remote":
             yield f"# GPU telemetry: {self.telemetry}, measured by each worker on its GPUs"
         for slot in self.slots:
             if slot.gpus or slot.env:
                 gpus = ", ".join(f"GPU {g.index} {g.name} {g.uuid}" for g in slot.gpus)
-                env = " ".join(f"{k}={v}" for k, v in slot.env.items())
+                env = " ".join(f"{k}={v}" for k, v in slot.env)
                 yield (f"# slot {slot.number}: measures {gpus or 'nothing'}"
                        + (f"; environment {env}" if env else ""))
         for note in self.notes:
@@ -135,13 +142,28 @@ class ExecutionPlan:
 GpuFinder = Callable[[str], tuple[Sequence[GpuRef], str | None]]
 
 
-def make_plan(options: Any, cases: Sequence[Case], executor: Any,
-              find_gpus: GpuFinder) -> ExecutionPlan:
-    """The plan of a run with ``options`` (``RunOptions``) over ``cases`` on ``executor``
-    (the class ``--executor`` names). ``find_gpus(mode)`` opens the GPUs for a telemetry
-    mode (not called for ``off``). Raises ``InputError`` for a combination that cannot run
-    (hf cases side by side, ``--telemetry on`` with ``--jobs``, ``--per-gpu`` without
-    GPUs)."""
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """What the options and the cases decide before any GPU is looked at: the executor, the
+    mode, the local slots wanted, the telemetry mode in force, the notes. Every combination
+    that cannot run is refused here (``draft_plan``), before any output is touched."""
+
+    executor: str
+    mode: str
+    slots: int
+    telemetry: str
+    workers: int | None = None
+    scheduler: str | None = None
+    gpu_backends: frozenset[str] = frozenset()
+    gpu_tasks: bool = False
+    notes: tuple[str, ...] = ()
+
+
+def draft_plan(options: Any, cases: Sequence[Case], executor: Any) -> Draft:
+    """The draft of a run with ``options`` (``RunOptions``) over ``cases`` on ``executor``
+    (the class ``--executor`` names). Raises ``InputError`` for a combination that cannot
+    run (hf cases side by side, ``--telemetry on`` with ``--jobs``, ``--per-gpu`` without
+    telemetry)."""
     par, mode = options.parallel, options.telemetry.mode
     gpu_backends = frozenset(n for n, b in BACKENDS.items() if b.USES_GPU)
     notes: list[str] = []
@@ -153,31 +175,43 @@ def make_plan(options: Any, cases: Sequence[Case], executor: Any,
                                  f"the {workers} workers of a LocalCluster",
                                  "use --per-gpu with the local executor, or a cluster with "
                                  "one worker per GPU", "use --per-gpu with the local executor")
-        plan = ExecutionPlan(par.executor, "remote", (), mode, workers=workers,
-                             scheduler=par.scheduler, gpu_backends=gpu_backends,
-                             notes=tuple(notes))
-        return replace(plan, gpu_tasks=any(plan.asks_gpu(c) for c in cases))
+        gpu_tasks = any(mode == "on" or c.backend in gpu_backends for c in cases)
+        return Draft(par.executor, "remote", 0, mode, workers, par.scheduler, gpu_backends,
+                     gpu_tasks, tuple(notes))
     if par.per_gpu:
         if mode == "off":
             raise InputError("--per-gpu needs GPU telemetry: drop --telemetry off")
-        gpus, _ = find_gpus("on")  # no GPU is an error, not a silent serial run
-        slots = tuple(Slot(i, (g,), {CUDA_VISIBLE_DEVICES: g.uuid}) for i, g in enumerate(gpus))
-        return ExecutionPlan(par.executor, "per-gpu", slots, "on", True, tuple(gpus),
-                             gpu_backends=gpu_backends)
+        # No GPU found is then an error, not a silent serial run.
+        return Draft(par.executor, "per-gpu", 0, "on", gpu_backends=gpu_backends)
     if par.jobs > 1:
         mode = _side_by_side(options, cases, gpu_backends, notes, f"--jobs {par.jobs}",
                              f"{par.jobs} cases",
                              "use --per-gpu to give each case a GPU of its own, or --jobs 1",
                              "use --per-gpu, --share-gpus or --jobs 1")
+    return Draft(par.executor, "parallel" if par.jobs > 1 else "serial", par.jobs, mode,
+                 gpu_backends=gpu_backends, notes=tuple(notes))
+
+
+def make_plan(draft: Draft, find_gpus: GpuFinder) -> ExecutionPlan:
+    """The plan: the draft with the GPUs ``find_gpus(mode)`` opens for its telemetry mode
+    (not called for ``off``, nor for a remote executor, whose workers measure). Raises what
+    ``find_gpus`` raises (``TelemetryError`` in ``on`` mode without a GPU)."""
+    common = {"workers": draft.workers, "scheduler": draft.scheduler,
+              "gpu_backends": draft.gpu_backends, "gpu_tasks": draft.gpu_tasks,
+              "notes": draft.notes}
+    if draft.mode == "remote":
+        return ExecutionPlan(draft.executor, "remote", (), draft.telemetry, **common)
     gpus: Sequence[GpuRef] = ()
     unavailable = None
-    if mode != "off":
-        gpus, unavailable = find_gpus(mode)
-    measured = tuple(gpus)
-    slots = tuple(Slot(i, measured) for i in range(par.jobs))
-    return ExecutionPlan(par.executor, "parallel" if par.jobs > 1 else "serial", slots,
-                         mode if measured or unavailable is None else "off", bool(measured),
-                         measured, unavailable, gpu_backends=gpu_backends, notes=tuple(notes))
+    if draft.telemetry != "off":
+        gpus, unavailable = find_gpus(draft.telemetry)
+    if draft.mode == "per-gpu":
+        slots = tuple(Slot(i, (g,), ((CUDA_VISIBLE_DEVICES, g.uuid),))
+                      for i, g in enumerate(gpus))
+    else:
+        slots = tuple(Slot(i, tuple(gpus)) for i in range(draft.slots))
+    return ExecutionPlan(draft.executor, draft.mode, slots, draft.telemetry, bool(gpus),
+                         tuple(gpus), unavailable, **common)
 
 
 def _side_by_side(options: Any, cases: Sequence[Case], gpu_backends: frozenset[str],

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from doerunner.campaign.options import OutputOptions
-from doerunner.errors import OutputError
+from doerunner.errors import OutputError, output_error
 from doerunner.outputs.atomic import check_writable_dir
 from doerunner.process import tree as proctree
 
@@ -27,7 +27,7 @@ def preflight(output: OutputOptions) -> None:
         (run_dir / "logs").mkdir(parents=True, exist_ok=True)
         check_writable_dir(run_dir)
     except OSError as e:
-        raise OutputError(f"run directory {run_dir}: {e.strerror or e}") from None
+        raise output_error(f"run directory {run_dir}", e) from None
 
 
 def _probe_file(option: str, path: Path) -> None:
@@ -39,8 +39,8 @@ def _probe_file(option: str, path: Path) -> None:
     try:
         check_writable_dir(path.parent)
     except OSError as e:
-        raise OutputError(f"{option} {path}: cannot write in {str(path.parent)!r}: "
-                          f"{e.strerror or e}") from None
+        raise output_error(f"{option} {path}: cannot write in {str(path.parent)!r}", e) \
+            from None
 
 
 @contextlib.contextmanager

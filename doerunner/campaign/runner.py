@@ -88,7 +88,9 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings) -> CaseResu
                                                    policy.warmup_max, WARMUP_WINDOW))
     if own is not None:
         if own.failure is not None:
-            return _failed(case, warm, [], own.failure, "", t_case)
+            # Reported as the case's first measured execution, as it always was.
+            where = f"repetition 1 of {case.repeat}" if case.repeat > 1 else ""
+            return _failed(case, warm, [own.failure], own.failure, where, t_case)
         converged, final_cv = own.converged, own.final_cv
         warnings.extend(own.warnings)
     elif case.warmup == "auto":

@@ -5,13 +5,22 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from doerunner.campaign.options import CaseDefaults, OutputOptions, Parallelism, field_defaults
 from doerunner.cli import RegistryChoice, cli, debug_option, handle_errors
 from doerunner.policy import DEFAULT_POLICY as _POLICY
-from doerunner.telemetry.options import MAX_SAMPLE_HZ, MODES, TelemetryOptions
+from doerunner.policy import WARMUP_WINDOW
+from doerunner.telemetry.options import (
+    MAX_SAMPLE_HZ,
+    MIN_SAMPLE_HZ,
+    MODES,
+    BaselineMode,
+    CooldownMode,
+    TelemetryOptions,
+)
 
 # The defaults shown are the option objects' own (stated once, there).
 _CASES = CaseDefaults()
@@ -29,7 +38,7 @@ def _executor_names() -> list[str]:
 @cli.command("run")
 @click.option("--cases", "cases_path", required=True, type=click.Path(dir_okay=True),
               help="The cases.csv to run.")
-@click.option("--out", default="metrics.csv", show_default=True, type=click.Path(),
+@click.option("--out", default=str(_OUTPUT.out), show_default=True, type=click.Path(),
               help="Where to write metrics.csv (atomically).")
 @click.option("--run-dir", type=click.Path(), default=None,
               help="Run directory (run.json, journal, logs). Default: <out stem>_run/ beside "
@@ -41,7 +50,7 @@ def _executor_names() -> list[str]:
 @click.option("--tz", default=_OUTPUT.tz, show_default=True,
               help="Timezone of ts_start/ts_end: JST, UTC, local, +05:30 or an IANA name.")
 @click.option("--fail-fast", is_flag=True, help="Stop at the first FAIL or TIMEOUT.")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=_PAR["jobs"], show_default=True,
               help="Run up to N cases at once (shell and dummy backends; GPU telemetry off). "
                    "Rows keep the input order.")
 @click.option("--junit", "junit_path", type=click.Path(), default=None,
@@ -72,8 +81,8 @@ def _executor_names() -> list[str]:
               help="Run a FAIL/TIMEOUT case again up to N times (the row records attempts).")
 @click.option("--warmup-cv", type=click.FloatRange(min=0, min_open=True),
               default=_POLICY.warmup_cv,
-              show_default=True, help="warmup=auto stops when the CV of the last 5 run times "
-                                      "is below this.")
+              show_default=True, help=f"warmup=auto stops when the CV of the last {WARMUP_WINDOW} "
+                                      "run times is below this.")
 @click.option("--warmup-max", type=click.IntRange(min=1), default=_POLICY.warmup_max,
               show_default=True,
               help="Most warm-up executions for warmup=auto.")
@@ -90,7 +99,7 @@ def _executor_names() -> list[str]:
 @click.option("--gpus", default=None,
               help="GPUs to measure, e.g. 0,1 (indices into the visible GPUs, which "
                    "CUDA_VISIBLE_DEVICES limits). Default: all visible.")
-@click.option("--sample-hz", type=click.FloatRange(min=0.1, max=MAX_SAMPLE_HZ),
+@click.option("--sample-hz", type=click.FloatRange(min=MIN_SAMPLE_HZ, max=MAX_SAMPLE_HZ),
               default=_TEL.sample_hz,
               show_default=True, help="GPU sampling rate.")
 @click.option("--baseline", "baseline", default=_TEL.baseline.text, show_default=True,
@@ -110,7 +119,8 @@ def _executor_names() -> list[str]:
 @click.option("--energy-price", type=click.FloatRange(min=0), default=_TEL.price_per_kwh,
               show_default=True,
               help="Price per kWh for energy_cost_usd.")
-@click.option("--timeseries", type=click.Choice(["on", "off"]), default="on",
+@click.option("--timeseries", type=click.Choice(["on", "off"]),
+              default="on" if _TEL.timeseries else "off",
               show_default=True, help="Write per-case GPU time series to the run directory.")
 @click.option("--dry-run", is_flag=True,
               help="Validate, print the execution plan and the cases; run nothing.")
@@ -127,24 +137,29 @@ def run_cmd(cases_path: str, out: str, run_dir: str | None, backend: str, timeou
             carbon_intensity: float, energy_price: float, timeseries: str,
             dry_run: bool, quiet: bool, debug: bool) -> int:
     """Run every case of --cases and write --out (metrics.csv) and its run directory."""
-    from doerunner.campaign.options import CaseDefaults, OutputOptions, Parallelism, RunOptions
+    from doerunner.campaign.options import RunOptions
+    from doerunner.errors import InputError
     from doerunner.inputs.cases import read_cases
     from doerunner.policy import ExecutionPolicy
-    from doerunner.telemetry.options import BaselineMode, CooldownMode, TelemetryOptions
 
+    if timeout_s <= 0:
+        raise InputError("--timeout must be a positive number of seconds")
+    if retry_failed and not resume:
+        raise InputError("--retry-failed needs --resume")
+    baseline_mode = _mode(BaselineMode, baseline, "--baseline")
+    cooldown_mode = _mode(CooldownMode, cooldown, "--cooldown")
+    cases = read_cases(cases_path, default_backend=backend, default_timeout_s=timeout_s)
+    parallel = Parallelism(executor, jobs, per_gpu, share_gpus, scheduler)
     opts = RunOptions(
         output=OutputOptions(Path(out), Path(run_dir) if run_dir else None, tz, csv_safe,
                              Path(junit_path) if junit_path else None, project),
         policy=ExecutionPolicy(warmup_cv, warmup_max, retries, _size(log_cap), kill_grace),
         telemetry=TelemetryOptions(
-            telemetry, gpus, sample_hz, BaselineMode.parse(baseline), baseline_ttl,
-            baseline_duration, carbon_intensity, energy_price, CooldownMode.parse(cooldown),
-            timeseries == "on"),
-        parallel=Parallelism(executor, jobs, per_gpu, share_gpus, scheduler),
-        defaults=CaseDefaults(backend, timeout_s),
-        resume=resume, retry_failed=retry_failed, fail_fast=fail_fast, quiet=quiet,
+            telemetry, gpus, sample_hz, baseline_mode, baseline_ttl, baseline_duration,
+            carbon_intensity, energy_price, cooldown_mode, timeseries == "on"),
+        parallel=parallel, defaults=CaseDefaults(backend, timeout_s), resume=resume,
+        retry_failed=retry_failed, fail_fast=fail_fast, quiet=quiet,
         command_line=("srd", *sys.argv[1:]))
-    cases = read_cases(cases_path, default_backend=backend, default_timeout_s=timeout_s)
     if dry_run:
         from doerunner.campaign.dry_run import dry_run_lines
 
@@ -154,6 +169,14 @@ def run_cmd(cases_path: str, out: str, run_dir: str | None, backend: str, timeou
     from doerunner.campaign.orchestrator import run
 
     return run(cases, opts, cases_file=cases_path).exit_code
+
+
+def _mode(cls: type, text: str, option: str) -> Any:
+    """A mode word option parsed once, here; a bad one is a usage error naming the option."""
+    try:
+        return cls.parse(text)  # type: ignore[attr-defined]
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint=option) from None
 
 
 def _size(text: str) -> int:

@@ -130,7 +130,7 @@ def drive(executor: Executor, todo: Sequence[int], cases: Sequence[Case], commit
             if i is None:
                 break
             running[executor.submit(i, cases[i])] = i
-        if cancel.is_set() and running and executor.interrupt(running):
+        if cancel.is_set() and executor.interrupt(running):
             return
         if not running:
             return

@@ -122,7 +122,13 @@ class DaskExecutor(Executor):
 
     def open(self) -> None:
         plan = self.context.plan
-        self.session = DaskSession(plan.scheduler, plan.workers or 1, plan.gpu_tasks)
+        try:
+            self.session = DaskSession(plan.scheduler, plan.workers or 1, plan.gpu_tasks)
+        except OSError as e:  # distributed's connection errors (timeouts too) are OSErrors
+            if plan.scheduler is None:
+                raise
+            raise InputError(f"--scheduler {plan.scheduler}: cannot reach the Dask "
+                             f"scheduler: {e}") from None
         where = "a LocalCluster" if self.session.cluster is not None else plan.scheduler
         self.context.reporter.info(f"dask: {self.session.workers} worker(s) on {where} "
                                    f"({self.session.address})")

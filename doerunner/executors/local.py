@@ -41,11 +41,13 @@ class LocalExecutor(Executor):
     def __init__(self, context: RunContext) -> None:
         super().__init__(context)
         slots = context.plan.slots
-        self.serial = len(slots) == 1
+        # One case at a time, in this thread (the --cooldown wait and the in-case progress
+        # are for this mode): a per-GPU run on one GPU still runs its case in a slot thread.
+        self.serial = context.plan.mode == "serial"
         reporter = context.reporter
         self.settings = [RunnerSettings(
             context.logs_dir, context.policy, context.cancel, context.monitor,
-            {**context.env, **slot.env}, slot.measured,
+            {**context.env, **slot.environment}, slot.measured,
             reporter.case_progress if self.serial else None) for slot in slots]
         self.free = list(range(len(slots)))
         self.backends: dict[tuple[str, int], Backend] = {}

@@ -22,6 +22,7 @@ from doerunner.inputs.case import Case
 from doerunner.inputs.layout import Layout, quoted
 from doerunner.inputs.thresholds import Threshold, parse_threshold
 from doerunner.inputs.vocabulary import (
+    CASE_ID_RE,
     CASE_ID_RULE,
     DEFAULT_BACKEND,
     DEFAULT_TIMEOUT_S,
@@ -234,7 +235,7 @@ class _Reader(Layout):
             pass  # reported once, with the header
         elif not case_id:
             add(line, i_id + 1, "case_id: missing value")
-        elif len(case_id) > 128 or not NAME_RE.fullmatch(case_id):
+        elif not CASE_ID_RE.fullmatch(case_id):
             add(line, i_id + 1, f"case_id {quoted(case_id)} is not allowed: {CASE_ID_RULE}")
         elif case_id == "." or case_id == "..":
             add(line, i_id + 1,

@@ -22,13 +22,11 @@ DEFAULT_TIMEOUT_S = 600.0
 
 NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
 NAME_RULE = "use A-Z a-z 0-9 . _ -"
-CASE_ID_MAX = 128
 CASE_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
 CASE_ID_RULE = "use 1-128 characters of A-Z a-z 0-9 . _ -"
 
 TRUE_WORDS = frozenset(("1", "true", "yes", "x"))
 FALSE_WORDS = frozenset(("", "0", "false", "no"))
-FLAG_RULE = "1, true, yes or x (empty, 0, false or no for off)"
 
 _ENV_UNSAFE = re.compile(r"[^A-Z0-9_]")
 
@@ -90,14 +88,3 @@ def classify_column(header: str) -> Column:
 def valid_name(name: str) -> bool:
     """Whether a parameter, tag or factor name follows ``NAME_RULE``."""
     return NAME_RE.fullmatch(name) is not None
-
-
-def case_id_problem(case_id: str) -> str | None:
-    """Why ``case_id`` cannot name a case (it names files), or None."""
-    if not case_id:
-        return "missing value"
-    if not CASE_ID_RE.fullmatch(case_id):
-        return f"is not allowed: {CASE_ID_RULE}"
-    if case_id in (".", ".."):
-        return "is not allowed: '.' and '..' name folders"
-    return None

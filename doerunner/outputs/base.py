@@ -1,11 +1,12 @@
 """The output-format family: one small base class, and the one writer that does the file I/O.
 
 A format turns data into text or bytes on a stream it is given (``OutputFormat.write``) and
-never opens a file; it is registered by ``NAME`` in ``outputs.FORMATS``. ``write_output``
+never opens a file; it is registered by ``NAME`` in ``outputs.registry.FORMATS``. ``write_output``
 opens the target — a temporary file beside it that replaces it atomically when the format
 has written everything (``atomic``), or standard output — and turns an ``OSError`` into the
-``OutputError`` that names the output. Formats import their heavy libraries (pandas,
-matplotlib) when they write, so the registry costs nothing at start-up.
+``OutputError`` that names the output. The registry of formats is ``outputs.registry``.
+Formats import their heavy libraries (pandas, matplotlib) when they write, so the registry
+costs nothing at start-up.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``srd export``: a selection of the run history (``analysis.export``) written in an export
-format (``outputs.FORMATS`` members with ``EXPORT``): JSON, CSV (or ``--split`` into one CSV
-per column family) or Parquet, to a file (atomically) or standard output."""
+format (``outputs.registry.FORMATS`` members with ``EXPORT``): JSON, CSV (or ``--split`` into
+one CSV per column family) or Parquet, to a file (atomically) or standard output."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ import orjson
 import pandas as pd
 
 from doerunner.analysis.export import Selected, SelectedRun
-from doerunner.cells import parse_tz
+from doerunner.cells import DEFAULT_TZ, parse_tz
 from doerunner.columns import (
     BOOL,
     FAMILIES,
@@ -128,7 +128,8 @@ def run_document(run: SelectedRun) -> dict[str, Any]:
     rj = run.run_json
     doc: dict[str, Any] = {"run_id": rec.pop("run_id"), **rec}
     doc["counts"] = {k: doc.pop(k) for k in ("total", "ok", "fail", "timeout", "violated")}
-    for k in ("srd_version", "environment", "telemetry", "options", "summary", "warnings"):
+    for k in ("srd_version", "environment", "telemetry", "options", "plan", "summary",
+              "warnings"):
         if k in rj:
             doc[k] = rj[k]
     groups = {c: family_of(c) for c in run.rows.columns}
@@ -149,7 +150,7 @@ def timeseries_frame(selected: Selected) -> pd.DataFrame:
     Int64. Raises ``InputError`` when no selected case has a time series."""
     parts = []
     for run in selected.runs:
-        tz_name = ((run.run_json.get("options") or {}).get("tz")) or "JST"
+        tz_name = ((run.run_json.get("options") or {}).get("tz")) or DEFAULT_TZ
         try:
             tz = parse_tz(tz_name)
         except Exception:  # an unknown name in an old run.json: UTC is still honest

@@ -13,10 +13,11 @@ prints after ``LIVE_AFTER_S`` seconds (so that a long case's log can be watched)
 as it arrives (``_Streaming``): parsed line by line, its log written as it grows with the
 tail kept in memory until the end. Either way the file and the metrics are the same.
 
-Files are written by the thread that runs the case, after its processes are gone (outside
-any measurement), and an existing log is written over in place and cut to length
-(``write_file``). A writer thread woken for each case cost more CPU in thread switches than
-the writes themselves, and made srd wait on itself when other work shared the CPUs
+Files are written by the thread that runs the case, once its processes are gone and its
+time is taken (a GPU measurement window, around the whole execution, holds the write), and
+an existing log is written over in place and cut to length (``write_file``). A writer
+thread woken for each case cost more CPU in thread switches than the writes themselves, and
+made srd wait on itself when other work shared the CPUs
 (``benchmarks/overhead.py``).
 """
 

@@ -332,12 +332,6 @@ class CaseTree:
                 self._reap(p.pid)
 
 
-def tree_alive(proc: subprocess.Popen, marker: str | None = None,
-               exclude_pids: Collection[int] = ()) -> bool:
-    """Cheap: whether anything of ``proc``'s case is left after the shell exited."""
-    return CaseTree(proc, marker, exclude_pids).leftovers()
-
-
 RUN_DIR_VAR = "SRD_RUN_DIR"
 
 

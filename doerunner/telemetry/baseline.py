@@ -123,9 +123,11 @@ def resolve(mode: str, devices: Sequence[IdleDevice], uuids: Sequence[str], *,
     now = time.time() if now is None else now
     if mode == "off":
         return Baseline()
-    if mode == "given":
-        assert watts is not None
+    if mode == "given" and watts is not None:
         return Baseline({u: watts for u in uuids}, "given")
+    if mode not in ("auto", "measure"):
+        raise ValueError(f"baseline mode {mode!r} (watts {watts!r}): use auto, measure, off "
+                         "or given with watts")
     if mode == "auto":
         cache = load_cache(path)
         entries = [cache.get(u) for u in uuids]

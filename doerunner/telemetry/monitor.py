@@ -172,12 +172,6 @@ class Monitor:
                 out.series.extend((devices[w.index].info.index, s) for s in w.series)
 
     # -- between cases -------------------------------------------------------------------------
-    def cuda_visible(self, position: int) -> str:
-        """``CUDA_VISIBLE_DEVICES`` for a case given the GPU at ``position``: its UUID, which
-        names the same GPU whatever the ordering (CUDA's and NVML's can differ)."""
-        assert self.gpus is not None
-        return self.gpus.devices[position].info.uuid
-
     def cooldown(self, cancel: Any) -> float:
         """Wait per ``--cooldown`` before a case; returns the seconds waited. ``auto``: until
         every GPU is within 2 °C of its temperature at the start of the run (at most 300 s)."""

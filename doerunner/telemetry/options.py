@@ -14,59 +14,68 @@ from doerunner.telemetry.baseline import DEFAULT_DURATION_S, DEFAULT_TTL_S
 MODES = ("auto", "on", "off")
 DEFAULT_CARBON_G_PER_KWH = 475.0  # IEA world average grid intensity (gCO2e/kWh)
 DEFAULT_PRICE_PER_KWH = 0.15
-MAX_SAMPLE_HZ = 100.0
+MIN_SAMPLE_HZ = 0.1
+MAX_SAMPLE_HZ = 100
+BASELINE_WORDS = ("auto", "measure", "off")
+COOLDOWN_WORDS = ("auto", "off")
 
 
-def _number(option: str, text: str, words: tuple[str, ...]) -> float:
+def _number(text: str, words: tuple[str, ...]) -> float:
+    """``text`` as a finite number >= 0; ``ValueError`` saying what is allowed else."""
     try:
         value = float(text)
     except ValueError:
         value = math.nan
     if not (0 <= value < math.inf):
-        raise InputError(f"{option} {text!r}: use {', '.join(words)} or a number >= 0")
+        raise ValueError(f"{text!r}: use {', '.join(words)} or a number >= 0")
     return value
 
 
 @dataclass(frozen=True, slots=True)
 class BaselineMode:
     """``--baseline``: ``auto`` (the cache when fresh, else measure), ``measure`` (always),
-    ``off``, or ``given`` watts per GPU. ``text`` is the option as written."""
+    ``off``, or ``given`` ``watts`` per GPU; ``text`` is the option as written."""
 
     kind: str = "auto"
     watts: float | None = None
+    text: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.kind not in (*BASELINE_WORDS, "given") or (self.kind == "given") != (
+                self.watts is not None):
+            raise InputError(f"baseline mode {self.kind!r} with watts {self.watts!r}: use "
+                             "BaselineMode.parse")
 
     @classmethod
     def parse(cls, text: str) -> BaselineMode:
-        """``auto``, ``measure``, ``off`` or a number of watts >= 0; ``InputError`` else."""
-        word = text.strip()
-        if word in ("auto", "measure", "off"):
-            return cls(word)
-        return cls("given", _number("--baseline", word, ("auto", "measure", "off")))
-
-    @property
-    def text(self) -> str:
-        return self.kind if self.watts is None else f"{self.watts:g}"
+        """``auto``, ``measure``, ``off`` or a finite number of watts >= 0; ``ValueError``
+        saying what is allowed else."""
+        if text in BASELINE_WORDS:
+            return cls(text, None, text)
+        return cls("given", _number(text, BASELINE_WORDS), text)
 
 
 @dataclass(frozen=True, slots=True)
 class CooldownMode:
     """``--cooldown``: ``off``, ``auto`` (until every GPU is back near its idle
-    temperature), or ``wait`` ``seconds`` before each case."""
+    temperature), or ``wait`` ``seconds`` before each case; ``text`` as written."""
 
     kind: str = "off"
     seconds: float = 0.0
+    text: str = "off"
+
+    def __post_init__(self) -> None:
+        if self.kind not in (*COOLDOWN_WORDS, "wait") or not 0 <= self.seconds < math.inf:
+            raise InputError(f"cooldown mode {self.kind!r} for {self.seconds!r} s: use "
+                             "CooldownMode.parse")
 
     @classmethod
     def parse(cls, text: str) -> CooldownMode:
-        """``off``, ``auto`` or a number of seconds >= 0; ``InputError`` else."""
-        word = text.strip()
-        if word in ("off", "auto"):
-            return cls(word)
-        return cls("wait", _number("--cooldown", word, ("auto", "off")))
-
-    @property
-    def text(self) -> str:
-        return self.kind if self.kind != "wait" else f"{self.seconds:g}"
+        """``off``, ``auto`` or a finite number of seconds >= 0; ``ValueError`` saying what
+        is allowed else."""
+        if text in COOLDOWN_WORDS:
+            return cls(text, 0.0, text)
+        return cls("wait", _number(text, COOLDOWN_WORDS), text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,15 +99,18 @@ class TelemetryOptions:
 
     def __post_init__(self) -> None:
         # Mode words given as text (the Python API) are parsed here, once.
-        if isinstance(self.baseline, str):
-            object.__setattr__(self, "baseline", BaselineMode.parse(self.baseline))
-        if isinstance(self.cooldown, str):
-            object.__setattr__(self, "cooldown", CooldownMode.parse(self.cooldown))
+        for name, mode in (("baseline", BaselineMode), ("cooldown", CooldownMode)):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                try:
+                    object.__setattr__(self, name, mode.parse(value))
+                except ValueError as e:
+                    raise InputError(f"--{name} {e}") from None
         if self.mode not in MODES:
             raise InputError(f"--telemetry {self.mode!r}: use {', '.join(MODES)}")
-        if not (0 < self.sample_hz <= MAX_SAMPLE_HZ):
-            raise InputError(f"--sample-hz {self.sample_hz!r}: use a rate in (0, "
-                             f"{MAX_SAMPLE_HZ:g}]")
+        if not (MIN_SAMPLE_HZ <= self.sample_hz <= MAX_SAMPLE_HZ):
+            raise InputError(f"--sample-hz {self.sample_hz!r}: use a rate from "
+                             f"{MIN_SAMPLE_HZ:g} to {MAX_SAMPLE_HZ:g}")
         for option, value, low in (("--baseline-ttl", self.baseline_ttl_s, 0.0),
                                    ("--baseline-duration", self.baseline_duration_s, 0.1),
                                    ("--carbon-intensity", self.carbon_g_per_kwh, 0.0),
