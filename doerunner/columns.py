@@ -98,7 +98,7 @@ INT = "int"
 NUMBER = "number"
 TIMESTAMP = "timestamp"
 
-INT_COLUMNS = frozenset({"errors", "exit_code", "runs", "attempts", "gpu_samples",
+INT_COLUMNS = frozenset({"errors", "exit_code", "runs", "attempts", "gpu_samples", "gpu_count",
                          "warmup_runs", "tokens_in", "tokens_out"})
 BOOL_COLUMNS = frozenset({"warmup_converged", "thermal_throttle_detected", "env_in_container"})
 BOOL_PREFIXES = ("tag_",)

@@ -39,3 +39,11 @@ def run_srd(*args: str, cwd: Path | None = None, timeout: float = 120,
 def _isolated_srd_home(tmp_path_factory, monkeypatch):
     """Tests never touch the user's run history or baseline cache."""
     monkeypatch.setenv("SRD_HOME", str(tmp_path_factory.mktemp("srd_home")))
+
+
+@pytest.fixture(scope="session")
+def lib_dir() -> Path:
+    """The simulated NVML driver, built (tests/nvmlsim)."""
+    from .nvmlsim import build
+
+    return build()

@@ -44,7 +44,7 @@ RES_S = 0.01  # the simulator's default energy-counter resolution
 # interesting part of a profile is reached without waiting for the interpreter to start).
 PRELUDE = """
 import dataclasses, json, os, time
-from doerunner.telemetry import gpu
+from doerunner.telemetry import gpu, throttle
 BACK = float(os.environ.get("TEST_T0_BACK", "nan"))
 if BACK == BACK:
     os.environ["NVMLSIM_T0"] = repr(time.time() - BACK)
@@ -147,7 +147,8 @@ def test_static_facts_are_read_exactly(sim_lib):
     assert got["cuda"] == CUDA_VERSION == "12.4"
     assert got["info"] == [
         {"index": i, "uuid": uuid(i), "name": name, "vram_mb": float(VRAM_MB),
-         "power_limit_w": POWER_LIMIT_W, "mig_mode": mig}
+         "power_limit_w": POWER_LIMIT_W, "mig_mode": mig, "token": uuid(i),
+         "mig_instance": False, "energy_scope": "gpu"}
         for i, name, mig in [(0, NAME, "disabled"), (1, "NVIDIA A100-SXM4-80GB", "enabled"),
                              (2, NAME, None)]
     ]
@@ -236,7 +237,7 @@ def test_throttle_bitmask_names_and_clock_in_windows(sim_lib):
             for target in (0.2, 0.45, 0.7, 1.0):
                 wait_until(target)
                 s = sample(g.devices[0])
-                s["names"] = gpu.throttle_names(s["throttle"])
+                s["names"] = throttle.throttle_names(s["throttle"])
                 out.append(s)
             print(json.dumps(out))
         """, env, t0_back=0.05)
@@ -255,7 +256,7 @@ def test_throttle_bitmask_names_and_clock_in_windows(sim_lib):
 
 
 def test_throttle_names_order_and_ignored_bits():
-    from doerunner.telemetry.gpu import THROTTLE_MASK, throttle_names
+    from doerunner.telemetry.throttle import THROTTLE_MASK, throttle_names
 
     assert THROTTLE_MASK == 0xEC
     assert throttle_names(0xFF) == ["sw_thermal", "hw_thermal", "hw_slowdown", "sw_power_cap",
@@ -306,44 +307,142 @@ def test_two_gpus_with_different_profiles_sampled_from_threads(sim_lib):
 # Which GPUs: CUDA_VISIBLE_DEVICES and selection
 
 
-def test_cuda_visible_devices_by_index_and_uuid(sim_lib):
-    env = sim_env(sim_lib, gpus=3, gpu0_name="A", gpu1_name="B", gpu2_name="C")
-    cases = [
-        (None, None), ("2,0", None), ("2,0", "1"), (uuid(1), None), (uuid(2).upper(), None),
-        (f" {uuid(2)} , 0 ", None), ("1,7,2", None), ("1,1", None), ("", None),
-        ("GPU-5151a000", None), ("0,1", "2"), (None, "0,0"), ("MIG-abc", None), ("x", None),
-    ]
-    got = run_py(f"""
-        out = []
-        for cvd, select in {cases!r}:
-            if cvd is None:
-                os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+OPEN_ALL = """
+    out = []
+    for cvd, order, select in CASES:
+        for name, value in (("CUDA_VISIBLE_DEVICES", cvd), ("CUDA_DEVICE_ORDER", order)):
+            if value is None:
+                os.environ.pop(name, None)
             else:
-                os.environ["CUDA_VISIBLE_DEVICES"] = cvd
-            try:
-                with gpu.open_gpus(select) as g:
-                    out.append([d.info.name for d in g.devices])
-            except gpu.TelemetryError as e:
-                out.append([e.exit_code, str(e)])
-        print(json.dumps(out))
-        """, env)
-    assert got == [
-        ["A", "B", "C"],
-        ["C", "A"],
-        ["A"],                                  # select indexes the visible list, as CUDA does
-        ["B"],
-        ["C"],
-        ["C", "A"],
-        ["B"],                                  # CUDA stops at the first entry naming no GPU
-        ["B"],                                  # ... and a repeated one
+                os.environ[name] = value
+        try:
+            with gpu.open_gpus(select) as g:
+                out.append([[d.info.index, d.info.token, d.info.mig_instance]
+                            for d in g.devices] + g.notes)
+        except gpu.TelemetryError as e:
+            out.append([e.exit_code, str(e)])
+    print(json.dumps(out))
+"""
+
+
+def open_all(env: dict[str, str], cases: list[tuple[str | None, str | None, str | None]]
+             ) -> list[Any]:
+    """``open_gpus(select)`` under each (CUDA_VISIBLE_DEVICES, CUDA_DEVICE_ORDER, select):
+    [[index, token, mig_instance], ..., notes...] or [exit code, message]."""
+    return run_py(f"CASES = {cases!r}\n" + textwrap.dedent(OPEN_ALL), env)
+
+
+def test_cuda_visible_devices_by_index_and_uuid(sim_lib):
+    env = sim_env(sim_lib, gpus=3)
+    cases = [
+        (None, None, None), ("2,0", None, None), ("2,0", None, "1"), (uuid(1), None, None),
+        (uuid(2).upper(), None, None), (f" {uuid(2)} , 0 ", None, None),
+        ("1,7,2", None, None), ("1,1", None, None), ("", None, None),
+        ("GPU-5151a000", None, None), ("0,1", None, "2"), (None, None, "0,0"),
+        ("x", None, None),
+    ]
+    g = [[i, uuid(i), False] for i in range(3)]
+    assert open_all(env, cases) == [
+        g,
+        [g[2], g[0]],
+        [g[0]],                                  # select indexes the visible list, as CUDA does
+        [g[1]],
+        [[2, uuid(2), False]],                   # the token is NVML's spelling of the UUID
+        [g[2], g[0]],
+        [g[1]],                                  # CUDA stops at the first entry naming no GPU
+        [g[1]],                                  # ... and a repeated one
         [4, "no GPU visible: CUDA_VISIBLE_DEVICES is empty"],
         [4, "no GPU visible: CUDA_VISIBLE_DEVICES=GPU-5151a000 names no GPU"],  # ambiguous
         [4, "no GPU '2' among the 2 visible (valid: 0..1, CUDA_VISIBLE_DEVICES applies)"],
         [4, "GPU 0 selected twice in '0,0'"],
-        [4, "CUDA_VISIBLE_DEVICES names a MIG instance (MIG-abc): NVML measures power and "
-            "energy per physical GPU only; select the GPU by index or GPU- UUID"],
         [4, "no GPU visible: CUDA_VISIBLE_DEVICES=x names no GPU"],
     ]
+
+
+def test_cuda_order_differs_from_nvml_order_on_a_mixed_host(sim_lib):
+    # NVML lists GPU 0 first, but GPU 1 sits on the lower PCI bus: with
+    # CUDA_DEVICE_ORDER=PCI_BUS_ID, CUDA's device 0 is NVML's GPU 1. The models differ, so
+    # without it CUDA's "fastest first" order is unknowable and indices are refused.
+    env = sim_env(sim_lib, gpus=2, gpu0_name="NVIDIA A100-SXM4-80GB", gpu0_pci_bus=0x41,
+                  gpu1_name="NVIDIA H100 80GB HBM3", gpu1_pci_bus=0x1b)
+    refused = ("CUDA_VISIBLE_DEVICES=0 names GPUs by index, which CUDA numbers fastest first "
+               "on this host of mixed GPUs (NVIDIA A100-SXM4-80GB, NVIDIA H100 80GB HBM3) "
+               "unless CUDA_DEVICE_ORDER=PCI_BUS_ID: set CUDA_DEVICE_ORDER=PCI_BUS_ID or name "
+               "the GPUs by UUID (nvidia-smi -L)")
+    assert open_all(env, [
+        ("0", "PCI_BUS_ID", None), ("1,0", "pci_bus_id", None), ("0", None, None),
+        ("0", "FASTEST_FIRST", None), (uuid(0), None, None), (None, None, None),
+    ]) == [
+        [[1, uuid(1), False]],
+        [[0, uuid(0), False], [1, uuid(1), False]],
+        [4, refused],
+        [4, refused],
+        [[0, uuid(0), False]],                   # a UUID is the same GPU in any order
+        [[0, uuid(0), False], [1, uuid(1), False]],  # no variable: NVML's (nvidia-smi's) order
+    ]
+    # Same models: both orders are PCI bus order, and indices map through it.
+    env = sim_env(sim_lib, gpus=2, gpu0_pci_bus=0x41, gpu1_pci_bus=0x1b)
+    assert open_all(env, [("0", None, None)]) == [[[1, uuid(1), False]]]
+
+
+def test_mig_instances_map_to_their_gpu(sim_lib):
+    from .nvmlsim import mig_uuid
+
+    env = sim_env(sim_lib, gpus=2, gpu1_mig=True, gpu1_mig_instances=3)
+    old_style = f"MIG-{uuid(1)}/7/0"
+    assert open_all(env, [
+        (mig_uuid(1, 2), None, None), (f"{mig_uuid(1, 0)},{mig_uuid(1, 1)}", None, None),
+        (old_style, None, None), (f"0,{mig_uuid(1, 0)}", None, None),
+        ("MIG-5151a000-0000-4000-9000-000009000000", None, None),
+    ]) == [
+        [[1, mig_uuid(1, 2), True]],
+        [[1, mig_uuid(1, 0), True]],             # CUDA enumerates one MIG instance only
+        [[1, old_style, True]],                  # MIG-GPU-<uuid>/gi/ci (drivers before R470)
+        [[0, uuid(0), False], [1, mig_uuid(1, 0), True]],
+        [4, "no GPU visible: CUDA_VISIBLE_DEVICES=MIG-5151a000-0000-4000-9000-000009000000 "
+            "names no GPU"],
+    ]
+    # MIG mode: utilisation is not supported on the GPU (NVML says so); the rest is read.
+    got = run_py(f"""
+        os.environ["CUDA_VISIBLE_DEVICES"] = "{mig_uuid(1, 0)}"
+        with gpu.open_gpus() as g:
+            s = g.devices[0].sample()
+            print(json.dumps([s.util_pct, s.power_w, g.devices[0].info.mig_mode]))
+        """, env)
+    assert got == [None, 60.0, "enabled"]
+
+
+def test_a_gpu_without_permission_is_left_out_and_said(sim_lib):
+    env = sim_env(sim_lib, gpus=3, gpu1_no_permission=True)
+    note = ("GPU 1 cannot be opened (insufficient permissions, NVML error 4): it is neither "
+            "measured nor given to cases")
+    assert open_all(env, [(None, None, None), (uuid(2), None, None), ("0", None, None),
+                          (uuid(1), None, None)]) == [
+        [[0, uuid(0), False], [2, uuid(2), False], note],
+        [[2, uuid(2), False], note],
+        [4, "CUDA_VISIBLE_DEVICES=0 names GPUs by index, but GPU 1 cannot be opened "
+            "(insufficient permissions, NVML error 4), so CUDA's numbering cannot be mapped: "
+            "name the GPUs by UUID (nvidia-smi -L)"],
+        [4, f"no GPU visible: CUDA_VISIBLE_DEVICES={uuid(1)} names no GPU"],
+    ]
+
+
+def test_an_old_driver_without_field_values_degrades_to_averaged_power(tmp_path):
+    # nvidia-ml-py raises NVMLError_FunctionNotFound for a function the library does not
+    # export: srd reads the (averaged) power instead, and the throttle reasons the old way.
+    try:
+        lib = build(variant="old")
+    except RuntimeError as e:
+        pytest.skip(str(e))
+    env = sim_env(lib, gpus=1, gpu0_mig=True)
+    got = run_py("""
+        with gpu.open_gpus() as g:
+            d = g.devices[0]
+            s = d.sample()
+            print(json.dumps([d.has_instant_power, d.throttle_api, s.power_w, s.throttle,
+                              d.energy_mj() is not None]))
+        """, env)
+    assert got == [False, "nvmlDeviceGetCurrentClocksThrottleReasons", 60.0, 0, True]
 
 
 # ---------------------------------------------------------------------------------------------

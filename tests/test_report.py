@@ -150,7 +150,7 @@ def test_pareto_front_and_throttled_spans() -> None:
 
 def test_throttle_mask_matches_telemetry() -> None:
     from doerunner.outputs import plots
-    from doerunner.telemetry.gpu import THROTTLE_MASK
+    from doerunner.telemetry.throttle import THROTTLE_MASK
 
     assert plots.THROTTLE_MASK == THROTTLE_MASK
 

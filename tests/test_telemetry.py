@@ -15,11 +15,6 @@ from .conftest import run_srd
 from .nvmlsim import Profile
 
 
-@pytest.fixture(scope="session")
-def lib_dir() -> Path:
-    return nvmlsim.build()
-
-
 def srd_sim(tmp_path: Path, lib_dir: Path, cases: str, *args: str, profiles=None,
             **scenario):
     (tmp_path / "cases.csv").write_text(cases)
@@ -103,8 +98,35 @@ def test_throttling_detected_with_reasons_and_duration(tmp_path, lib_dir) -> Non
     overlap = min(gpu["t_end"], t0 + 2.0) - max(gpu["t_begin"], t0 + 1.0)
     assert overlap > 0.5
     assert float(row["thermal_throttle_duration_sec"]) == pytest.approx(overlap, rel=0.10)
-    assert ("srd: warning: GPU clocks were held down (throttled) in 1 case(s): "
-            "hot (sw_thermal;hw_slowdown)") in p.stderr
+    share = 100 * overlap / (gpu["t_end"] - gpu["t_begin"])
+    assert float(row["thermal_throttle_pct"]) == pytest.approx(share, abs=4)
+    assert float(row["gpu_hw_slowdown_pct"]) == pytest.approx(share, abs=4)
+    assert row["gpu_power_capped_pct"] == "0.00"
+    pct = f"{float(row['thermal_throttle_pct']):.0f}"
+    assert (f"srd: warning: GPU clocks were slowed by heat (thermal throttling) in 1 case(s): "
+            f"hot ({pct}% of the window); their times and energy are not representative: let "
+            "the GPUs cool between cases (--cooldown auto) and check the airflow") in p.stderr
+    assert ("srd: warning: the hardware slowed the GPU clocks (HW slowdown) in 1 case(s): hot "
+            ) in p.stderr
+
+
+def test_a_gpu_at_its_power_limit_is_power_capped_not_thermally_throttled(tmp_path, lib_dir):
+    # Held at a 300 W limit (sw power cap set by the simulator): not a cooling problem.
+    p = srd_sim(tmp_path, lib_dir, "case_id,cmd\ncapped,sleep 1\n", "--baseline", "off",
+                "--sample-hz", "50", profiles=[Profile([(0, 300.0)])],
+                gpu0_power_limit_w=300.0, gpu0_capped=True)
+    assert p.returncode == 0, p.stderr
+    row = rows(tmp_path)[0]
+    assert row["thermal_throttle_detected"] == "" and row["thermal_throttle_pct"] == "0.00"
+    assert row["thermal_throttle_duration_sec"] == "0.000000"
+    assert float(row["gpu_power_capped_pct"]) > 95
+    assert row["thermal_throttle_reasons"] == "sw_power_cap"
+    assert row["env_power_limit_w"] == "300.00"
+    assert "cooldown" not in p.stderr
+    assert ("srd: warning: GPUs were held at their power limit in 1 case(s): capped (") in p.stderr
+    assert ("expected for a GPU-bound load: the results hold for this power limit "
+            "(env_power_limit_w), not for another one; this is not a cooling problem"
+            ) in p.stderr
 
 
 def test_environment_columns_equal_the_device(tmp_path, lib_dir) -> None:
@@ -154,7 +176,9 @@ def test_two_gpus_energy_is_summed(tmp_path, lib_dir) -> None:
     truth = sum(pr.energy_j(g["t_begin"] - t0, g["t_end"] - t0)
                 for pr, g in zip(profs, gpus, strict=True))
     assert float(row["energy_raw_j"]) == pytest.approx(truth, rel=0.005)
-    assert float(row["gpu_power_mean_w"]) == pytest.approx(350.0)
+    # energy / duration per GPU, summed over the case's GPUs
+    assert float(row["gpu_power_mean_w"]) == pytest.approx(350.0, rel=0.005)
+    assert row["gpu_count"] == "2"
 
 
 def test_nvml_failure_auto_runs_without_telemetry_on_exits_4(tmp_path, lib_dir) -> None:

@@ -30,7 +30,7 @@ def write_case_timeseries(run_dir: Path, case_id: str, series: list[Any],
     """Write ``timeseries/<case_id>.json``; its path. ``OutputError`` when it cannot be
     written."""
     from doerunner.outputs.timeseries import CaseTimeseries, case_document
-    from doerunner.telemetry.gpu import THROTTLE_MASK
+    from doerunner.telemetry.throttle import THROTTLE_MASK
 
     path = run_dir / "timeseries" / f"{case_id}.json"
     doc = case_document(case_id, series, sample_hz, THROTTLE_MASK)

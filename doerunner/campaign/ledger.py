@@ -10,6 +10,7 @@ from doerunner.campaign.rows import build_row
 from doerunner.columns import ColumnStats
 from doerunner.inputs.case import Case
 from doerunner.results import FAIL, OK, TIMEOUT, CaseResult
+from doerunner.telemetry.throttle import ADVICE, COLUMNS
 
 
 class Ledger:
@@ -23,7 +24,7 @@ class Ledger:
         self.stats = ColumnStats()
         self.counts: dict[str, int] = {OK: 0, FAIL: 0, TIMEOUT: 0}
         self.violated_ids: list[str] = []
-        self.throttled: list[str] = []
+        self.throttled: dict[str, list[str]] = {cause: [] for cause in COLUMNS}
         self.warnings: list[str] = []
 
     def account(self, i: int, case: Case, result: CaseResult) -> dict[str, Any]:
@@ -35,8 +36,10 @@ class Ledger:
         self.counts[result.status] = self.counts.get(result.status, 0) + 1
         if row["violations"]:
             self.violated_ids.append(case.case_id)
-        if row.get("thermal_throttle_detected"):
-            self.throttled.append(f"{case.case_id} ({row.get('thermal_throttle_reasons')})")
+        for cause, column in COLUMNS.items():
+            pct = row.get(column)
+            if isinstance(pct, (int, float)) and pct > 0:
+                self.throttled[cause].append(f"{case.case_id} ({pct:.0f}% of the window)")
         for w in result.warnings:
             self.warnings.append(f"{case.case_id}: {w}")
         return row
@@ -48,11 +51,11 @@ class Ledger:
     def end_warnings(self) -> list[str]:
         """The warnings of the run, with one about throttled cases when there were any."""
         out = list(self.warnings)
-        if self.throttled:
-            out.append(
-                f"GPU clocks were held down (throttled) in {len(self.throttled)} case(s): "
-                + ", ".join(self.throttled[:10]) + (" ..." if len(self.throttled) > 10 else "")
-                + "; their times and energy are not representative (see --cooldown)")
+        for cause, cases in self.throttled.items():
+            if cases:
+                what, advice = ADVICE[cause]
+                out.append(f"{what} in {len(cases)} case(s): " + ", ".join(cases[:10])
+                           + (" ..." if len(cases) > 10 else "") + f"; {advice}")
         return out
 
     def exit_code(self, interrupted: bool) -> int:

@@ -12,6 +12,7 @@ same file. Memory stays O(cases).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import os
 import threading
@@ -66,6 +67,9 @@ def run(cases: str | os.PathLike[str] | Sequence[Case], options: RunOptions | No
     rundir.preflight(opts.output)
     with rundir.locked(run_dir), _planned(draft, opts) as (plan, gpus), \
             _monitoring(opts, plan, gpus, run_dir, reporter) as monitor:
+        for note in plan.notes:
+            if note not in draft.notes:
+                reporter.warn(note)
         # The cases live for the whole run: keep the cyclic GC from scanning them over
         # and over (it cost ~15% of a 100k-case dummy run).
         gc.freeze()
@@ -101,11 +105,14 @@ def _planned(draft: Draft, opts: RunOptions) -> Iterator[tuple[ExecutionPlan, Gp
         if gpus is None:
             return [], why
         opened.append(gpus)
-        return [GpuRef(p, d.info.index, d.info.uuid, d.info.name)
-                for p, d in enumerate(gpus.devices)], None
+        return [GpuRef(p, d.info.index, d.info.uuid, d.info.name, d.info.token,
+                       d.info.mig_instance) for p, d in enumerate(gpus.devices)], None
 
     try:
         plan = make_plan(draft, find_gpus)
+        found = [n for g in opened for n in g.notes]
+        if found:
+            plan = dataclasses.replace(plan, notes=(*plan.notes, *found))
         yield plan, (opened[0] if opened and plan.active else None)
     finally:
         for g in opened:

@@ -9,11 +9,14 @@ decides any of this again: executors run the slots, the runner measures the slot
 
 The rules:
 
-* one case at a time (the default): one slot; with telemetry it measures every GPU of the
+* one rule for GPUs: the GPUs a slot owns are given to its cases (``CUDA_VISIBLE_DEVICES``
+  = their UUIDs, which name the same GPUs whatever CUDA's ordering, or the MIG instance the
+  user named) and exactly those are measured. A case never runs on a GPU srd does not
+  measure, nor is it charged for one it cannot use.
+* one case at a time (the default): one slot; with telemetry it owns every GPU of the
   run (``--gpus``, else every visible GPU).
-* ``--per-gpu``: one slot per GPU; each case gets its slot's GPU (``CUDA_VISIBLE_DEVICES``
-  = its UUID, which names the same GPU whatever the ordering) and is measured on it alone.
-  It needs telemetry (no GPU found is an error).
+* ``--per-gpu``: one slot per GPU; each case gets its slot's GPU and is measured on it
+  alone. It needs telemetry (no GPU found is an error).
 * ``--jobs N`` (and a Dask LocalCluster of N > 1 workers): N slots side by side on shared
   GPUs. A window would measure its neighbours' energy too, so telemetry is off, and cases
   of a backend that uses a GPU are refused — unless ``--share-gpus`` accepts that (then
@@ -40,12 +43,20 @@ CUDA_VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"
 @dataclass(frozen=True, slots=True)
 class GpuRef:
     """A GPU of the run: ``position`` among the GPUs opened for it (what measurement windows
-    name), its NVML ``index``, ``uuid`` and ``name``."""
+    name), its NVML ``index``, ``uuid`` and ``name``; ``token``: how ``CUDA_VISIBLE_DEVICES``
+    names it for a case (its UUID, or the MIG instance the user named); ``shared``: the case
+    gets one MIG instance, so the GPU's energy is shared with its other instances."""
 
     position: int
     index: int
     uuid: str
     name: str
+    token: str = ""
+    shared: bool = False
+
+    @property
+    def visible_as(self) -> str:
+        return self.token or self.uuid
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +142,8 @@ class ExecutionPlan:
         return {"executor": self.executor, "mode": self.mode, "telemetry": self.telemetry,
                 "active": self.active, "unavailable": self.unavailable,
                 "gpus": [{"position": g.position, "index": g.index, "uuid": g.uuid,
-                          "name": g.name} for g in self.gpus],
+                          "name": g.name, "visible_as": g.visible_as, "shared": g.shared}
+                         for g in self.gpus],
                 "slots": [s.to_json() for s in self.slots], "workers": self.workers,
                 "scheduler": self.scheduler, "gpu_backends": sorted(self.gpu_backends),
                 "gpu_tasks": self.gpu_tasks,
@@ -206,12 +218,24 @@ def make_plan(draft: Draft, find_gpus: GpuFinder) -> ExecutionPlan:
     if draft.telemetry != "off":
         gpus, unavailable = find_gpus(draft.telemetry)
     if draft.mode == "per-gpu":
-        slots = tuple(Slot(i, (g,), ((CUDA_VISIBLE_DEVICES, g.uuid),))
-                      for i, g in enumerate(gpus))
+        slots = tuple(_owning(i, (g,)) for i, g in enumerate(gpus))
     else:
-        slots = tuple(Slot(i, tuple(gpus)) for i in range(draft.slots))
+        slots = tuple(_owning(i, tuple(gpus)) for i in range(draft.slots))
+    shared = [g for g in gpus if g.shared]
+    if shared:
+        common["notes"] = (*draft.notes, *(
+            f"GPU {g.index} is measured for MIG instance {g.token}: its energy and power "
+            "include the GPU's other instances" for g in shared))
     return ExecutionPlan(draft.executor, draft.mode, slots, draft.telemetry, bool(gpus),
                          tuple(gpus), unavailable, **common)
+
+
+def _owning(number: int, gpus: tuple[GpuRef, ...]) -> Slot:
+    """A slot that owns ``gpus``: its cases are given exactly those (none: the environment
+    is left as it is)."""
+    if not gpus:
+        return Slot(number)
+    return Slot(number, gpus, ((CUDA_VISIBLE_DEVICES, ",".join(g.visible_as for g in gpus)),))
 
 
 def _side_by_side(options: Any, cases: Sequence[Case], gpu_backends: frozenset[str],

@@ -30,6 +30,7 @@ from doerunner.inputs.case import Case
 from doerunner.policy import ExecutionPolicy
 from doerunner.telemetry.gpu import GpuSample, discover
 from doerunner.telemetry.options import TelemetryOptions
+from doerunner.telemetry.visible import CUDA_VISIBLE_DEVICES
 
 # Every case's environment names the worker process that started it, so that a worker
 # started after a lost one can kill what the lost one left running on its host.
@@ -89,8 +90,12 @@ def run_on_worker(case: Case, policy: ExecutionPolicy, telemetry: TelemetryOptio
     cancel = _cancel_event(run_key)
     logs = tempfile.mkdtemp(prefix="srd-dask-")
     try:
-        settings = RunnerSettings(logs, policy, cancel, monitor,
-                                  {**env, WORKER_VAR: str(os.getpid())})
+        own = {WORKER_VAR: str(os.getpid())}
+        if monitor is not None and monitor.gpus is not None:
+            # The plan's rule on a worker: the case gets the GPUs this worker measures.
+            own[CUDA_VISIBLE_DEVICES] = ",".join(
+                d.info.token or d.info.uuid for d in monitor.gpus.devices)
+        settings = RunnerSettings(logs, policy, cancel, monitor, {**env, **own})
         try:
             result = run_with_retries(case, _backend(case.backend), settings)
         except CaseInterrupted:

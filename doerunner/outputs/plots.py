@@ -16,7 +16,7 @@ import pandas as pd
 from doerunner.analysis.effects import EffectsTable
 from doerunner.analysis.metrics import numeric
 from doerunner.outputs.tables import fmt_number
-from doerunner.telemetry.gpu import THROTTLE_MASK
+from doerunner.telemetry.throttle import THROTTLE_MASK
 
 
 def _figure(w: float, h: float) -> Any:

@@ -25,6 +25,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from doerunner.errors import DoerunnerError
+from doerunner.telemetry import visible as _visible_mod
+
+_EPOCH_OFFSET = time.time() - time.monotonic()
+
+
+def now() -> float:
+    """Epoch seconds that advance with the monotonic clock: durations between two of them
+    are immune to the system clock being set, and they still read as dates."""
+    return time.monotonic() + _EPOCH_OFFSET
 
 
 class TelemetryError(DoerunnerError):
@@ -37,29 +46,6 @@ class TelemetryError(DoerunnerError):
     exit_code = 4
 
 
-# Clock-event ("throttle") reason bits; the same values in both NVML API generations.
-_NAMED_REASONS = (
-    ("sw_thermal", 0x20),
-    ("hw_thermal", 0x40),
-    ("hw_slowdown", 0x08),
-    ("sw_power_cap", 0x04),
-    ("hw_power_brake", 0x80),
-)
-
-THROTTLE_MASK = sum(bit for _, bit in _NAMED_REASONS)
-"""The bits :func:`throttle_names` names (0xEC): the reasons that mean clocks were held down."""
-
-
-def throttle_names(mask: int) -> list[str]:
-    """The named slowdown reasons set in a clock-event bitmask, in a fixed order.
-
-    Only the reasons that mean "clocks were held down" are named (sw_thermal, hw_thermal,
-    hw_slowdown, sw_power_cap, hw_power_brake); GPU idle, application clocks, sync boost and
-    display clock are ignored.
-    """
-    return [name for name, bit in _NAMED_REASONS if mask & bit]
-
-
 @dataclass(frozen=True, slots=True)
 class GpuInfo:
     """Static facts about one GPU, read once at open."""
@@ -70,13 +56,16 @@ class GpuInfo:
     vram_mb: float              # total memory, MiB
     power_limit_w: float | None  # enforced power limit
     mig_mode: str | None        # "enabled" / "disabled" / None when unsupported
+    token: str = ""             # how CUDA_VISIBLE_DEVICES names it for a case (UUID or MIG id)
+    mig_instance: bool = False  # the case gets one MIG instance: the GPU's energy is shared
+    energy_scope: str = "gpu"   # what the energy counter covers: "gpu" or "module" (GH200)
 
 
 @dataclass(slots=True)
 class GpuSample:
     """One reading of one GPU. A field that could not be read is ``None``."""
 
-    t: float                    # epoch seconds (time.time()) just before the power reading
+    t: float                    # epoch seconds (``now()``) just before the power reading
     power_w: float | None       # instantaneous when supported, else NVML's (averaged) power
     energy_mj: int | None       # the total-energy counter (mJ), None without one
     mem_used_mb: float | None
@@ -173,14 +162,15 @@ class GpuDevice:
     """One open GPU. ``sample()`` is cheap (about 7 NVML calls) and never raises for one field."""
 
     __slots__ = ("_energy", "_mem", "_power", "_sm_clock", "_temp", "_throttle", "_util",
-                 "has_energy_counter", "has_instant_power", "info", "throttle_api")
+                 "has_energy_counter", "has_instant_power", "info", "power_scope",
+                 "throttle_api")
 
     def __init__(self, handle: Any, info: GpuInfo) -> None:
         nv = _nvml()
         h = handle
         self.info = info
 
-        def field_reader(field_id: int) -> Callable[[], Any]:
+        def field_reader(field_id: int, scope: int = 0) -> Callable[[], Any] | None:
             # pynvml's nvmlDeviceGetFieldValues builds a ctypes array and raises and catches
             # a TypeError on every call; at 100 Hz that was a third of the sampler's cost. The
             # request is built once here and reused, under a lock (the sampler thread and the
@@ -190,7 +180,11 @@ class GpuDevice:
 
             values = (nv.c_nvmlFieldValue_t * 1)()
             values[0].fieldId = field_id
-            fn = nv._nvmlGetFunctionPointer("nvmlDeviceGetFieldValues")
+            values[0].scopeId = scope
+            try:  # an old driver has no field values at all (FunctionNotFound)
+                fn = nv._nvmlGetFunctionPointer("nvmlDeviceGetFieldValues")
+            except _NVMLError:
+                return None
             count, ref, check = ctypes.c_int32(1), ctypes.byref(values), nv._nvmlCheckReturn
             lock = threading.Lock()
 
@@ -205,13 +199,22 @@ class GpuDevice:
                                    else "uiVal")
             return read
 
-        instant_field = field_reader(nv.NVML_FI_DEV_POWER_INSTANT)
+        def instant_at(scope: int) -> Callable[[], float] | None:
+            read = field_reader(nv.NVML_FI_DEV_POWER_INSTANT, scope)
+            return None if read is None else lambda: read() / 1000.0
 
-        def instant_w() -> float:
-            return instant_field() / 1000.0
+        # Power is read at the scope the energy counter covers, so that power and energy
+        # describe the same thing: on a Grace Hopper module both include the CPU and memory.
+        # Module scope falls back to GPU scope where the driver has none (before R535).
+        gpu_instant = instant_at(0)
+        module_instant = instant_at(1) if info.energy_scope == "module" else None
+        def average() -> float:
+            return nv.nvmlDeviceGetPowerUsage(h) / 1000.0
 
-        self._power = _probe(instant_w, lambda: nv.nvmlDeviceGetPowerUsage(h) / 1000.0)
-        self.has_instant_power = self._power is instant_w
+        self._power = _probe(module_instant, gpu_instant, average)
+        self.has_instant_power = self._power is not None and self._power is not average
+        self.power_scope = "module" if self._power is not None and \
+            self._power is module_instant else "gpu"
         self._energy = _probe(lambda: nv.nvmlDeviceGetTotalEnergyConsumption(h))
         self.has_energy_counter = self._energy is not None
         self._mem = _probe(lambda: nv.nvmlDeviceGetMemoryInfo(h).used / 1048576.0)
@@ -237,7 +240,7 @@ class GpuDevice:
 
     def sample(self) -> GpuSample:
         """Read everything once. A field NVML cannot give right now is ``None``."""
-        t = time.time()
+        t = now()
         return GpuSample(t, _read(self._power), _read(self._energy), _read(self._mem),
                          _read(self._util), _read(self._temp), _read(self._sm_clock),
                          _read(self._throttle))
@@ -246,7 +249,7 @@ class GpuDevice:
         """Power and clock-event reasons only (2 NVML calls instead of 7); the slow-moving
         readings (memory, utilisation, temperature, clock) are carried over from ``prev``.
         For sampling above 10 Hz, where the full read would cost more than it tells."""
-        t = time.time()
+        t = now()
         return GpuSample(t, _read(self._power), None, prev.mem_used_mb, prev.util_pct,
                          prev.temp_c, prev.sm_clock_mhz, _read(self._throttle))
 
@@ -262,7 +265,12 @@ class GpuDevice:
         return f"GpuDevice({self.info.index}, {self.info.name!r}, {self.info.uuid})"
 
 
-def _open_device(handle: Any, index: int, uuid: str) -> GpuDevice:
+# Superchips whose energy counter covers the whole module (GPU + CPU + memory), as the Zeus
+# maintainers found on GH200 (ml-energy/zeus#172): Grace Hopper and Grace Blackwell.
+_MODULE_COUNTER_NAMES = ("GH200", "GB200", "GB300")
+
+
+def _open_device(handle: Any, index: int, uuid: str, seen: _visible_mod.Visible) -> GpuDevice:
     nv = _nvml()
     name = _call(f"read the name of GPU {index}", nv.nvmlDeviceGetName, handle)
     total = _call(f"read the memory of GPU {index}", nv.nvmlDeviceGetMemoryInfo, handle).total
@@ -275,6 +283,9 @@ def _open_device(handle: Any, index: int, uuid: str) -> GpuDevice:
         power_limit_w=None if limit_mw is None else limit_mw / 1000.0,
         mig_mode=None if mig is None else
         ("enabled" if mig[0] == nv.NVML_DEVICE_MIG_ENABLE else "disabled"),
+        token=seen.token, mig_instance=seen.mig,
+        energy_scope="module" if any(m in name.upper() for m in _MODULE_COUNTER_NAMES)
+        else "gpu",
     )
     return GpuDevice(handle, info)
 
@@ -288,8 +299,9 @@ class Gpus:
 
     def __init__(self, devices: list[GpuDevice], driver_version: str | None = None,
                  cuda_version: str | None = None, *, unavailable: str | None = None,
-                 initialised: bool = False) -> None:
+                 initialised: bool = False, notes: list[str] | None = None) -> None:
         self.devices = devices
+        self.notes = notes or []  # what the user should know (GPUs that could not be opened)
         self.driver_version = driver_version
         self.cuda_version = cuda_version
         self.unavailable = unavailable
@@ -315,9 +327,9 @@ def open_gpus(select: str | None = None) -> Gpus:
     """Initialise NVML and open the selected visible GPUs.
 
     ``select``: ``None`` (or ``"all"``) for every visible GPU, or ``"0,1"``: positions in the
-    visible list. With ``CUDA_VISIBLE_DEVICES`` set (indices or ``GPU-`` UUIDs, prefixes allowed;
-    empty = none), the visible GPUs are those, in that order, as CUDA numbers them; parsing
-    stops at the first entry that names no GPU, as CUDA's does.
+    visible list. Without ``CUDA_VISIBLE_DEVICES`` the visible GPUs are those NVML can open,
+    in NVML's (nvidia-smi's) order; with it, the GPUs it names as CUDA reads it (see
+    ``visible``: indices by CUDA's order, UUIDs, a MIG instance mapped to its GPU).
 
     Raises :class:`TelemetryError` with a one-line reason when NVML is missing or fails, or no
     GPU matches.
@@ -336,18 +348,16 @@ def open_gpus(select: str | None = None) -> Gpus:
     _call("initialise NVML", nv.nvmlInit)
     try:
         count = _call("count the GPUs", nv.nvmlDeviceGetCount)
-        # A GPU we may not open (container device rules) must not stop the others.
-        handles = [_read(lambda i=i: nv.nvmlDeviceGetHandleByIndex(i)) for i in range(count)]
-        uuids = [None if h is None else _read(lambda h=h: nv.nvmlDeviceGetUUID(h))
-                 for h in handles]
-        visible = _visible(os.environ.get("CUDA_VISIBLE_DEVICES"), uuids)
-        chosen = _select(select, visible)
-        devices = []
-        for i in chosen:
-            handle, uuid = handles[i], uuids[i]
-            if handle is None or uuid is None:
-                raise TelemetryError(f"cannot open GPU {i}: NVML refused its handle")
-            devices.append(_open_device(handle, i, uuid))
+        handles, table = _enumerate(count)
+        cvd = os.environ.get(_visible_mod.CUDA_VISIBLE_DEVICES)
+        try:
+            seen, notes = _visible_mod.visible(
+                cvd, table, os.environ.get(_visible_mod.CUDA_DEVICE_ORDER), _mig_parent)
+        except ValueError as e:
+            raise TelemetryError(str(e)) from None
+        chosen = _select(select, seen)
+        devices = [_open_device(handles[v.index], v.index, table[v.index].uuid or "", v)
+                   for v in chosen]
         driver = _read(nv.nvmlSystemGetDriverVersion)
         cuda = _read(nv.nvmlSystemGetCudaDriverVersion)
         if cuda is None:
@@ -356,7 +366,40 @@ def open_gpus(select: str | None = None) -> Gpus:
         _read(nv.nvmlShutdown)
         raise
     return Gpus(devices, driver, None if cuda is None else f"{cuda // 1000}.{cuda % 1000 // 10}",
-                initialised=True)
+                initialised=True, notes=notes)
+
+
+def _enumerate(count: int) -> tuple[list[Any], list[_visible_mod.Physical]]:
+    """Every GPU NVML counts: its handle (None when refused) and what can be read of it. A
+    GPU we may not open (container device rules, permissions) must not stop the others."""
+    nv = _nvml()
+    handles: list[Any] = []
+    table = []
+    for i in range(count):
+        try:
+            h = nv.nvmlDeviceGetHandleByIndex(i)
+        except _NVMLError as e:
+            code = getattr(e, "value", None)
+            handles.append(None)
+            why = _HINTS.get(code) if isinstance(code, int) else None
+            table.append(_visible_mod.Physical(i, refused=f"{why or e}, NVML error {code}"))
+            continue
+        handles.append(h)
+        pci = _read(lambda h=h: nv.nvmlDeviceGetPciInfo(h))
+        bus = getattr(pci, "busId", None) if pci is not None else None
+        table.append(_visible_mod.Physical(
+            i, _read(lambda h=h: nv.nvmlDeviceGetUUID(h)),
+            _read(lambda h=h: nv.nvmlDeviceGetName(h)),
+            bus.decode() if isinstance(bus, bytes) else bus))
+    return handles, table
+
+
+def _mig_parent(mig_uuid: str) -> int | None:
+    """The NVML index of the GPU a MIG instance (``MIG-<uuid>``) belongs to; None when NVML
+    does not know it (or the driver has no MIG calls)."""
+    nv = _nvml()
+    return _read(lambda: nv.nvmlDeviceGetIndex(nv.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(
+        nv.nvmlDeviceGetHandleByUUID(mig_uuid))))
 
 
 def discover(mode: str, select: str | None = None) -> tuple[Gpus | None, str | None]:
@@ -383,37 +426,9 @@ def open_gpus_or_null(select: str | None = None) -> Gpus:
         return Gpus([], unavailable=str(e))
 
 
-def _visible(cvd: str | None, uuids: list[str | None]) -> list[int]:
-    """NVML indices of the GPUs CUDA would see, in CUDA's order."""
-    if cvd is None:
-        return list(range(len(uuids)))
-    out: list[int] = []
-    for raw in cvd.split(","):
-        tok = raw.strip()
-        if tok.upper().startswith("MIG-"):
-            raise TelemetryError(
-                f"CUDA_VISIBLE_DEVICES names a MIG instance ({tok}): NVML measures power and "
-                "energy per physical GPU only; select the GPU by index or GPU- UUID")
-        idx = _resolve(tok, uuids)
-        if idx is None or idx in out:
-            break
-        out.append(idx)
-    return out
-
-
-def _resolve(tok: str, uuids: list[str | None]) -> int | None:
-    if tok.isdigit():
-        i = int(tok)
-        return i if i < len(uuids) else None
-    if not tok.upper().startswith("GPU-") or len(tok) <= 4:
-        return None
-    t = tok.lower()
-    hits = [i for i, u in enumerate(uuids) if u is not None and u.lower().startswith(t)]
-    return hits[0] if len(hits) == 1 else None
-
-
-def _select(select: str | None, visible: list[int]) -> list[int]:
-    cvd = os.environ.get("CUDA_VISIBLE_DEVICES")
+def _select(select: str | None,
+            visible: list[_visible_mod.Visible]) -> list[_visible_mod.Visible]:
+    cvd = os.environ.get(_visible_mod.CUDA_VISIBLE_DEVICES)
     if not visible:
         why = ("NVML found no GPU" if cvd is None else
                "CUDA_VISIBLE_DEVICES is empty" if not cvd.strip() else
@@ -421,7 +436,7 @@ def _select(select: str | None, visible: list[int]) -> list[int]:
         raise TelemetryError(f"no GPU visible: {why}")
     if select is None or select.strip().lower() in ("", "all"):
         return list(visible)
-    chosen: list[int] = []
+    chosen: list[_visible_mod.Visible] = []
     for tok in select.split(","):
         tok = tok.strip()
         if not tok.isdigit() or int(tok) >= len(visible):

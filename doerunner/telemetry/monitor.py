@@ -13,12 +13,11 @@ from typing import Any
 
 from doerunner.telemetry.baseline import Baseline, resolve
 from doerunner.telemetry.environment import env_columns, gpu_environment, host_environment
-from doerunner.telemetry.gpu import THROTTLE_MASK, Gpus, GpuSample, throttle_names
+from doerunner.telemetry.gpu import Gpus, GpuSample
 from doerunner.telemetry.options import TelemetryOptions
 from doerunner.telemetry.sampler import GpuWindow, Sampler
+from doerunner.telemetry.throttle import CAUSES, THERMAL_BITS, THROTTLE_MASK, throttle_names
 
-# Counters advance every ~10-100 ms: a shorter window may read 0 J.
-COUNTER_RESOLUTION_S = 0.1
 COOLDOWN_MARGIN_C = 2.0
 COOLDOWN_MAX_S = 300.0
 
@@ -67,10 +66,14 @@ class Monitor:
         host = host_environment()
         gpu_env = gpu_environment(self.gpus, devices, self.idle_temps_c)
         self.env = env_columns(host, gpu_env)
-        self.sampler = Sampler(devices, self.opts.sample_hz,
-                               throttle_bits=THROTTLE_MASK).start()
+        self.sampler = Sampler(devices, self.opts.sample_hz, throttle_bits=THROTTLE_MASK)
+        periods = self.sampler.measure_periods()
+        self.sampler.start()
         self.info.update({
             "active": True, "sample_hz": self.opts.sample_hz, "environment": gpu_env,
+            "counter_period_s": dict(zip(uuids, periods, strict=True)),
+            "power_scope": {d.info.uuid: d.power_scope for d in devices},
+            "energy_scope": {d.info.uuid: d.info.energy_scope for d in devices},
             "baseline": {"method": self.baseline.method, "power_w": self.baseline.power_w,
                          "age_s": self.baseline.age_s,
                          "measured_at": self.baseline.measured_at},
@@ -128,11 +131,18 @@ class Monitor:
         mask = 0
         for w in windows:
             mask |= w.throttle_mask
-        means = [w.power_mean_w for w in windows if w.power_mean_w is not None]
+        # Mean power: the energy over the window where a counter measured it (exact), the
+        # mean of the samples otherwise.
+        means = [w.energy_j / w.duration_s if w.energy_method == "counter" and w.duration_s > 0
+                 else w.power_mean_w for w in windows]
+        means = [m for m in means if m is not None]
         peaks = [w.power_peak_w for w in windows if w.power_peak_w is not None]
         utils = [w.util_mean_pct for w in windows if w.util_mean_pct is not None]
         mems = [w.mem_peak_mb for w in windows if w.mem_peak_mb is not None]
         temps = [w.temp_max_c for w in windows if w.temp_max_c is not None]
+        share = {name: max((100.0 * w.cause_s[k] / w.duration_s if w.duration_s > 0 else 0.0)
+                           for w in windows) for k, (name, _) in enumerate(CAUSES)}
+        thermal_s = max(w.cause_s[0] for w in windows)
         out.metrics.update({
             "energy_raw_j": raw,
             "energy_adjusted_j": max(0.0, raw - base_w * duration) if base_w is not None
@@ -147,9 +157,14 @@ class Monitor:
             "gpu_util_mean_pct": sum(utils) / len(utils) if utils else None,
             "gpu_mem_peak_mb": sum(mems) if mems else None,
             "gpu_samples": sum(w.samples for w in windows),
-            "thermal_throttle_detected": bool(mask),
-            "thermal_throttle_duration_sec": max(w.throttle_s for w in windows),
+            "gpu_count": len(windows),
+            # Thermal only (sw/hw thermal): power capping and hw slowdown have their own.
+            "thermal_throttle_detected": bool(mask & THERMAL_BITS),
+            "thermal_throttle_duration_sec": thermal_s,
             "thermal_throttle_reasons": ";".join(throttle_names(mask)),
+            "thermal_throttle_pct": share["thermal"],
+            "gpu_power_capped_pct": share["power"],
+            "gpu_hw_slowdown_pct": share["hw_slowdown"],
             "thermal_max_temp_c": max(temps) if temps else None,
         })
         out.details = {
@@ -158,15 +173,18 @@ class Monitor:
                       "t_begin": w.t_begin, "t_end": w.t_end, "energy_j": w.energy_j,
                       "energy_method": w.energy_method,
                       "counter_mj": [w.energy_begin_mj, w.energy_end_mj],
+                      "counter_updates": [e.tick_t if e is not None else None
+                                          for e in (w.begin, w.end)],
+                      "energy_fallback": w.fallback,
                       "samples": w.samples}
                      for n, w in enumerate(windows)],
         }
-        if method == "counter" and duration < COUNTER_RESOLUTION_S:
-            msg = (f"measurement window of {duration * 1000:.0f} ms is shorter than the energy "
-                   f"counter's update period (~{COUNTER_RESOLUTION_S * 1000:.0f} ms): its "
-                   "energy may read low or 0 J; use repeat or a longer case")
-            out.warnings.append(msg)
-            out.details["warning"] = msg
+        for w in windows:
+            if w.fallback:
+                msg = (f"GPU {devices[w.index].info.index}: energy from sampled power, not the "
+                       f"counter: {w.fallback}")
+                out.warnings.append(msg)
+                out.details.setdefault("warnings", []).append(msg)
         if self.opts.timeseries:
             for w in windows:
                 out.series.extend((devices[w.index].info.index, s) for s in w.series)

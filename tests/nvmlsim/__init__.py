@@ -24,6 +24,12 @@ is constant before the first and after the last point):
     The energy counter only advances at multiples of s (default 0.01).
 ``NVMLSIM_NO_EVENT_REASONS=1`` (no_event_reasons=True)
     nvmlDeviceGetCurrentClocksEventReasons is "function not found", like a pre-535 driver.
+``NVMLSIM_LATENCY_S=s`` (latency_s=0.002)
+    Every device call sleeps s seconds first, like a slow driver.
+
+``build(variant="old")`` compiles a library that does not export nvmlDeviceGetFieldValues,
+nvmlDeviceGetCurrentClocksEventReasons nor the MIG calls (an old driver: nvidia-ml-py raises
+``NVMLError_FunctionNotFound`` when they are called).
 
 Per GPU i (keyword ``gpu{i}_<name>``, e.g. ``gpu1_no_energy=True``):
 
@@ -44,6 +50,26 @@ Per GPU i (keyword ``gpu{i}_<name>``, e.g. ``gpu1_no_energy=True``):
     Memory used in MiB (default ``1024 + 40 * util``; util is ``min(100, power / 7)`` rounded).
 ``NVMLSIM_GPU{i}_NAME=str`` / ``NVMLSIM_GPU{i}_MIG=0|1|na``
     Default ``NVIDIA H100 80GB HBM3`` / MIG disabled (``na``: not supported).
+``NVMLSIM_GPU{i}_MIG_INSTANCES=n``
+    With MIG enabled, n MIG devices (default 2, UUIDs :func:`mig_uuid`); their handles give a
+    UUID, a name and the parent GPU, nothing to measure; the parent's utilisation is
+    NOT_SUPPORTED, as NVML documents for MIG mode.
+``NVMLSIM_GPU{i}_ENERGY_PERIOD_S=s`` / ``NVMLSIM_GPU{i}_ENERGY_PHASE_S=s``
+    The counter updates at phase + k * period (default: ``ENERGY_RES_S``, phase 0), holding
+    the energy up to that instant: real counters tick every 20-100 ms at a phase nobody
+    controls.
+``NVMLSIM_GPU{i}_ENERGY_RESET_AT=t`` / ``NVMLSIM_GPU{i}_ENERGY_FROZEN_AT=t``
+    The counter restarts from 0 at t (a driver reload) / stops updating at t.
+``NVMLSIM_GPU{i}_PCI_BUS=n``
+    PCI bus number (default ``0x1b + 0x10 * i``): CUDA's ``PCI_BUS_ID`` order.
+``NVMLSIM_GPU{i}_NO_PERMISSION=1``
+    Opening the GPU (by index or UUID) is NVML_ERROR_NO_PERMISSION.
+``NVMLSIM_GPU{i}_POWER_LIMIT_W=w`` / ``NVMLSIM_GPU{i}_CAPPED=1``
+    The enforced power limit (default 700) / the SW power cap reason (0x4) is set whenever
+    instantaneous power is within 1 W of the limit.
+``NVMLSIM_GPU{i}_MODULE_EXTRA_W=w`` / ``NVMLSIM_GPU{i}_NO_GPU_SCOPE=1``
+    A Grace Hopper-like module: module-scope power (field scopeId 1) and the energy counter
+    include w more watts (CPU and memory) / GPU-scope power fields are NOT_SUPPORTED.
 
 Fixed facts (constants below): 81559 MiB, UUID ``GPU-5151a000-0000-4000-8000-<12 hex digits of
 i>``, driver 550.54.15, CUDA driver 12040 (12.4), power limit 700 W, SM clock 1980 MHz (1410 MHz
@@ -88,15 +114,27 @@ def uuid(i: int) -> str:
     return f"GPU-5151a000-0000-4000-8000-{i:012x}"
 
 
-def build(out_dir: Path | None = None) -> Path:
+def mig_uuid(i: int, k: int) -> str:
+    """The simulated UUID of MIG device ``k`` of GPU ``i``."""
+    return f"MIG-5151a000-0000-4000-9000-{i:06x}{k:06x}"
+
+
+VARIANTS = {"current": (), "old": ("-DNVMLSIM_OLD_DRIVER",)}
+
+
+def build(out_dir: Path | None = None, variant: str = "current") -> Path:
     """Compile the simulator (once per source hash) and return the folder holding ``LIB_NAME``.
+
+    ``variant``: ``current`` (every function) or ``old`` (a driver without field values,
+    clock-event reasons nor MIG calls).
 
     Safe when several processes build at once: each compiles to its own temporary file and
     renames it into place. Raises ``RuntimeError`` when no C compiler is found or it fails.
     """
     out_dir = Path(out_dir) if out_dir is not None else DEFAULT_BUILD_DIR
     src = SOURCE.read_bytes()
-    key = hashlib.sha256(src + " ".join(CFLAGS).encode()).hexdigest()[:16]
+    flags = (*CFLAGS, *VARIANTS[variant])
+    key = hashlib.sha256(src + " ".join(flags).encode()).hexdigest()[:16]
     lib_dir = out_dir / f"nvmlsim-{key}"
     lib = lib_dir / LIB_NAME
     if lib.exists():
@@ -106,7 +144,7 @@ def build(out_dir: Path | None = None) -> Path:
         raise RuntimeError("nvmlsim: no C compiler (gcc/cc) found")
     lib_dir.mkdir(parents=True, exist_ok=True)
     tmp = lib_dir / f".{LIB_NAME}.{os.getpid()}.tmp"
-    proc = subprocess.run([cc, *CFLAGS, "-o", str(tmp), str(SOURCE), "-lm", "-lpthread"],
+    proc = subprocess.run([cc, *flags, "-o", str(tmp), str(SOURCE), "-lm", "-lpthread"],
                           capture_output=True, text=True)
     if proc.returncode != 0:
         tmp.unlink(missing_ok=True)
@@ -276,10 +314,23 @@ class Profile:
             return self.power_w(t)
         return (self.energy_since_t0_j(t) - self.energy_since_t0_j(t - window_s)) / window_s
 
-    def counter_mj(self, t: float, res_s: float = 0.01) -> int:
-        """The simulated energy counter at ``t``: advances only at multiples of ``res_s``."""
-        tq = math.floor(t / res_s) * res_s if res_s > 0.0 else t
-        mj = math.floor(ENERGY_OFFSET_MJ + 1000.0 * self.energy_since_t0_j(tq))
+    def counter_mj(self, t: float, res_s: float = 0.01, *, phase_s: float = 0.0,
+                   reset_at: float | None = None, frozen_at: float | None = None,
+                   module_extra_w: float = 0.0) -> int:
+        """The simulated energy counter at ``t``: updated at ``phase_s + k * res_s`` with the
+        energy up to then (of the module when ``module_extra_w``), restarted from 0 at
+        ``reset_at``, stuck after ``frozen_at``."""
+        if frozen_at is not None and t > frozen_at:
+            t = frozen_at
+        tq = phase_s + math.floor((t - phase_s) / res_s) * res_s if res_s > 0.0 else t
+
+        def counted(x: float) -> float:
+            return self.energy_since_t0_j(x) + module_extra_w * x
+
+        if reset_at is not None and tq >= reset_at:
+            mj = math.floor(1000.0 * (counted(tq) - counted(reset_at)))
+        else:
+            mj = math.floor(ENERGY_OFFSET_MJ + 1000.0 * counted(tq))
         return max(0, mj)
 
     # -- derived defaults -----------------------------------------------------------------------

@@ -21,6 +21,10 @@
  *   NVMLSIM_ENERGY_RES_S=s        the energy counter advances only at multiples of s (default 0.01)
  *   NVMLSIM_NO_EVENT_REASONS=1    nvmlDeviceGetCurrentClocksEventReasons is "not found" (an old
  *                                 driver): callers must fall back to ...ThrottleReasons
+ *   NVMLSIM_LATENCY_S=s           every device call sleeps s seconds first (a slow driver)
+ * Build variant: compiled with -DNVMLSIM_OLD_DRIVER the library does not export
+ * nvmlDeviceGetFieldValues, nvmlDeviceGetCurrentClocksEventReasons nor the MIG calls, like a
+ * driver older than R450: nvidia-ml-py then raises NVMLError_FunctionNotFound for them.
  * Per GPU i (0-based):
  *   NVMLSIM_GPU{i}_POWER=pwl      power in W (default "0:60", a constant 60 W)
  *   NVMLSIM_GPU{i}_SPIKES="period_s:width_s:extra_w[:phase_s]"
@@ -39,12 +43,32 @@
  *   NVMLSIM_GPU{i}_MEM_USED_MB=pwl memory used in MiB (default 1024 + 40 * util)
  *   NVMLSIM_GPU{i}_NAME=str       default "NVIDIA H100 80GB HBM3"
  *   NVMLSIM_GPU{i}_MIG=0|1|na     MIG mode disabled (default) / enabled / not supported
+ *   NVMLSIM_GPU{i}_MIG_INSTANCES=n with MIG enabled: n MIG devices (default 2), UUIDs
+ *                                 MIG-5151a000-0000-4000-9000-<i as 6 hex><k as 6 hex>; a MIG
+ *                                 handle gives its UUID, name and parent, nothing to measure;
+ *                                 utilisation of a MIG-enabled GPU is NOT_SUPPORTED (as on real
+ *                                 hardware)
+ *   NVMLSIM_GPU{i}_ENERGY_PERIOD_S=s, NVMLSIM_GPU{i}_ENERGY_PHASE_S=s
+ *                                 the counter updates at phase + k * period (default: the global
+ *                                 NVMLSIM_ENERGY_RES_S, phase 0), holding the energy up to then
+ *   NVMLSIM_GPU{i}_ENERGY_RESET_AT=t  the counter restarts from 0 at t (a driver reload)
+ *   NVMLSIM_GPU{i}_ENERGY_FROZEN_AT=t the counter stops updating at t (keeps its last value)
+ *   NVMLSIM_GPU{i}_PCI_BUS=n      PCI bus number (default 0x1b + 0x10 * i): CUDA's PCI_BUS_ID
+ *                                 order, which may differ from NVML's index order
+ *   NVMLSIM_GPU{i}_NO_PERMISSION=1 nvmlDeviceGetHandleByIndex -> NVML_ERROR_NO_PERMISSION
+ *   NVMLSIM_GPU{i}_POWER_LIMIT_W=w enforced power limit (default 700); with
+ *   NVMLSIM_GPU{i}_CAPPED=1       the SW power cap reason (0x4) is set whenever instantaneous
+ *                                 power is within 1 W of the limit (a GPU held at its cap)
+ *   NVMLSIM_GPU{i}_MODULE_EXTRA_W=w a Grace Hopper-like module: the CPU and memory add w watts;
+ *                                 module-scope power (field scopeId 1) and the energy counter
+ *                                 cover the module (GPU + w), GPU-scope power does not
+ *   NVMLSIM_GPU{i}_NO_GPU_SCOPE=1 power fields at GPU scope (scopeId 0) -> NOT_SUPPORTED
  *
  * Derived values: power readings in mW are rounded to nearest; temperature and utilisation are
  * floor(x + 0.5); utilisation = min(100, power / 7) %, memory utilisation = util / 2; the energy
- * counter is floor(5e8 + 1000 * integral of power from 0 to floor(t / res) * res) mJ. Fixed:
+ * counter is floor(5e8 + 1000 * integral of power from 0 to the last update) mJ. Fixed:
  * memory total 81559 MiB, UUID GPU-5151a000-0000-4000-8000-<i as 12 hex digits>, driver 550.54.15,
- * CUDA driver 12040, NVML 12.550.54.15, power limit 700000 mW (constraints 200000..700000), SM
+ * CUDA driver 12040, NVML 12.550.54.15, power limit constraints 200000..700000 mW, SM
  * and graphics clock 1980 MHz (1410 MHz while a reason other than GPU idle is active), memory clock
  * 2619 MHz, video clock 1755 MHz.
  */
@@ -65,6 +89,7 @@ enum {
     NVML_ERROR_UNINITIALIZED = 1,
     NVML_ERROR_INVALID_ARGUMENT = 2,
     NVML_ERROR_NOT_SUPPORTED = 3,
+    NVML_ERROR_NO_PERMISSION = 4,
     NVML_ERROR_NOT_FOUND = 6,
     NVML_ERROR_INSUFFICIENT_SIZE = 7,
     NVML_ERROR_DRIVER_NOT_LOADED = 9,
@@ -82,6 +107,7 @@ enum {
 #define NVML_TEMPERATURE_V1 0x0100000Cu
 
 #define MAX_GPUS 16
+#define MAX_MIG 7
 #define ENERGY_OFFSET_MJ 5e8
 #define MIB 1048576.0
 #define MEM_TOTAL_MIB 81559ull
@@ -130,6 +156,13 @@ typedef struct {
 
 typedef struct { double t0, t1; unsigned long long mask; } window_t;
 
+/* As nvidia-ml-py's nvmlPciInfo_t. */
+typedef struct {
+    char busIdLegacy[16];
+    unsigned int domain, bus, device, pciDeviceId, pciSubSystemId;
+    char busId[32];
+} nvmlPciInfo_t;
+
 typedef struct nvmlDevice_st {
     unsigned int index;
     char name[96];
@@ -142,6 +175,13 @@ typedef struct nvmlDevice_st {
     int mig;        /* 0 disabled, 1 enabled, -1 not supported */
     int n_thr;
     window_t *thr;
+    double energy_period_s, energy_phase_s;
+    double reset_at, frozen_at;   /* NAN: never */
+    unsigned int pci_bus;
+    int no_permission, capped, no_gpu_scope;
+    double power_limit_w, module_extra_w;
+    int n_mig;
+    struct nvmlDevice_st *parent;  /* a MIG device: its GPU; NULL for a GPU */
 } gpu_t;
 typedef gpu_t *nvmlDevice_t;
 
@@ -149,6 +189,8 @@ static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static int g_refcount;          /* read with __atomic_load_n outside the lock */
 static int g_ngpus;
 static gpu_t g_gpus[MAX_GPUS];
+static gpu_t g_migs[MAX_GPUS * MAX_MIG];
+static double g_latency_s;
 static double g_t0;
 static int g_t0_from_first_init;
 static double g_energy_res_s;
@@ -272,9 +314,20 @@ static double avg_power_w(const gpu_t *g, double t) {
     return (energy_j(g, t) - energy_j(g, t - w)) / w;
 }
 
+/* Energy in J from 0 to t of what the counter covers: the GPU, or the module (GPU + extra). */
+static double counted_j(const gpu_t *g, double t) {
+    return energy_j(g, t) + g->module_extra_w * t;
+}
+
 static unsigned long long counter_mj(const gpu_t *g, double t) {
-    double tq = g_energy_res_s > 0.0 ? floor(t / g_energy_res_s) * g_energy_res_s : t;
-    double mj = floor(ENERGY_OFFSET_MJ + 1000.0 * energy_j(g, tq));
+    if (!isnan(g->frozen_at) && t > g->frozen_at) t = g->frozen_at;
+    double p = g->energy_period_s, ph = g->energy_phase_s;
+    double tq = p > 0.0 ? ph + floor((t - ph) / p) * p : t;
+    double mj;
+    if (!isnan(g->reset_at) && tq >= g->reset_at)
+        mj = floor(1000.0 * (counted_j(g, tq) - counted_j(g, g->reset_at)));
+    else
+        mj = floor(ENERGY_OFFSET_MJ + 1000.0 * counted_j(g, tq));
     return mj < 0.0 ? 0ull : (unsigned long long)mj;
 }
 
@@ -297,6 +350,7 @@ static double mem_used_mib(const gpu_t *g, double t) {
 
 static unsigned long long throttle_mask(const gpu_t *g, double t) {
     unsigned long long m = 0;
+    if (g->capped && power_w(g, t) >= g->power_limit_w - 1.0) m |= 0x4ull;
     for (int k = 0; k < g->n_thr; k++)
         if (g->thr[k].t0 <= t && t < g->thr[k].t1) m |= g->thr[k].mask;
     return m;
@@ -321,6 +375,7 @@ static void free_scenario(void) {
         free(g_gpus[i].thr);
         memset(&g_gpus[i], 0, sizeof g_gpus[i]);
     }
+    memset(g_migs, 0, sizeof g_migs);
     g_ngpus = 0;
 }
 
@@ -406,6 +461,38 @@ static int load_gpu(int i) {
     }
     v = env_gpu(i, "MIG");
     g->mig = !v ? 0 : (strcmp(v, "na") == 0 ? -1 : env_flag(v));
+    v = env_gpu(i, "ENERGY_PERIOD_S");
+    g->energy_period_s = v ? strtod(v, NULL) : g_energy_res_s;
+    v = env_gpu(i, "ENERGY_PHASE_S");
+    g->energy_phase_s = v ? strtod(v, NULL) : 0.0;
+    v = env_gpu(i, "ENERGY_RESET_AT");
+    g->reset_at = v ? strtod(v, NULL) : NAN;
+    v = env_gpu(i, "ENERGY_FROZEN_AT");
+    g->frozen_at = v ? strtod(v, NULL) : NAN;
+    v = env_gpu(i, "PCI_BUS");
+    g->pci_bus = v ? (unsigned)strtoul(v, NULL, 0) : 0x1bu + 0x10u * (unsigned)i;
+    g->no_permission = env_flag(env_gpu(i, "NO_PERMISSION"));
+    g->capped = env_flag(env_gpu(i, "CAPPED"));
+    g->no_gpu_scope = env_flag(env_gpu(i, "NO_GPU_SCOPE"));
+    v = env_gpu(i, "POWER_LIMIT_W");
+    g->power_limit_w = v ? strtod(v, NULL) : POWER_LIMIT_MW / 1000.0;
+    v = env_gpu(i, "MODULE_EXTRA_W");
+    g->module_extra_w = v ? strtod(v, NULL) : 0.0;
+    g->n_mig = 0;
+    if (g->mig == 1) {
+        v = env_gpu(i, "MIG_INSTANCES");
+        int n = v ? atoi(v) : 2;
+        g->n_mig = n < 0 ? 0 : (n > MAX_MIG ? MAX_MIG : n);
+        for (int k = 0; k < g->n_mig; k++) {
+            gpu_t *m = &g_migs[i * MAX_MIG + k];
+            memset(m, 0, sizeof *m);
+            m->index = (unsigned)k;
+            m->parent = g;
+            snprintf(m->name, sizeof m->name, "%s MIG 1g.10gb", g->name);
+            snprintf(m->uuid, sizeof m->uuid, "MIG-5151a000-0000-4000-9000-%06x%06x",
+                     (unsigned)i, (unsigned)k);
+        }
+    }
     return 0;
 }
 
@@ -424,6 +511,8 @@ static int load_scenario(void) {
     v = getenv("NVMLSIM_ENERGY_RES_S");
     g_energy_res_s = (v && *v) ? strtod(v, NULL) : 0.01;
     g_no_event_reasons = env_flag(getenv("NVMLSIM_NO_EVENT_REASONS"));
+    v = getenv("NVMLSIM_LATENCY_S");
+    g_latency_s = (v && *v) ? strtod(v, NULL) : 0.0;
     for (int i = 0; i < n; i++)
         if (load_gpu(i) != 0) { free_scenario(); return -1; }
     g_ngpus = n;
@@ -464,6 +553,7 @@ EXPORT const char *nvmlErrorString(nvmlReturn_t r) {
     case NVML_ERROR_UNINITIALIZED: return "Uninitialized";
     case NVML_ERROR_INVALID_ARGUMENT: return "Invalid Argument";
     case NVML_ERROR_NOT_SUPPORTED: return "Not Supported";
+    case NVML_ERROR_NO_PERMISSION: return "Insufficient Permissions";
     case NVML_ERROR_NOT_FOUND: return "Not Found";
     case NVML_ERROR_INSUFFICIENT_SIZE: return "Insufficient Size";
     case NVML_ERROR_DRIVER_NOT_LOADED: return "Driver Not Loaded";
@@ -475,12 +565,31 @@ EXPORT const char *nvmlErrorString(nvmlReturn_t r) {
 
 static int initialized(void) { return __atomic_load_n(&g_refcount, __ATOMIC_ACQUIRE) > 0; }
 
-static nvmlReturn_t check(nvmlDevice_t d, const void *out) {
-    if (!initialized()) return NVML_ERROR_UNINITIALIZED;
-    uintptr_t p = (uintptr_t)d, first = (uintptr_t)&g_gpus[0], end = (uintptr_t)&g_gpus[g_ngpus];
-    if (!out || p < first || p >= end) return NVML_ERROR_INVALID_ARGUMENT;
-    return NVML_SUCCESS;
+static void latency(void) {
+    if (g_latency_s <= 0.0) return;
+    struct timespec ts = {(time_t)g_latency_s,
+                          (long)((g_latency_s - floor(g_latency_s)) * 1e9)};
+    nanosleep(&ts, NULL);
 }
+
+static int is_mig(nvmlDevice_t d) {
+    uintptr_t p = (uintptr_t)d;
+    return p >= (uintptr_t)&g_migs[0] && p < (uintptr_t)&g_migs[MAX_GPUS * MAX_MIG] &&
+           d->parent != NULL;
+}
+
+/* A GPU handle (or, with allow_mig, a MIG device handle) and an output pointer. */
+static nvmlReturn_t check_any(nvmlDevice_t d, const void *out, int allow_mig) {
+    if (!initialized()) return NVML_ERROR_UNINITIALIZED;
+    latency();
+    uintptr_t p = (uintptr_t)d, first = (uintptr_t)&g_gpus[0], end = (uintptr_t)&g_gpus[g_ngpus];
+    if (!out) return NVML_ERROR_INVALID_ARGUMENT;
+    if (p >= first && p < end) return NVML_SUCCESS;
+    if (is_mig(d)) return allow_mig ? NVML_SUCCESS : NVML_ERROR_NOT_SUPPORTED;
+    return NVML_ERROR_INVALID_ARGUMENT;
+}
+
+static nvmlReturn_t check(nvmlDevice_t d, const void *out) { return check_any(d, out, 0); }
 
 static nvmlReturn_t copy_str(char *buf, unsigned int len, const char *s) {
     if (!buf) return NVML_ERROR_INVALID_ARGUMENT;
@@ -524,6 +633,7 @@ EXPORT nvmlReturn_t nvmlDeviceGetCount(unsigned int *count) { return nvmlDeviceG
 EXPORT nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice_t *device) {
     if (!initialized()) return NVML_ERROR_UNINITIALIZED;
     if (!device || index >= (unsigned)g_ngpus) return NVML_ERROR_INVALID_ARGUMENT;
+    if (g_gpus[index].no_permission) return NVML_ERROR_NO_PERMISSION;
     *device = &g_gpus[index];
     return NVML_SUCCESS;
 }
@@ -535,8 +645,20 @@ EXPORT nvmlReturn_t nvmlDeviceGetHandleByIndex(unsigned int index, nvmlDevice_t 
 EXPORT nvmlReturn_t nvmlDeviceGetHandleByUUID(const char *uuid, nvmlDevice_t *device) {
     if (!initialized()) return NVML_ERROR_UNINITIALIZED;
     if (!uuid || !device) return NVML_ERROR_INVALID_ARGUMENT;
-    for (int i = 0; i < g_ngpus; i++)
-        if (strcmp(uuid, g_gpus[i].uuid) == 0) { *device = &g_gpus[i]; return NVML_SUCCESS; }
+    for (int i = 0; i < g_ngpus; i++) {
+        if (strcmp(uuid, g_gpus[i].uuid) == 0) {
+            if (g_gpus[i].no_permission) return NVML_ERROR_NO_PERMISSION;
+            *device = &g_gpus[i];
+            return NVML_SUCCESS;
+        }
+#ifndef NVMLSIM_OLD_DRIVER
+        for (int k = 0; k < g_gpus[i].n_mig; k++)
+            if (strcmp(uuid, g_migs[i * MAX_MIG + k].uuid) == 0) {
+                *device = &g_migs[i * MAX_MIG + k];
+                return NVML_SUCCESS;
+            }
+#endif
+    }
     return NVML_ERROR_NOT_FOUND;
 }
 
@@ -548,14 +670,64 @@ EXPORT nvmlReturn_t nvmlDeviceGetIndex(nvmlDevice_t d, unsigned int *index) {
 }
 
 EXPORT nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t d, char *name, unsigned int length) {
-    nvmlReturn_t r = check(d, name);
+    nvmlReturn_t r = check_any(d, name, 1);
     return r ? r : copy_str(name, length, d->name);
 }
 
 EXPORT nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t d, char *uuid, unsigned int length) {
-    nvmlReturn_t r = check(d, uuid);
+    nvmlReturn_t r = check_any(d, uuid, 1);
     return r ? r : copy_str(uuid, length, d->uuid);
 }
+
+EXPORT nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t d, nvmlPciInfo_t *pci) {
+    nvmlReturn_t r = check(d, pci);
+    if (r) return r;
+    memset(pci, 0, sizeof *pci);
+    pci->bus = d->pci_bus;
+    pci->pciDeviceId = 0x233010deu;
+    snprintf(pci->busIdLegacy, sizeof pci->busIdLegacy, "0000:%02X:00.0", d->pci_bus);
+    snprintf(pci->busId, sizeof pci->busId, "00000000:%02X:00.0", d->pci_bus);
+    return NVML_SUCCESS;
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetPciInfo_v2(nvmlDevice_t d, nvmlPciInfo_t *pci) {
+    return nvmlDeviceGetPciInfo_v3(d, pci);
+}
+
+#ifndef NVMLSIM_OLD_DRIVER
+EXPORT nvmlReturn_t nvmlDeviceIsMigDeviceHandle(nvmlDevice_t d, unsigned int *is) {
+    nvmlReturn_t r = check_any(d, is, 1);
+    if (r) return r;
+    *is = is_mig(d) ? 1u : 0u;
+    return NVML_SUCCESS;
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetDeviceHandleFromMigDeviceHandle(nvmlDevice_t m,
+                                                                 nvmlDevice_t *device) {
+    nvmlReturn_t r = check_any(m, device, 1);
+    if (r) return r;
+    if (!is_mig(m)) return NVML_ERROR_INVALID_ARGUMENT;
+    *device = m->parent;
+    return NVML_SUCCESS;
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t d, unsigned int *count) {
+    nvmlReturn_t r = check(d, count);
+    if (r) return r;
+    *count = d->mig == 1 ? MAX_MIG : 0u;
+    return NVML_SUCCESS;
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t d, unsigned int index,
+                                                        nvmlDevice_t *m) {
+    nvmlReturn_t r = check(d, m);
+    if (r) return r;
+    if (d->mig != 1) return NVML_ERROR_INVALID_ARGUMENT;
+    if (index >= (unsigned)d->n_mig) return NVML_ERROR_NOT_FOUND;
+    *m = &g_migs[d->index * MAX_MIG + index];
+    return NVML_SUCCESS;
+}
+#endif
 
 /* ---------- readings ---------- */
 
@@ -602,6 +774,7 @@ EXPORT nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t d, unsigned
     return NVML_SUCCESS;
 }
 
+#ifndef NVMLSIM_OLD_DRIVER
 EXPORT nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t d, int count, nvmlFieldValue_t *values) {
     nvmlReturn_t r = check(d, values);
     if (r) return r;
@@ -614,15 +787,24 @@ EXPORT nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t d, int count, nvmlFiel
         f->latencyUsec = 0;
         memset(&f->value, 0, sizeof f->value);
         f->nvmlReturn = NVML_SUCCESS;
+        /* scope 0: the GPU; scope 1: the module (GPU + module_extra_w); others unsupported */
+        int module = f->scopeId == 1;
+        int power_field = f->fieldId == NVML_FI_DEV_POWER_INSTANT ||
+                          f->fieldId == NVML_FI_DEV_POWER_AVERAGE;
+        if (power_field && (f->scopeId > 1 || (f->scopeId == 0 && d->no_gpu_scope))) {
+            f->nvmlReturn = NVML_ERROR_NOT_SUPPORTED;
+            continue;
+        }
+        double extra = module ? d->module_extra_w : 0.0;
         switch (f->fieldId) {
         case NVML_FI_DEV_POWER_INSTANT:
             if (d->no_instant) { f->nvmlReturn = NVML_ERROR_NOT_SUPPORTED; break; }
             f->valueType = NVML_VALUE_TYPE_UNSIGNED_INT;
-            f->value.uiVal = to_mw(power_w(d, t));
+            f->value.uiVal = to_mw(power_w(d, t) + extra);
             break;
         case NVML_FI_DEV_POWER_AVERAGE:
             f->valueType = NVML_VALUE_TYPE_UNSIGNED_INT;
-            f->value.uiVal = to_mw(avg_power_w(d, t));
+            f->value.uiVal = to_mw(avg_power_w(d, t) + extra);
             break;
         case NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION:
             if (d->no_energy) { f->nvmlReturn = NVML_ERROR_NOT_SUPPORTED; break; }
@@ -635,10 +817,12 @@ EXPORT nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t d, int count, nvmlFiel
     }
     return NVML_SUCCESS;
 }
+#endif
 
 EXPORT nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t d, nvmlUtilization_t *u) {
     nvmlReturn_t r = check(d, u);
     if (r) return r;
+    if (d->mig == 1) return NVML_ERROR_NOT_SUPPORTED;  /* as the NVML docs say of MIG mode */
     u->gpu = util_pct(d, now_rel());
     u->memory = u->gpu / 2;
     return NVML_SUCCESS;
@@ -680,6 +864,7 @@ EXPORT nvmlReturn_t nvmlDeviceGetClockInfo(nvmlDevice_t d, unsigned int type, un
     }
 }
 
+#ifndef NVMLSIM_OLD_DRIVER
 EXPORT nvmlReturn_t nvmlDeviceGetCurrentClocksEventReasons(nvmlDevice_t d,
                                                            unsigned long long *reasons) {
     nvmlReturn_t r = check(d, reasons);
@@ -688,6 +873,7 @@ EXPORT nvmlReturn_t nvmlDeviceGetCurrentClocksEventReasons(nvmlDevice_t d,
     *reasons = throttle_mask(d, now_rel());
     return NVML_SUCCESS;
 }
+#endif
 
 EXPORT nvmlReturn_t nvmlDeviceGetCurrentClocksThrottleReasons(nvmlDevice_t d,
                                                               unsigned long long *reasons) {
@@ -700,7 +886,7 @@ EXPORT nvmlReturn_t nvmlDeviceGetCurrentClocksThrottleReasons(nvmlDevice_t d,
 EXPORT nvmlReturn_t nvmlDeviceGetPowerManagementLimit(nvmlDevice_t d, unsigned int *mw) {
     nvmlReturn_t r = check(d, mw);
     if (r) return r;
-    *mw = POWER_LIMIT_MW;
+    *mw = to_mw(d->power_limit_w);
     return NVML_SUCCESS;
 }
 

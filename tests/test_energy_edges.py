@@ -1,0 +1,97 @@
+"""Energy exact on counters that tick like real ones (issue 13): a counter that updates every
+20-100 ms at any phase, one that resets or freezes, a slow driver — `srd run` against the
+simulated driver, each window compared with the exact integral of the simulated power."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from .nvmlsim import Profile
+from .test_telemetry import rows, srd_sim
+
+CASES = "case_id,cmd\n" + "".join(f"w{i},sleep {s}\n" for i, s in enumerate((0.5, 0.8, 1.3)))
+
+
+def windows(tmp_path):
+    run = json.loads((tmp_path / "m_run" / "run.json").read_text())
+    return [case["runs"][0]["telemetry"] for case in run["cases"]]
+
+
+@pytest.mark.parametrize(("period", "phase"), [(0.1, 0.037), (0.05, 0.011), (0.02, 0.0)])
+def test_windows_are_exact_whatever_the_counters_period_and_phase(tmp_path, lib_dir, period,
+                                                                  phase):
+    t0 = time.time()
+    prof = Profile([(0, 300.0)])
+    p = srd_sim(tmp_path, lib_dir, CASES, "--baseline", "off", profiles=[prof], t0=t0,
+                gpu0_energy_period_s=period, gpu0_energy_phase_s=phase)
+    assert p.returncode == 0, p.stderr
+    for row, tel in zip(rows(tmp_path), windows(tmp_path), strict=True):
+        g = tel["gpus"][0]
+        truth = prof.energy_j(g["t_begin"] - t0, g["t_end"] - t0)
+        assert row["energy_method"] == "counter"
+        assert float(row["energy_raw_j"]) == pytest.approx(truth, rel=0.01), (row, g)
+        # both edges were pinned to an update of the counter, at most 3 periods later
+        for edge, at in zip(g["counter_updates"], (g["t_begin"], g["t_end"]), strict=True):
+            assert 0 <= edge - at <= 3 * period
+        # mean power is energy / duration
+        assert float(row["gpu_power_mean_w"]) == pytest.approx(300.0, rel=0.01)
+
+
+@pytest.mark.parametrize(("prof", "latency"), [
+    (Profile([(0, 150.0)], (0.13, 0.02, 400.0, 0.005)), 0.0),  # 20 ms spikes to 550 W
+    (Profile([(0, 300.0)]), 0.002),                            # 2 ms per NVML call
+], ids=["spikes", "slow-driver"])
+def test_a_counter_with_a_changing_load_or_a_slow_driver(tmp_path, lib_dir, prof, latency):
+    t0 = time.time() - 2
+    p = srd_sim(tmp_path, lib_dir, CASES, "--baseline", "off", profiles=[prof], t0=t0,
+                gpu0_energy_period_s=0.1, gpu0_energy_phase_s=0.063, latency_s=latency)
+    assert p.returncode == 0, p.stderr
+    for row, tel in zip(rows(tmp_path), windows(tmp_path), strict=True):
+        g = tel["gpus"][0]
+        truth = prof.energy_j(g["t_begin"] - t0, g["t_end"] - t0)
+        assert row["energy_method"] == "counter"
+        assert float(row["energy_raw_j"]) == pytest.approx(truth, rel=0.01), (row, g)
+
+
+def test_a_counter_reset_falls_back_to_sampled_power_with_the_reason(tmp_path, lib_dir):
+    t0 = time.time()
+    # the driver reloads 1 s into the run: the counter starts again from 0
+    p = srd_sim(tmp_path, lib_dir, "case_id,cmd\nr,sleep 2\n", "--baseline", "off",
+                profiles=[Profile([(0, 200.0)])], t0=t0, gpu0_energy_reset_at=1.0)
+    assert p.returncode == 0, p.stderr
+    row = rows(tmp_path)[0]
+    g = windows(tmp_path)[0]["gpus"][0]
+    assert g["t_begin"] - t0 < 1.0 < g["t_end"] - t0
+    assert row["energy_method"] == "sampled"
+    assert g["energy_fallback"].startswith("the energy counter went backwards")
+    assert float(row["energy_raw_j"]) == pytest.approx(200.0 * (g["t_end"] - g["t_begin"]),
+                                                       rel=0.01)
+    assert "srd: warning: r: GPU 0: energy from sampled power, not the counter: the energy " \
+           "counter went backwards" in p.stderr
+
+
+def test_a_frozen_counter_falls_back_to_sampled_power_with_the_reason(tmp_path, lib_dir):
+    p = srd_sim(tmp_path, lib_dir, "case_id,cmd\nf,sleep 0.6\n", "--baseline", "off",
+                profiles=[Profile([(0, 200.0)])], gpu0_energy_frozen_at=0.0)
+    assert p.returncode == 0, p.stderr
+    row = rows(tmp_path)[0]
+    g = windows(tmp_path)[0]["gpus"][0]
+    assert row["energy_method"] == "sampled"
+    assert g["energy_fallback"].startswith("the energy counter did not change for ")
+    assert g["energy_fallback"].endswith(" ms (frozen?)")
+    run = json.loads((tmp_path / "m_run" / "run.json").read_text())
+    assert run["telemetry"]["counter_period_s"] == {g["uuid"]: None}
+    assert float(row["energy_raw_j"]) == pytest.approx(200.0 * (g["t_end"] - g["t_begin"]),
+                                                       rel=0.01)
+
+
+def test_the_counters_update_period_is_measured_and_recorded(tmp_path, lib_dir):
+    p = srd_sim(tmp_path, lib_dir, "case_id,backend\nd,dummy\n", "--baseline", "off",
+                profiles=[Profile([(0, 200.0)])], gpu0_energy_period_s=0.05)
+    assert p.returncode == 0, p.stderr
+    run = json.loads((tmp_path / "m_run" / "run.json").read_text())
+    (period,) = run["telemetry"]["counter_period_s"].values()
+    assert period == pytest.approx(0.05, abs=0.005)
