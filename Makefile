@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 CASES  ?= cases/smoke.csv
 OUT    ?= metrics.csv
 
-.PHONY: run test test-all lint bench install install-dev install-hf tiny-model clean
+.PHONY: run test test-all lint bench floors install install-dev install-hf tiny-model clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,5 +57,10 @@ bench: install-dev
 	$(BIN)/python benchmarks/energy_accuracy.py
 	$(BIN)/python benchmarks/hf_overhead.py
 
+## floors: the declared dependency floors (lowest direct versions) in .venv-floors, and the hf
+## and telemetry tests run on them (downloads torch at its floor: about 2.6 GB)
+floors:
+	$(PYTHON) tests/floors.py --venv .venv-floors
+
 clean:
-	rm -rf $(VENV) metrics.csv metrics_run .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-floors metrics.csv metrics_run .pytest_cache .ruff_cache

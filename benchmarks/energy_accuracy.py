@@ -7,8 +7,13 @@
      document's method; on Ampere+ that reading is a 1-second average);
    - 10 Hz sampling of the instantaneous power field, integrated (srd's `sampled` fallback).
 2. The sampler's CPU cost at 10 and 100 Hz, in % of one core (targets: < 1% and < 3%).
+3. Counters that tick like real ones: srd's measurement windows (the sampler's
+   begin_window/end_window, edges pinned to the counter's updates) of 0.5, 1, 2 and 5 s on
+   counters updating every 20, 50 and 100 ms at random phases, on a constant 300 W and on
+   steps of 100/300 W; and the sampled fallback (no counter: instantaneous power integrated)
+   on the same loads. Target: worst error <= 1 %.
 
-Usage: python benchmarks/energy_accuracy.py [--window 3] [--windows 4]
+Usage: python benchmarks/energy_accuracy.py [--window 3] [--windows 4] [--rounds 3]
 Needs gcc (it builds tests/nvmlsim into tests/_build/).
 """
 
@@ -89,14 +94,105 @@ def child(window_s: float, windows: int) -> None:
     print(json.dumps({"results": results, "overhead": overhead, "gpus": len(dev)}))
 
 
+TICK_WINDOWS_S = (0.5, 1.0, 2.0, 5.0)
+TICK_PERIODS_S = (0.02, 0.05, 0.1)
+TICK_LOADS = {"constant 300 W": [(0, 300.0)],
+              "steps 100/300 W every 0.7 s": [(t * 0.7, w) for t in range(400)
+                                              for w in ((100.0, 300.0) if t % 2
+                                                        else (300.0, 100.0))]}
+
+
+def tick_gpus(seed: int) -> list[dict]:
+    """One simulated GPU per (load, counter period or none), each at a random phase."""
+    import random
+
+    rnd = random.Random(seed)
+    out = []
+    for load, points in TICK_LOADS.items():
+        for period in (*TICK_PERIODS_S, None):
+            out.append({"load": load, "points": points, "period": period,
+                        "phase": rnd.uniform(0, period) if period else 0.0})
+    return out
+
+
+def tick_child() -> None:
+    """Windows of every length on every GPU at once; prints (gpu, window, error) rows."""
+    from doerunner.telemetry.gpu import open_gpus
+    from doerunner.telemetry.sampler import Sampler
+    from tests.nvmlsim import Profile
+
+    t0 = float(os.environ["NVMLSIM_T0"])
+    specs = json.loads(os.environ["TICK_SPECS"])
+    profiles = [Profile(s["points"]) for s in specs]
+    out = []
+    with open_gpus() as g, Sampler(g.devices, 10.0) as sampler:
+        sampler.measure_periods()
+        for length in TICK_WINDOWS_S:
+            time.sleep(0.137 * (len(out) % 5))  # a different phase for each window
+            sampler.begin_window("w")
+            time.sleep(length)
+            for w in sampler.end_window("w"):
+                truth = profiles[w.index].energy_j(w.t_begin - t0, w.t_end - t0)
+                out.append({"gpu": w.index, "window": length, "method": w.energy_method,
+                            "error": (w.energy_j - truth) / truth})
+    print(json.dumps(out))
+
+
+def ticks(rounds: int) -> None:
+    from tests.nvmlsim import build, sim_env
+
+    rows: dict[tuple[str, str], list[float]] = {}
+    for r in range(rounds):
+        specs = tick_gpus(r)
+        scenario = {}
+        for i, sp in enumerate(specs):
+            scenario[f"gpu{i}_power"] = ",".join(f"{t!r}:{w!r}" for t, w in sp["points"])
+            if sp["period"] is None:
+                scenario[f"gpu{i}_no_energy"] = True
+            else:
+                scenario[f"gpu{i}_energy_period_s"] = sp["period"]
+                scenario[f"gpu{i}_energy_phase_s"] = sp["phase"]
+        env = sim_env(build(), gpus=len(specs), t0=time.time() - 1, **scenario)
+        env["PYTHONPATH"] = str(REPO)
+        env["TICK_SPECS"] = json.dumps(specs)
+        got = subprocess.run([sys.executable, __file__, "--tick-child"], env=env,
+                             capture_output=True, text=True, check=True)
+        for row in json.loads(got.stdout):
+            sp = specs[row["gpu"]]
+            how = (f"counter, {sp['period'] * 1000:.0f} ms updates" if sp["period"]
+                   else "sampled fallback (instant power, 10 Hz)")
+            assert row["method"] == ("counter" if sp["period"] else "sampled"), row
+            rows.setdefault((sp["load"], how), []).append(row["error"])
+    print(f"\n## windows of {', '.join(f'{w:g}' for w in TICK_WINDOWS_S)} s on ticking "
+          f"counters, random phases, {rounds} rounds (mean |error| / worst error)")
+    print("| load | energy from | windows | mean abs error | worst error |")
+    print("| --- | --- | --- | --- | --- |")
+    worst_all = 0.0
+    for (load, how), errs in rows.items():
+        worst = max(errs, key=abs)
+        worst_all = max(worst_all, abs(worst))
+        print(f"| {load} | {how} | {len(errs)} | {100 * sum(map(abs, errs)) / len(errs):.3f}% "
+              f"| {100 * worst:+.3f}% |")
+    print(f"worst error over all: {100 * worst_all:.3f}% (target <= 1%)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--window", type=float, default=3.0, help="seconds per window")
     ap.add_argument("--windows", type=int, default=4, help="windows per profile")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of the tick scenarios")
+    ap.add_argument("--only-ticks", action="store_true", help="only part 3")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--tick-child", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
         child(a.window, a.windows)
+        return
+    if a.tick_child:
+        tick_child()
+        return
+    if a.only_ticks:
+        ticks(a.rounds)
         return
     from tests.nvmlsim import Profile, build, sim_env
 
@@ -125,6 +221,7 @@ def main() -> None:
         target = 1.0 if hz == "10" else 3.0
         print(f"  {n} GPU(s) at {hz:>3} Hz: {100 * frac:.2f}% of one core "
               f"(target < {target:g}%)")
+    ticks(a.rounds)
 
 
 if __name__ == "__main__":

@@ -109,6 +109,7 @@ TEXT_COLUMNS = frozenset({
     "energy_baseline_method", "energy_method", "thermal_throttle_reasons",
     "env_gpu_name", "env_driver_version", "env_cuda_version", "env_cpu_governor",
     "env_hostname", "env_summary", "env_cpu_model", "env_python_version", "env_mig_mode",
+    "env_power_scope",
     "timeseries_path",
 })
 TEXT_PREFIXES = ("param_", "threshold_", "note_", "ext_")

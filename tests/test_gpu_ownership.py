@@ -107,3 +107,25 @@ def test_dry_run_shows_each_slot_environment(tmp_path, lib_dir):
     assert p.returncode == 0, p.stderr
     assert (f"# slot 0: measures GPU 0 {nvmlsim.NAME} {uuid(0)}; environment "
             f"CUDA_VISIBLE_DEVICES={uuid(0)}") in p.stdout
+
+
+@pytest.mark.parametrize(("name", "extra", "no_gpu_scope", "scope", "watts"), [
+    ("NVIDIA GH200 480GB", 150.0, False, "module", 450.0),  # counter: GPU + CPU + memory
+    ("NVIDIA GH200 480GB", 150.0, True, "module", 450.0),
+    ("NVIDIA H100 80GB HBM3", 0.0, False, "gpu", 300.0),
+])
+def test_power_is_read_at_the_scope_the_energy_counter_covers(tmp_path, lib_dir, name, extra,
+                                                              no_gpu_scope, scope, watts):
+    t0 = time.time()
+    p = srd_sim(tmp_path, lib_dir, SHOW_CVD, "--baseline", "off", "--sample-hz", "50",
+                profiles=[Profile([(0, 300.0)])], t0=t0, gpu0_name=name,
+                gpu0_module_extra_w=extra, gpu0_no_gpu_scope=no_gpu_scope)
+    assert p.returncode == 0, p.stderr
+    row = rows(tmp_path)[0]
+    assert row["env_power_scope"] == scope
+    # power and energy describe the same thing: energy / duration = the sampled power
+    assert float(row["gpu_power_mean_w"]) == pytest.approx(watts, rel=0.01)
+    assert float(row["gpu_power_peak_w"]) == pytest.approx(watts, rel=0.001)
+    run = json.loads((tmp_path / "m_run" / "run.json").read_text())
+    gpu = run["telemetry"]["environment"]["gpus"][0]
+    assert (gpu["energy_scope"], gpu["power_scope"]) == (scope, scope)

@@ -263,6 +263,89 @@ def test_out_of_memory_is_a_fail_and_the_sweep_goes_on(tmp_path, tiny_model) -> 
     assert rows["b1"]["ext_model_loads"] == "1" and f(rows["b1"], "model_load_s") == 0.0
 
 
+def test_a_cuda_error_ends_the_worker_and_the_next_case_gets_a_new_one(tmp_path,
+                                                                    tiny_model) -> None:
+    """A CUDA error other than out of memory (an illegal memory access, raised by the test
+    hook where CUDA raises it) leaves CUDA unusable: the worker answers and exits, the case
+    is FAIL with the error, and the next case runs in a new worker."""
+    (tmp_path / "cases.csv").write_text(
+        "case_id,backend,model,prompt,num_prompts,batch_size,max_new_tokens,min_new_tokens,"
+        "device,warmup\n"
+        f"b1,hf,{tiny_model},Hello world,2,1,4,4,cpu,0\n"
+        f"b2,hf,{tiny_model},Hello world,2,2,4,4,cpu,0\n"
+        f"after,hf,{tiny_model},Hello world,2,1,4,4,cpu,0\n")
+    hook = REPO / "tests" / "data" / "oom_hook"
+    env = {**OFFLINE, "SRD_TEST_CUDA_ERROR_AT": "2",
+           "PYTHONPATH": os.pathsep.join([str(REPO), str(hook),
+                                          os.environ.get("PYTHONPATH", "")])}
+    p = run_srd("run", "--cases", "cases.csv", "--out", "m.csv", cwd=tmp_path, env=env)
+    assert p.returncode == 3, p.stderr
+    rows = read_rows(tmp_path / "m.csv")
+    assert (rows["b2"]["status"], rows["b2"]["message"]) == (
+        "FAIL", "RuntimeError: CUDA error: an illegal memory access was encountered "
+        "(simulated by the test hook) (the hf worker exited: CUDA is unusable after this "
+        "error)")
+    assert rows["after"]["status"] == "OK"
+    assert rows["after"]["ext_worker_pid"] != rows["b1"]["ext_worker_pid"]
+    assert rows["after"]["ext_model_loads"] == "1"
+    log = (tmp_path / "m_run" / "logs" / "hf_worker.log").read_text()
+    assert "exiting after a CUDA error: CUDA error: an illegal memory access" in log
+
+
+def test_the_window_covers_generation_not_loading(tmp_path, tiny_model, lib_dir) -> None:
+    """Worker start, model load and tokenising are prepared before the window opens: with
+    no warm-up, the first measured execution's window is its generation, not the load."""
+    (tmp_path / "cases.csv").write_text(
+        "case_id,backend,model,prompt,num_prompts,batch_size,max_new_tokens,min_new_tokens,"
+        "device,warmup\n"
+        f"cold,hf,{tiny_model},Hello world,2,1,4,4,cpu,0\n")
+    env = {**nvmlsim.sim_env(lib_dir, profiles=[nvmlsim.Profile([(0, 150.0)])]), **OFFLINE,
+           "SRD_HOME": str(tmp_path / "home")}
+    p = run_srd("run", "--cases", "cases.csv", "--out", "m.csv", "--baseline", "off",
+                cwd=tmp_path, env=env)
+    assert p.returncode == 0, p.stderr
+    r = read_rows(tmp_path / "m.csv")["cold"]
+    run = json.loads((tmp_path / "m_run" / "run.json").read_text())
+    window = run["cases"][0]["runs"][0]["telemetry"]["window_s"]
+    assert f(r, "model_load_s") > 0.05
+    assert window < f(r, "generate_s") + 0.15 < f(r, "model_load_s") + f(r, "generate_s")
+    # energy per token over the same interval as tokens_per_s
+    assert f(r, "energy_per_token_j") == pytest.approx(
+        f(r, "energy_raw_j") / int(r["tokens_out"]), rel=0.01)
+
+
+def test_version_differences_are_bridged() -> None:
+    """transformers' dtype keyword, torch's out-of-memory class and sticky CUDA errors, as
+    the installed versions have them."""
+    import torch
+    import transformers
+    from packaging.version import Version
+
+    from doerunner.backends import hf_generate as g
+
+    new = Version(transformers.__version__).release >= (4, 56)
+    assert ("dtype" if new else "torch_dtype") == g.DTYPE_KWARG
+    assert torch.cuda.OutOfMemoryError in g.OOM_ERRORS
+    assert not g.is_fatal_cuda_error(torch.cuda.OutOfMemoryError("CUDA out of memory"))
+    assert g.is_fatal_cuda_error(RuntimeError("CUDA error: device-side assert triggered"))
+    assert not g.is_fatal_cuda_error(RuntimeError("shape mismatch"))
+    assert not g.is_fatal_cuda_error(ValueError("CUDA error: but not a runtime error"))
+    assert g.device_uuid(torch.device("cpu")) is None
+
+
+def test_device_outside_the_window_is_flagged() -> None:
+    from doerunner.campaign.runner import device_elsewhere
+
+    details = {"gpus": [{"uuid": "GPU-aaaa", "visible_as": "MIG-bbbb"}]}
+    assert device_elsewhere("GPU-aaaa", details) is None
+    assert device_elsewhere("MIG-bbbb", details) is None
+    assert device_elsewhere(None, details) is None
+    assert device_elsewhere("GPU-cccc", {"gpus": []}) is None
+    assert device_elsewhere("GPU-cccc", details) == (
+        "the work ran on GPU-cccc, but the window measured GPU-aaaa: its energy and power are "
+        "left empty")
+
+
 def test_progress_inside_a_case(tmp_path, tiny_model) -> None:
     """Warm-up requests and batches reach the progress callback (the bar's sub-progress)."""
     (tmp_path / "cases.csv").write_text(

@@ -98,6 +98,13 @@ class Backend(ABC):
     def execute(self, case: Case, ctx: ExecContext) -> Execution:
         """Run the case once."""
 
+    def prepare(self, case: Case, ctx: ExecContext) -> Execution | None:
+        """Get ready to run the case, before any warm-up or measurement window: what must
+        not be measured (starting a worker, loading a model, tokenising prompts). Returns
+        None when ready, or the failed ``Execution`` (the case then ends with it). The
+        default has nothing to prepare."""
+        return None
+
     def warmup(self, case: Case, ctx: ExecContext, spec: WarmupSpec) -> WarmupReport | None:
         """Warm up at a finer grain than whole executions (e.g. single requests of an LLM).
 

@@ -21,17 +21,22 @@ Other parameters are labels, but a name close to one of these (``max_new_token``
 ``batchsize``) is an input error with a suggestion, so a typo never silently runs the default.
 
 How it runs. Generation happens in a worker process (``hf_worker``) started on first use in a
-process group of its own and kept for the whole run: it keeps loaded models keyed by
-(model, dtype, device, attn_implementation), so a sweep over batch sizes loads its model once
+process group of its own and kept for the whole run: it keeps loaded models keyed by (model,
+dtype, device, attn_implementation), so a sweep over batch sizes loads its model once
 (``model_load_s`` is the load time on the first execution of the case that loaded it, 0.0 when
-the model was already loaded; ``ext_model_loads`` is how many loads the current worker has
-done and ``ext_worker_pid`` its pid). Starting the worker and loading a model may take up to
-``max(timeout_s, 300)`` seconds and are not part of an execution's ``wall_s``. An execution
-(every measured prompt) or a single warm-up request that takes longer than ``timeout_s`` gets
-the worker's whole process group SIGKILLed and is TIMEOUT ``timed out after N s``; a worker
-that dies is a FAIL; either way the next case starts a new worker. CUDA out of memory is FAIL
-``CUDA out of memory (batch_size=N)`` and the worker stays up. The worker's own output goes to
-``logs/hf_worker.log`` in the run directory.
+the model was already loaded; ``ext_model_loads`` is how many loads the current worker has done
+and ``ext_worker_pid`` its pid). Starting the worker, loading the model and tokenising the
+prompts are the backend's preparation, done before the warm-up and before any measurement
+window opens (so the window, ``energy_per_token_j`` and ``tokens_per_s`` cover the same work);
+they may take up to ``max(timeout_s, 300)`` seconds and are not part of an execution's
+``wall_s``. On CUDA, ``ext_device_uuid`` is the UUID of the device the model is on: srd checks
+it is a GPU the window measured (if not, a warning, and energy and power are left empty). An
+execution (every measured prompt) or a single warm-up request that takes longer than
+``timeout_s`` gets the worker's whole process group SIGKILLed and is TIMEOUT ``timed out after
+N s``; a worker that dies is a FAIL; either way the next case starts a new worker. CUDA out of
+memory is FAIL ``CUDA out of memory (batch_size=N)`` and the worker stays up; any other CUDA
+error leaves CUDA unusable in that process, so the worker exits and the next case starts a new
+one. The worker's own output goes to ``logs/hf_worker.log`` in the run directory.
 
 Warm-up is per request (one batch ``generate``): ``warmup=N`` runs N requests; ``auto`` (the
 default for hf rows) runs until the coefficient of variation of the last 5 request latencies
@@ -124,6 +129,7 @@ class _Worker:
         self.buf = b""
         self.ready = False
         self.loads = 0
+        self.device_uuid: str | None = None  # the CUDA device of the last model loaded
 
     def send(self, obj: dict[str, Any]) -> None:
         assert self.proc.stdin is not None
@@ -257,15 +263,20 @@ class HfBackend(Backend):
             self.worker.kill()
             self.worker = None
 
-    def _load(self, case: Case, ctx: ExecContext, job: dict[str, Any]) -> float | Execution:
-        """Make sure the case's model is loaded: its load seconds (0.0 when it already was),
-        or the failed ``Execution`` (FAIL, or TIMEOUT after ``max(timeout_s, 300)`` s)."""
+    def _load(self, case: Case, ctx: ExecContext, job: dict[str, Any],
+              op: str = "load") -> float | Execution:
+        """Make sure the case's model is loaded (``prepare``: and its prompts tokenised):
+        its load seconds (0.0 when it already was), or the failed ``Execution`` (FAIL, or
+        TIMEOUT after ``max(timeout_s, 300)`` s)."""
         t_start, t0 = time.time(), time.perf_counter()
         limit = _load_limit(ctx)
         try:
             w = self._ensure_worker(ctx, case.case_id)
-            w.send({"op": "load", **{k: job[k] for k in ("model", "dtype", "device",
-                                                         "attn_implementation")}})
+            if op == "prepare":
+                w.send({"op": "prepare", "job": job})
+            else:
+                w.send({"op": "load", **{k: job[k] for k in ("model", "dtype", "device",
+                                                             "attn_implementation")}})
             reply = self._recv(w, ctx, limit - (time.perf_counter() - t0), case.case_id)
         except _Timeout:
             self._discard_worker()
@@ -275,9 +286,34 @@ class HfBackend(Backend):
             self._discard_worker()
             return _failure(FAIL, str(e), t_start, time.perf_counter() - t0)
         if not reply.get("ok"):
-            return _failure(FAIL, str(reply.get("error")), t_start, time.perf_counter() - t0)
+            return _failure(FAIL, self._error(reply), t_start, time.perf_counter() - t0)
         w.loads = int(reply.get("loads", w.loads))
+        w.device_uuid = reply.get("device_uuid")
         return float(reply.get("load_s", 0.0))
+
+    def _error(self, reply: dict[str, Any], prefix: str = "") -> str:
+        """A failed reply's message; after a CUDA error the worker has exited: forget it,
+        and the next case starts a new one."""
+        error = f"{prefix}{reply.get('error')}"
+        if reply.get("fatal"):
+            self._discard_worker()
+            error += " (the hf worker exited: CUDA is unusable after this error)"
+        return error
+
+    # -- preparation ---------------------------------------------------------------------------
+    def prepare(self, case: Case, ctx: ExecContext) -> Execution | None:
+        """Start the worker, load the case's model and tokenise its prompts, before any
+        warm-up or measurement window, so that the window and ``tokens_per_s`` cover the
+        same work."""
+        job, problems = parse_job(case)
+        if problems:
+            return _failure(FAIL, problems[0][1], time.time(), 0.0)
+        loaded = self._load(case, ctx, job, "prepare")
+        self.reported_case = None
+        if isinstance(loaded, Execution):
+            return loaded
+        self.carried_load_s[case.case_id] = loaded
+        return None
 
     # -- warm-up -------------------------------------------------------------------------------
     def warmup(self, case: Case, ctx: ExecContext, spec: WarmupSpec) -> WarmupReport | None:
@@ -287,10 +323,9 @@ class HfBackend(Backend):
         if problems:
             return WarmupReport(0, failure=_failure(FAIL, problems[0][1], time.time(), 0.0))
         loaded = self._load(case, ctx, job)
-        self.reported_case = None
         if isinstance(loaded, Execution):
             return WarmupReport(0, failure=loaded)
-        self.carried_load_s[case.case_id] = loaded
+        self.carried_load_s[case.case_id] = self.carried_load_s.get(case.case_id, 0.0) + loaded
         assert self.worker is not None
         w = self.worker
         t_start, t0 = time.time(), time.perf_counter()
@@ -317,7 +352,7 @@ class HfBackend(Backend):
                 FAIL, f"warm-up request {steps + 1}: {e}", t_start, time.perf_counter() - t0))
         if not msg.get("ok"):
             return WarmupReport(steps, failure=_failure(
-                FAIL, f"warm-up request {steps + 1}: {msg.get('error')}", t_start,
+                FAIL, self._error(msg, f"warm-up request {steps + 1}: "), t_start,
                 time.perf_counter() - t0))
         runs, converged, final_cv = int(msg["runs"]), msg.get("converged"), msg.get("final_cv")
         warnings = []
@@ -356,7 +391,7 @@ class HfBackend(Backend):
             return _failure(FAIL, str(e), t_start, time.perf_counter() - t0)
         wall_s = time.perf_counter() - t0
         if not reply.get("ok"):
-            return _failure(FAIL, str(reply.get("error")), t_start, wall_s)
+            return _failure(FAIL, self._error(reply), t_start, wall_s)
         metrics: dict[str, Metric] = dict(reply["metrics"])
         if self.reported_case != case.case_id:
             # Reported once per case: a mean over repetitions would dilute it.
@@ -364,6 +399,8 @@ class HfBackend(Backend):
             metrics["model_load_s"] = self.carried_load_s.pop(case.case_id, 0.0) + loaded
         metrics["ext_model_loads"] = str(w.loads)
         metrics["ext_worker_pid"] = str(w.pid)
+        if w.device_uuid:
+            metrics["ext_device_uuid"] = w.device_uuid  # the runner checks it is measured
         return Execution(OK, wall_s, t_start, t_start + wall_s, None, "", metrics)
 
     def close(self) -> None:

@@ -17,10 +17,52 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import transformers
+from packaging.version import Version
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 _MIB = 1048576.0
+
+# What differs across the versions the package allows:
+# - transformers takes ``dtype=`` from 4.56 (``torch_dtype=`` before, deprecated after);
+# - torch has ``torch.OutOfMemoryError`` from 2.4, ``torch.cuda.OutOfMemoryError`` from 1.13;
+# - torch raises ``torch.AcceleratorError`` for other CUDA errors from 2.8, a RuntimeError
+#   "CUDA error: ..." before.
+DTYPE_KWARG = "dtype" if Version(transformers.__version__).release >= (4, 56) else "torch_dtype"
+OOM_ERRORS: tuple[type[BaseException], ...] = tuple(
+    {e for e in (getattr(torch, "OutOfMemoryError", None),
+                 getattr(torch.cuda, "OutOfMemoryError", None)) if e is not None})
+_ACCELERATOR_ERROR = getattr(torch, "AcceleratorError", None)
+_STICKY = ("CUDA error", "device-side assert", "illegal memory access", "CUBLAS_STATUS",
+           "CUDNN_STATUS", "unspecified launch failure")
+
+
+def is_fatal_cuda_error(e: BaseException) -> bool:
+    """Whether ``e`` is a CUDA error other than out of memory: CUDA's context is then
+    unusable ("the process must be terminated and relaunched", CUDA runtime docs), so the
+    worker must exit and the next case get a fresh one."""
+    if isinstance(e, OOM_ERRORS):
+        return False
+    if _ACCELERATOR_ERROR is not None and isinstance(e, _ACCELERATOR_ERROR):
+        return True
+    return isinstance(e, RuntimeError) and any(k in str(e) for k in _STICKY)
+
+
+def device_uuid(device: torch.device) -> str | None:
+    """The UUID of the CUDA device a model is on, as NVML spells it (``GPU-…``, or
+    ``MIG-…`` for a MIG instance: CUDA reports the instance's own UUID); None on the CPU."""
+    if device.type != "cuda":
+        return None
+    props = torch.cuda.get_device_properties(device)
+    raw = getattr(props, "uuid", None)
+    if raw is None:
+        return None
+    text = str(raw)
+    if text.upper().startswith(("GPU-", "MIG-")):
+        return text
+    is_mig = bool(getattr(props, "is_mig", False)) or "MIG" in getattr(props, "name", "")
+    return ("MIG-" if is_mig else "GPU-") + text
 
 
 class LoadError(Exception):
@@ -104,11 +146,11 @@ def load_model(model: str, dtype: str, device: torch.device, attn: str | None) -
         raise LoadError(f"cannot load model {model!r}: no such directory")
     try:
         tok = AutoTokenizer.from_pretrained(model)
-        kwargs: dict[str, Any] = {"dtype": _DTYPES.get(dtype, "auto")}
+        kwargs: dict[str, Any] = {DTYPE_KWARG: _DTYPES.get(dtype, "auto")}
         if attn:
             kwargs["attn_implementation"] = attn
         m = AutoModelForCausalLM.from_pretrained(model, **kwargs)
-    except torch.OutOfMemoryError:
+    except OOM_ERRORS:
         raise
     except Exception as e:  # OSError, ValueError, ...: whatever the Hub/loader raises
         where = "" if os.path.isdir(os.path.expanduser(model)) else \
@@ -187,7 +229,7 @@ def generate_batch(lm: Loaded, job: dict[str, Any], batch: dict[str, torch.Tenso
             t1 = time.perf_counter()
         finally:
             hook.remove()
-    except torch.OutOfMemoryError:
+    except OOM_ERRORS:
         raise OomError(f"CUDA out of memory (batch_size={job['batch_size']})") from None
     prompt_len = int(batch["input_ids"].shape[1])
     new = out[:, prompt_len:].tolist()
@@ -207,14 +249,17 @@ def _generated(row: list[int], eos_ids: frozenset[int]) -> int:
 
 
 def measure_job(lm: Loaded, job: dict[str, Any],
-             progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+                progress: Callable[[int, int], None] | None = None,
+                batches: list[dict[str, torch.Tensor]] | None = None) -> dict[str, Any]:
     """Generate for every measured prompt; metrics in seconds, requests/s, tokens/s and MiB.
 
     Every request of a batch has its batch's latency and time to first token. ``tpot_mean``
     is the mean over requests of (latency - ttft) / (decoding steps - 1). ``generate_s`` is
     the time spent in ``generate``: the throughputs are counted over it. ``progress(i, n)``
-    is called after each of the n batches, outside the timed calls."""
-    batches = make_batches(lm, job)
+    is called after each of the n batches, outside the timed calls. ``batches``: the job's
+    prompts already tokenised (``make_batches``), else tokenised here."""
+    if batches is None:
+        batches = make_batches(lm, job)
     cuda = lm.device.type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats(lm.device)

@@ -83,6 +83,10 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings) -> CaseResu
     final_cv: float | None = None
     policy = settings.policy
     own = None
+    ready = backend.prepare(case, ctx)
+    if ready is not None:
+        where = f"repetition 1 of {case.repeat}" if case.repeat > 1 else ""
+        return _failed(case, warm, [ready], ready, where, t_case)
     if case.warmup == "auto" or case.warmup:
         own = backend.warmup(case, ctx, WarmupSpec(case.warmup, policy.warmup_cv,
                                                    policy.warmup_max, WARMUP_WINDOW))
@@ -163,6 +167,11 @@ def _measured(case: Case, backend: Backend, ctx: ExecContext, settings: RunnerSe
         ex = backend.execute(case, ctx)
     # The backend's own readings win (e.g. gpu_mem_peak_mb from torch's allocator).
     ex.metrics = {**m.metrics, **ex.metrics}
+    elsewhere = device_elsewhere(ex.metrics.get("ext_device_uuid"), m.details)
+    if elsewhere is not None:
+        m.warnings.append(elsewhere)
+        for k in [k for k in ex.metrics if k.startswith(("energy_", "gpu_power_"))]:
+            ex.metrics[k] = None  # measured on a GPU the work did not run on
     tokens = ex.metrics.get("tokens_out")
     energy = ex.metrics.get("energy_adjusted_j")
     if energy is None:
@@ -175,6 +184,24 @@ def _measured(case: Case, backend: Backend, ctx: ExecContext, settings: RunnerSe
         if w not in warnings:
             warnings.append(w)
     return ex
+
+
+def _hex(uuid: str) -> str:
+    return uuid.lower().removeprefix("gpu-").removeprefix("mig-")
+
+
+def device_elsewhere(device_uuid: Any, details: dict[str, Any]) -> str | None:
+    """A warning when the backend reports running on a CUDA device (``GPU-…``/``MIG-…``)
+    that the measurement window did not cover (``details``: the window's run.json details);
+    None when it did, or nothing is known."""
+    gpus = details.get("gpus") or []
+    if not isinstance(device_uuid, str) or not device_uuid or not gpus:
+        return None
+    covered = {_hex(g[k]) for g in gpus for k in ("uuid", "visible_as") if g.get(k)}
+    if _hex(device_uuid) in covered:
+        return None
+    return (f"the work ran on {device_uuid}, but the window measured "
+            f"{', '.join(g['uuid'] for g in gpus)}: its energy and power are left empty")
 
 
 def _ok(case: Case, warm: list[Execution], runs: list[Execution], converged: bool | None,

@@ -116,7 +116,8 @@ def gpu_environment(gpus: Any, devices: list[Any], temps_c: list[float | None]) 
                   "vram_mb": d.info.vram_mb, "power_limit_w": d.info.power_limit_w,
                   "mig_mode": d.info.mig_mode, "temp_c_at_start": t,
                   "energy_counter": d.has_energy_counter,
-                  "instant_power": d.has_instant_power}
+                  "instant_power": d.has_instant_power,
+                  "energy_scope": d.info.energy_scope, "power_scope": d.power_scope}
                  for d, t in zip(devices, temps_c, strict=True)],
     }
 
@@ -139,6 +140,7 @@ def env_columns(host: dict[str, Any], gpu_env: dict[str, Any]) -> dict[str, Any]
         "env_power_limit_w": sum(limits) if limits else None,
         "env_gpu_temp_c": max(temps) if temps else None,
         "env_mig_mode": ",".join(migs) if migs else None,
+        "env_power_scope": ",".join(sorted({g["power_scope"] for g in gpus})) or None,
         "env_cpu_model": host["cpu_model"],
         "env_cpu_governor": host["cpu_governor"],
         "env_in_container": host["in_container"],

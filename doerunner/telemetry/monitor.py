@@ -170,6 +170,7 @@ class Monitor:
         out.details = {
             "window_s": duration, "energy_method": method,
             "gpus": [{"index": devices[w.index].info.index, "uuid": uuids[n],
+                      "visible_as": devices[w.index].info.token or uuids[n],
                       "t_begin": w.t_begin, "t_end": w.t_end, "energy_j": w.energy_j,
                       "energy_method": w.energy_method,
                       "counter_mj": [w.energy_begin_mj, w.energy_end_mj],

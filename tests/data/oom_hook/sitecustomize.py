@@ -1,7 +1,10 @@
-"""Test hook, active only when ``SRD_TEST_OOM_AT`` is set and this folder is on PYTHONPATH:
-transformers' ``generate`` raises ``torch.OutOfMemoryError`` for a batch of that many
-prompts or more, as CUDA does when a batch does not fit. The hf worker's out-of-memory path
-is then tested end to end on a machine without a GPU; everything else runs for real."""
+"""Test hook, active only when ``SRD_TEST_OOM_AT`` or ``SRD_TEST_CUDA_ERROR_AT`` is set and
+this folder is on PYTHONPATH: transformers' ``generate`` raises, for a batch of that many
+prompts or more, the out-of-memory error CUDA raises when a batch does not fit (the class
+this torch has: ``torch.OutOfMemoryError`` from 2.4, ``torch.cuda.OutOfMemoryError`` before)
+or the ``RuntimeError("CUDA error: ...")`` of a sticky CUDA error (an illegal memory access).
+The hf worker's paths for both are then tested end to end on a machine without a GPU;
+everything else runs for real."""
 
 from __future__ import annotations
 
@@ -14,15 +17,20 @@ _TARGET = "transformers.generation.utils"
 
 
 def _patch(module: Any) -> None:
-    at = int(os.environ["SRD_TEST_OOM_AT"])
+    oom_at = int(os.environ.get("SRD_TEST_OOM_AT") or 1 << 30)
+    error_at = int(os.environ.get("SRD_TEST_CUDA_ERROR_AT") or 1 << 30)
     original = module.GenerationMixin.generate
 
     def generate(self: Any, *args: Any, **kwargs: Any) -> Any:
         ids = kwargs.get("input_ids", args[0] if args else None)
-        if ids is not None and ids.shape[0] >= at:
+        if ids is not None and ids.shape[0] >= error_at:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered "
+                               "(simulated by the test hook)")
+        if ids is not None and ids.shape[0] >= oom_at:
             import torch
 
-            raise torch.OutOfMemoryError(
+            oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+            raise oom(
                 "CUDA out of memory. Tried to allocate 20.00 GiB (simulated by the test hook)")
         return original(self, *args, **kwargs)
 
@@ -49,5 +57,5 @@ class _Hook(importlib.abc.MetaPathFinder):
         return spec
 
 
-if os.environ.get("SRD_TEST_OOM_AT"):
+if os.environ.get("SRD_TEST_OOM_AT") or os.environ.get("SRD_TEST_CUDA_ERROR_AT"):
     sys.meta_path.insert(0, _Hook())
