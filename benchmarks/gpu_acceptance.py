@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import os
 import statistics
@@ -57,7 +58,7 @@ def counter_period(dev, seconds: float = 3.0) -> tuple[float | None, int]:
             changes.append(time.monotonic())
             last = c
         time.sleep(0.0005)
-    gaps = [b - a for a, b in zip(changes, changes[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(changes)]
     return (statistics.median(gaps) if gaps else None), len(changes)
 
 
