@@ -18,8 +18,9 @@ import argparse
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = ["tests/test_hf.py", "tests/test_telemetry.py", "tests/test_gpu_device.py",
