@@ -125,7 +125,8 @@ def tick_child() -> None:
     specs = json.loads(os.environ["TICK_SPECS"])
     profiles = [Profile(s["points"]) for s in specs]
     out = []
-    with open_gpus() as g, Sampler(g.devices, 10.0) as sampler:
+    hz = float(os.environ.get("TICK_HZ", "10"))
+    with open_gpus() as g, Sampler(g.devices, hz) as sampler:
         sampler.measure_periods()
         for length in TICK_WINDOWS_S:
             time.sleep(0.137 * (len(out) % 5))  # a different phase for each window
@@ -138,7 +139,7 @@ def tick_child() -> None:
     print(json.dumps(out))
 
 
-def ticks(rounds: int) -> None:
+def ticks(rounds: int, hz: float = 10.0) -> None:
     from tests.nvmlsim import build, sim_env
 
     rows: dict[tuple[str, str], list[float]] = {}
@@ -155,12 +156,13 @@ def ticks(rounds: int) -> None:
         env = sim_env(build(), gpus=len(specs), t0=time.time() - 1, **scenario)
         env["PYTHONPATH"] = str(REPO)
         env["TICK_SPECS"] = json.dumps(specs)
+        env["TICK_HZ"] = repr(hz)
         got = subprocess.run([sys.executable, __file__, "--tick-child"], env=env,
                              capture_output=True, text=True, check=True)
         for row in json.loads(got.stdout):
             sp = specs[row["gpu"]]
             how = (f"counter, {sp['period'] * 1000:.0f} ms updates" if sp["period"]
-                   else "sampled fallback (instant power, 10 Hz)")
+                   else f"sampled fallback (instant power, {hz:g} Hz)")
             assert row["method"] == ("counter" if sp["period"] else "sampled"), row
             rows.setdefault((sp["load"], how), []).append(row["error"])
     print(f"\n## windows of {', '.join(f'{w:g}' for w in TICK_WINDOWS_S)} s on ticking "
@@ -182,6 +184,7 @@ def main() -> None:
     ap.add_argument("--windows", type=int, default=4, help="windows per profile")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of the tick scenarios")
     ap.add_argument("--only-ticks", action="store_true", help="only part 3")
+    ap.add_argument("--tick-hz", type=float, default=10.0, help="--sample-hz of part 3")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--tick-child", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -192,7 +195,7 @@ def main() -> None:
         tick_child()
         return
     if a.only_ticks:
-        ticks(a.rounds)
+        ticks(a.rounds, a.tick_hz)
         return
     from tests.nvmlsim import Profile, build, sim_env
 
@@ -221,7 +224,7 @@ def main() -> None:
         target = 1.0 if hz == "10" else 3.0
         print(f"  {n} GPU(s) at {hz:>3} Hz: {100 * frac:.2f}% of one core "
               f"(target < {target:g}%)")
-    ticks(a.rounds)
+    ticks(a.rounds, a.tick_hz)
 
 
 if __name__ == "__main__":

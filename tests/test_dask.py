@@ -188,3 +188,38 @@ def test_incompatible_options_exit_4(tmp_path, args, message) -> None:
                     str(tmp_path / "m.csv"), *args)
     assert code == 4
     assert message in out
+
+
+def test_a_dask_worker_gives_its_cases_the_gpus_it_measures(tmp_path, lib_dir,
+                                                            monkeypatch) -> None:
+    """The plan's GPU rule on a worker: the case gets the worker's GPUs (by UUID) and the
+    worker's window measures exactly those. The worker process runs the real nvidia-ml-py
+    against the simulated driver (its environment is set before it starts)."""
+    import dask
+
+    from doerunner.executors.dask import SCHEDULER_CONFIG
+
+    from . import nvmlsim
+
+    env = nvmlsim.sim_env(lib_dir, profiles=[nvmlsim.Profile([(0, 120.0)]),
+                                             nvmlsim.Profile([(0, 80.0)])])
+    for k in ("LD_LIBRARY_PATH", *(k for k in env if k.startswith("NVMLSIM_"))):
+        monkeypatch.setenv(k, env[k])
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cases.csv").write_text(
+        "case_id,cmd\nc,sleep 0.3; echo ext_cvd=$CUDA_VISIBLE_DEVICES\n")
+    with dask.config.set(SCHEDULER_CONFIG):
+        one = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)
+    try:
+        code, out = srd("--cases", "cases.csv", "--out", "m.csv", "--executor", "dask",
+                        "--scheduler", one.scheduler_address, "--baseline", "off")
+    finally:
+        one.close()
+    assert code == 0, out
+    with open(tmp_path / "m.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["ext_cvd"] == f"{nvmlsim.uuid(0)},{nvmlsim.uuid(1)}"
+    assert row["gpu_count"] == "2"
+    assert float(row["gpu_power_mean_w"]) == pytest.approx(200.0, rel=0.01)

@@ -95,3 +95,47 @@ def test_the_counters_update_period_is_measured_and_recorded(tmp_path, lib_dir):
     run = json.loads((tmp_path / "m_run" / "run.json").read_text())
     (period,) = run["telemetry"]["counter_period_s"].values()
     assert period == pytest.approx(0.05, abs=0.005)
+
+
+def test_an_old_driver_missing_functions_degrades_instead_of_failing(tmp_path):
+    # No nvmlDeviceGetFieldValues (so no instantaneous power) nor clock-event reasons:
+    # nvidia-ml-py raises FunctionNotFound; srd reads the averaged power and the old
+    # throttle API, and the run goes on.
+    from . import nvmlsim
+    from .conftest import run_srd
+
+    try:
+        lib = nvmlsim.build(variant="old")
+    except RuntimeError as e:
+        pytest.skip(str(e))
+    (tmp_path / "cases.csv").write_text("case_id,cmd\nold,sleep 0.5\n")
+    env = nvmlsim.sim_env(lib, profiles=[Profile([(0, 200.0)])], t0=time.time() - 5,
+                          gpu0_throttle="0:1e9:0x20")
+    p = run_srd("run", "--cases", "cases.csv", "--out", "m.csv", "--baseline", "off",
+                cwd=tmp_path, env=env)
+    assert p.returncode == 0, p.stderr
+    assert "internal error" not in p.stderr
+    row = rows(tmp_path)[0]
+    assert row["energy_method"] == "counter"
+    assert float(row["gpu_power_mean_w"]) == pytest.approx(200.0, rel=0.01)
+    assert float(row["thermal_throttle_pct"]) > 90
+    run = json.loads((tmp_path / "m_run" / "run.json").read_text())
+    assert run["telemetry"]["environment"]["gpus"][0]["instant_power"] is False
+
+
+def test_a_counter_far_from_the_integrated_power_is_not_trusted():
+    # Unit level: a 2 s window whose counter says 10x what the sampled power integrates to.
+    from doerunner.telemetry.edges import Edge
+    from doerunner.telemetry.sampler import GpuWindow, Sampler
+
+    class Fake:
+        has_energy_counter = True
+        has_instant_power = True
+
+    w = GpuWindow(0, 1000.0, 1002.0, 0, 2_000_000, trapz_j=200.0)
+    w.begin, w.end = Edge(1000.0, 0, 100.0), Edge(1002.0, 2_000_000, 100.0)
+    w.begin.energy_mj, w.end.energy_mj = 0.0, 2_000_000.0  # both pinned to an update
+    Sampler([Fake()], 10.0)._resolve([w])
+    assert w.energy_method == "sampled" and w.energy_j == 200.0
+    assert w.fallback == ("the energy counter says 2000.0 J but the sampled power "
+                          "integrates to 200.0 J")
