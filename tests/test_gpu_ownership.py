@@ -129,3 +129,15 @@ def test_power_is_read_at_the_scope_the_energy_counter_covers(tmp_path, lib_dir,
     run = json.loads((tmp_path / "m_run" / "run.json").read_text())
     gpu = run["telemetry"]["environment"]["gpus"][0]
     assert (gpu["energy_scope"], gpu["power_scope"]) == (scope, scope)
+
+
+def test_jobs_sharing_gpus_give_every_case_the_gpus_they_all_measure(tmp_path, lib_dir):
+    cases = "case_id,cmd\n" + "".join(
+        f"c{i},sleep 0.4; echo ext_cvd=$CUDA_VISIBLE_DEVICES\n" for i in range(2))
+    p = srd_sim(tmp_path, lib_dir, cases, "--baseline", "off", "--jobs", "2", "--share-gpus",
+                profiles=PROFILES)
+    assert p.returncode == 0, p.stderr
+    both = f"{uuid(0)},{uuid(1)}"
+    assert [(r["ext_cvd"], r["gpu_count"]) for r in rows(tmp_path)] == [(both, "2")] * 2
+    assert ("--share-gpus: 2 cases share the GPUs; per-case GPU energy and power include "
+            "their neighbours' and are not comparable") in p.stderr

@@ -232,6 +232,15 @@ def test_energy_per_token_under_simulated_nvml(tmp_path, tiny_model, baseline) -
     assert "gpu_mem_peak_mb" in r  # telemetry columns; the CPU worker has no torch.cuda peak
 
 
+def hooked(**settings: str) -> dict[str, str]:
+    """The environment for srd with the test hook (tests/data/oom_hook) on the worker's
+    PYTHONPATH, set as ``settings`` say."""
+    hook = REPO / "tests" / "data" / "oom_hook"
+    return {**OFFLINE, **settings,
+            "PYTHONPATH": os.pathsep.join([str(REPO), str(hook),
+                                           os.environ.get("PYTHONPATH", "")])}
+
+
 def test_out_of_memory_is_a_fail_and_the_sweep_goes_on(tmp_path, tiny_model) -> None:
     """CUDA out of memory, raised where CUDA raises it (inside ``generate``) by a test hook
     (tests/data/oom_hook) for batches of 4 or more: FAIL with the batch size, the worker
@@ -246,11 +255,8 @@ def test_out_of_memory_is_a_fail_and_the_sweep_goes_on(tmp_path, tiny_model) -> 
         f"b4w,hf,{tiny_model},Hello world,4,4,4,4,cpu,1\n"
         f"b1,hf,{tiny_model},Hello world,4,1,4,4,cpu,0\n"
         f"gpu,hf,{tiny_model},Hello world,4,1,4,4,cuda:1,0\n")
-    hook = REPO / "tests" / "data" / "oom_hook"
-    env = {**OFFLINE, "SRD_TEST_OOM_AT": "4",
-           "PYTHONPATH": os.pathsep.join([str(REPO), str(hook),
-                                          os.environ.get("PYTHONPATH", "")])}
-    p = run_srd("run", "--cases", "cases.csv", "--out", "m.csv", cwd=tmp_path, env=env)
+    p = run_srd("run", "--cases", "cases.csv", "--out", "m.csv", cwd=tmp_path,
+                env=hooked(SRD_TEST_OOM_AT="4"))
     assert p.returncode == 3, p.stderr
     rows = read_rows(tmp_path / "m.csv")
     assert {k: (r["status"], r["message"]) for k, r in rows.items()} == {
@@ -274,11 +280,8 @@ def test_a_cuda_error_ends_the_worker_and_the_next_case_gets_a_new_one(tmp_path,
         f"b1,hf,{tiny_model},Hello world,2,1,4,4,cpu,0\n"
         f"b2,hf,{tiny_model},Hello world,2,2,4,4,cpu,0\n"
         f"after,hf,{tiny_model},Hello world,2,1,4,4,cpu,0\n")
-    hook = REPO / "tests" / "data" / "oom_hook"
-    env = {**OFFLINE, "SRD_TEST_CUDA_ERROR_AT": "2",
-           "PYTHONPATH": os.pathsep.join([str(REPO), str(hook),
-                                          os.environ.get("PYTHONPATH", "")])}
-    p = run_srd("run", "--cases", "cases.csv", "--out", "m.csv", cwd=tmp_path, env=env)
+    p = run_srd("run", "--cases", "cases.csv", "--out", "m.csv", cwd=tmp_path,
+                env=hooked(SRD_TEST_CUDA_ERROR_AT="2"))
     assert p.returncode == 3, p.stderr
     rows = read_rows(tmp_path / "m.csv")
     assert (rows["b2"]["status"], rows["b2"]["message"]) == (
@@ -299,11 +302,8 @@ def test_the_window_covers_generation_not_loading(tmp_path, tiny_model, lib_dir)
         "case_id,backend,model,prompt,num_prompts,batch_size,max_new_tokens,min_new_tokens,"
         "device,warmup\n"
         f"cold,hf,{tiny_model},Hello world,2,1,4,4,cpu,0\n")
-    hook = REPO / "tests" / "data" / "oom_hook"
-    env = {**nvmlsim.sim_env(lib_dir, profiles=[nvmlsim.Profile([(0, 150.0)])]), **OFFLINE,
-           "SRD_HOME": str(tmp_path / "home"), "SRD_TEST_LOAD_DELAY_S": "1.0",
-           "PYTHONPATH": os.pathsep.join([str(REPO), str(hook),
-                                          os.environ.get("PYTHONPATH", "")])}
+    env = {**nvmlsim.sim_env(lib_dir, profiles=[nvmlsim.Profile([(0, 150.0)])]),
+           **hooked(SRD_TEST_LOAD_DELAY_S="1.0"), "SRD_HOME": str(tmp_path / "home")}
     p = run_srd("run", "--cases", "cases.csv", "--out", "m.csv", "--baseline", "off",
                 cwd=tmp_path, env=env)
     assert p.returncode == 0, p.stderr
