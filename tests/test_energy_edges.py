@@ -142,3 +142,37 @@ def test_a_counter_far_from_the_integrated_power_is_not_trusted():
     assert w.energy_method == "sampled" and w.energy_j == 200.0
     assert w.fallback == ("the energy counter says 2000.0 J but the sampled power "
                           "integrates to 200.0 J")
+
+
+def test_an_edge_is_placed_between_reads_and_reads_too_far_apart_are_not_trusted():
+    from doerunner.telemetry.edges import Edge, window_energy_j
+
+    # 100 W; the counter (mJ) updates at t=0.0105: placed at the midpoint of the two reads
+    e = Edge(0.0, 1000, 100.0)
+    assert not e.feed(0.005, 1000, 100.0) and not e.feed(0.010, 1000, 100.0)
+    assert e.feed(0.011, 2050, 100.0)
+    assert e.tick_t == pytest.approx(0.0105)
+    assert e.energy_mj == pytest.approx(2050 - 1000 * 100.0 * 0.0105)
+    # the first read 200 ms after the edge: bridged by a straight line, then followed
+    begin = Edge(0.0, 1000, 100.0)
+    assert not begin.feed(0.2, 21000, 100.0)       # changed, but cannot be placed
+    assert begin.feed(0.201, 21100, 100.0)
+    end = Edge(0.3, 31000, 100.0)
+    assert end.feed(0.301, 31100, 100.0)
+    energy, why = window_energy_j(begin, end, 0.3)
+    assert energy is None
+    assert why == "the energy counter could not be followed: 200 ms between reads"
+    begin.blind_s = 0.0
+    energy, why = window_energy_j(begin, end, 0.3)
+    assert why is None and energy == pytest.approx(30.0, abs=0.01)
+
+
+def test_hw_slowdown_is_its_own_cause_only_without_hw_thermal_or_power_brake():
+    from doerunner.telemetry.throttle import CAUSES, causes
+
+    names = [name for name, _ in CAUSES]
+    assert [names[k] for k in causes(0x08)] == ["hw_slowdown"]
+    assert [names[k] for k in causes(0x48)] == ["thermal"]
+    assert [names[k] for k in causes(0x88)] == ["power"]
+    assert [names[k] for k in causes(0x2C)] == ["thermal", "power", "hw_slowdown"]
+    assert causes(0x1 | 0x2 | 0x10) == []

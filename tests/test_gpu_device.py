@@ -493,3 +493,11 @@ def test_simulator_builds_once_per_source(sim_lib, tmp_path):
     mtime = (sim_lib / "libnvidia-ml.so.1").stat().st_mtime_ns
     time.sleep(0.01)
     assert build() == sim_lib and (sim_lib / "libnvidia-ml.so.1").stat().st_mtime_ns == mtime
+
+
+def test_an_index_naming_a_gpu_whose_uuid_cannot_be_read_names_no_gpu():
+    from doerunner.telemetry.visible import Physical, Visible, visible
+
+    gpus = [Physical(0, "GPU-a", "X", "00000000:1B:00.0"), Physical(1, None, "X", "00:41")]
+    assert visible("0,1", gpus, None, lambda u: None) == ([Visible(0, "GPU-a")], [])
+    assert visible("1,0", gpus, None, lambda u: None) == ([], [])

@@ -69,8 +69,8 @@ class Worker:
     def __init__(self) -> None:
         self.models: OrderedDict[tuple[str, ...], Loaded] = OrderedDict()
         self.loads = 0
-        # Tokenised batches per job, made by "prepare" (before the measurement window) and
-        # reused by its warm-up and runs; dropped with their model.
+        # The current job's tokenised batches, made by "prepare" (before the measurement
+        # window) and reused by its warm-up and runs; dropped with their model.
         self.batches: dict[str, tuple[tuple[str, ...], list[Any]]] = {}
 
     def _answer(self, key: tuple[str, ...], load_s: float) -> dict[str, Any]:
@@ -120,7 +120,9 @@ class Worker:
         key = (job["model"], job["dtype"], job["device"], job.get("attn_implementation") or "")
         job_key = json.dumps(job, sort_keys=True)
         if job_key not in self.batches:
-            self.batches[job_key] = (key, make_batches(lm, job))
+            # Only the current job's: tensors kept on the GPU would count in the next
+            # cases' gpu_mem_peak_mb and take memory from their batches.
+            self.batches = {job_key: (key, make_batches(lm, job))}
         return self.batches[job_key][1]
 
     def prepare(self, req: dict[str, Any]) -> dict[str, Any]:

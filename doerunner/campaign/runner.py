@@ -197,6 +197,8 @@ def device_elsewhere(device_uuid: Any, details: dict[str, Any]) -> str | None:
     gpus = details.get("gpus") or []
     if not isinstance(device_uuid, str) or not device_uuid or not gpus:
         return None
+    if any(str(g.get("visible_as", "")).upper().startswith("MIG-GPU-") for g in gpus):
+        return None  # a pre-R470 MIG id names no UUID CUDA would report: nothing to compare
     covered = {_hex(g[k]) for g in gpus for k in ("uuid", "visible_as") if g.get(k)}
     if _hex(device_uuid) in covered:
         return None

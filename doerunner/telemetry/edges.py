@@ -47,6 +47,7 @@ class Edge:
     last_p: float | None = None
     integral_j: float = 0.0   # power integrated from t to last_tp
     tick_t: float | None = None  # when the counter updated (the midpoint of two reads)
+    blind_s: float = 0.0      # time bridged by a straight line between reads too far apart
     energy_mj: float | None = None
     why: str | None = None
 
@@ -72,6 +73,8 @@ class Edge:
             return True
         if c == self.c0 or t - self.last_t > MAX_GAP_S:
             # no update yet, or one that cannot be placed in time: integrate and go on
+            if t - self.last_t > MAX_GAP_S:
+                self.blind_s += t - self.last_t
             self.integral_j += _segment(self.last_tp, self.last_p, tp, p)
             self.last_t, self.last_tp = t, tp
             self.last_p = p if p is not None else self.last_p
@@ -107,10 +110,17 @@ def _segment(t0: float, p0: float | None, t1: float, p1: float | None) -> float:
     return 0.5 * (a + b) * (t1 - t0)  # type: ignore[operator]
 
 
-def window_energy_j(begin: Edge, end: Edge) -> tuple[float | None, str | None]:
-    """The energy between two resolved edges in J, or ``(None, why)``."""
+def window_energy_j(begin: Edge, end: Edge,
+                    duration_s: float) -> tuple[float | None, str | None]:
+    """The energy between two resolved edges in J, or ``(None, why)``. An edge that bridged
+    more than a quarter of the window with a straight line (its reads came too far apart
+    to follow the counter) is not a counter measurement."""
     if begin.why or end.why:
         return None, begin.why or end.why
+    blind = max(begin.blind_s, end.blind_s)
+    if blind > max(0.25 * duration_s, MAX_GAP_S):
+        return None, (f"the energy counter could not be followed: {blind * 1000:.0f} ms "
+                      "between reads")
     if begin.energy_mj is None or end.energy_mj is None:
         return None, "the energy counter's edges were not resolved"
     e = (end.energy_mj - begin.energy_mj) / 1000.0

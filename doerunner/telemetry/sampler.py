@@ -23,7 +23,7 @@ from typing import Protocol
 
 from doerunner.telemetry.edges import POLL_S, Edge, window_energy_j
 from doerunner.telemetry.gpu import GpuSample, now
-from doerunner.telemetry.throttle import CAUSES
+from doerunner.telemetry.throttle import CAUSES, causes
 
 MAX_SERIES_DEFAULT = 20_000
 EDGE_WAIT_DEFAULT_S = 0.5
@@ -100,6 +100,8 @@ class GpuWindow:
         return self.util_sum_pct / self.util_n if self.util_n else None
 
     def add(self, s: GpuSample, throttle_bits: int, max_series: int) -> None:
+        if s.t < self.t_begin:
+            return  # read before the window opened, added after
         self.samples += 1
         last = self._last
         if s.power_w is not None:
@@ -122,9 +124,8 @@ class GpuWindow:
             self.throttle_mask |= hit
             if hit and last is not None:
                 self.throttle_s += s.t - last.t
-                for k, (_, bits) in enumerate(CAUSES):
-                    if hit & bits:
-                        self.cause_s[k] += s.t - last.t
+                for k in causes(hit):
+                    self.cause_s[k] += s.t - last.t
         self._last = s
         self._skipped += 1
         if self._skipped >= self._stride:
@@ -223,6 +224,7 @@ class Sampler:
                         self._wake.clear()
                 if not self._stop.is_set():
                     self._sample_all()
+                    self._poll_edges()  # at least once a pass, even when behind
         except BaseException as e:  # reported through start() and end_window()
             self._error = e
             self._ready.set()
@@ -243,18 +245,25 @@ class Sampler:
         """Feed the beginnings still waiting for their counter's update one read each (one
         read per GPU); True while any waits."""
         with self._lock:
-            waiting = [w for ws in self._windows.values() for w in ws
-                       if w.begin is not None and not w.begin.done]
-            if not waiting:
-                return False
-            reads: dict[int, tuple[float, int | None, float | None, float]] = {}
-            for w in waiting:
-                if w.index not in reads:
-                    reads[w.index] = _edge_read(self.devices[w.index])
-                t, c, p, tp = reads[w.index]
-                if not w.begin.feed(t, c, p, tp) and t - w.begin.t > self._edge_wait(w.index):
-                    w.begin.give_up(t - w.begin.t)
-            return True
+            devices = {w.index for ws in self._windows.values() for w in ws
+                       if w.begin is not None and not w.begin.done}
+        if not devices:
+            return False
+        # NVML is read outside the lock (a hung call must not block every slot's windows);
+        # the edges are fed under it, only for windows still open.
+        reads = {i: _edge_read(self.devices[i]) for i in sorted(devices)}
+        with self._lock:
+            for ws in self._windows.values():
+                for w in ws:
+                    if w.begin is None or w.begin.done or w.index not in reads:
+                        continue
+                    t, c, p, tp = reads[w.index]
+                    if t < w.begin.t:
+                        continue  # read before this window began
+                    if not w.begin.feed(t, c, p, tp) and \
+                            t - w.begin.t > self._edge_wait(w.index):
+                        w.begin.give_up(t - w.begin.t)
+        return True
 
     def _edge_wait(self, i: int) -> float:
         """How long an edge on device ``i`` waits for an update: three periods."""
@@ -303,6 +312,8 @@ class Sampler:
             w = GpuWindow(i, s.t, energy_begin_mj=s.energy_mj if d.has_energy_counter else None)
             if w.energy_begin_mj is not None:
                 w.begin = Edge(s.t, w.energy_begin_mj, s.power_w)
+            elif d.has_energy_counter:
+                w.fallback = "the energy counter could not be read at the beginning"
             w.add(s, self.throttle_bits, self.max_series)
             windows.append(w)
         with self._lock:
@@ -354,7 +365,8 @@ class Sampler:
                         edge.give_up(t - edge.t)
             time.sleep(POLL_S)
         for w in pending:
-            energy, why = window_energy_j(w.begin, w.end)  # type: ignore[arg-type]
+            energy, why = window_energy_j(w.begin, w.end,  # type: ignore[arg-type]
+                                          w.duration_s)
             if energy is not None:
                 why = self._implausible(w, energy)
             if why is None:
@@ -365,9 +377,12 @@ class Sampler:
     def _implausible(self, w: GpuWindow, energy_j: float) -> str | None:
         """A reason to distrust the counter: on a window of a second or more, its energy
         is less than half or more than twice the integral of the instantaneous power."""
-        if not self.devices[w.index].has_instant_power or w.duration_s < 1.0 or \
-                w.trapz_j <= 0.0:
+        d = self.devices[w.index]
+        if not d.has_instant_power or w.duration_s < 1.0 or w.trapz_j <= 0.0:
             return None
+        info = getattr(d, "info", None)
+        if getattr(d, "power_scope", "gpu") != getattr(info, "energy_scope", "gpu"):
+            return None  # power at GPU scope, a counter over the whole module: not comparable
         ratio = energy_j / w.trapz_j
         if 0.5 <= ratio <= 2.0:
             return None

@@ -33,6 +33,16 @@ CAUSES = (("thermal", THERMAL_BITS), ("power", POWER_BITS), ("hw_slowdown", HW_S
 """The causes in a fixed order, each with the bits that mean it."""
 
 
+def causes(mask: int) -> list[int]:
+    """The indexes in ``CAUSES`` of the causes a reason bitmask shows. NVML also sets HW
+    slowdown (0x08) during HW thermal slowdown and HW power brake: it counts as a cause of
+    its own only without them."""
+    out = [k for k, (_, bits) in enumerate(CAUSES) if mask & bits]
+    if mask & (0x40 | 0x80):
+        out = [k for k in out if CAUSES[k][0] != "hw_slowdown"]
+    return out
+
+
 def throttle_names(mask: int) -> list[str]:
     """The named slowdown reasons set in a clock-event bitmask, in a fixed order."""
     return [name for name, bit in NAMED_REASONS if mask & bit]

@@ -80,10 +80,10 @@ def visible(cvd: str | None, gpus: list[Physical], order: str | None,
             hit = by_cuda[i].index if i < len(by_cuda) else None
         else:
             hit = _by_uuid(tok, usable)
-        if hit is None or any(v.index == hit for v in out):
+        uuid = next((g.uuid for g in usable if g.index == hit), None)
+        if hit is None or uuid is None or any(v.index == hit for v in out):
             break
-        uuid = next(g.uuid for g in usable if g.index == hit)
-        out.append(Visible(hit, uuid or ""))
+        out.append(Visible(hit, uuid))
     return out, notes
 
 
