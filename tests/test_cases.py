@@ -68,6 +68,28 @@ def test_every_kind_of_column(tmp_path: Path) -> None:
     assert list(b.tags) == ["fast", "gpu", "slow"]
 
 
+def test_near_misses_of_reserved_columns_are_errors_with_did_you_mean(tmp_path: Path) -> None:
+    p = write(tmp_path, (
+        b"case_id,cmd,Timeout_s,timeout,repeats,warm_up,tag,command,threshold-p95,params_n,"
+        b"timout_s,size\n"
+        b"a,echo hi,5,5,3,1,x,echo,<1,2,5,1\n"
+    ))
+    def meant(col: int, name: str, hit: str) -> str:
+        return (f"{p}:1:{col}: column {name!r} would be read as a parameter: did you mean "
+                f"{hit!r}? (a parameter of that name is written 'param_{name}')")
+    assert problems_of(p) == [
+        meant(3, "Timeout_s", "timeout_s"), meant(4, "timeout", "timeout_s"),
+        meant(5, "repeats", "repeat"), meant(6, "warm_up", "warmup"), meant(7, "tag", "tags"),
+        meant(8, "command", "cmd"), meant(9, "threshold-p95", "threshold_p95"),
+        meant(10, "params_n", "param_n"), meant(11, "timout_s", "timeout_s"),
+    ]
+    # written as parameters, they are parameters
+    p = write(tmp_path, b"case_id,cmd,param_timeout,param_repeats,size\na,echo,5,3,1\n")
+    (case,) = read_cases(p)
+    assert case.params == {"timeout": "5", "repeats": "3", "size": "1"}
+    assert case.timeout_s == 600.0 and case.repeat == 1
+
+
 def test_defaults(tmp_path: Path) -> None:
     p = write(tmp_path, b"case_id,cmd\nonly,true\n")
     [case] = read_cases(p)
@@ -182,7 +204,9 @@ HOSTILE: list[tuple[str, Data, list[str]]] = [
     ("only comments", b"# nothing\n", ["0:0: no header row: the file holds only comments"]),
     ("header only", b"case_id,cmd\n# no rows\n\n",
      ["0:0: no cases: the file has a header but no rows"]),
-    ("no case_id column", b"id,cmd\na,true\n", ["1:0: missing required column 'case_id'"]),
+    ("no case_id column", b"id,cmd\na,true\n",
+     ["1:0: missing required column 'case_id' (column 1 is 'id': did you mean 'case_id'?)"]),
+    ("no case_id at all", b"cmd\ntrue\n", ["1:0: missing required column 'case_id'"]),
     ("case_id spelt in another case", b"Case_ID,cmd\na,true\n",
      ["1:0: missing required column 'case_id' (column 1 is 'Case_ID': column names are "
       "case-sensitive)"]),

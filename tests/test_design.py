@@ -411,3 +411,14 @@ def test_exclusion_values_match_as_cells(tmp_path: Path) -> None:
                         "exclude:\n  - {bs: '8'}\n  - {f: {'==': 0.50}, bs: {in: [1, 2]}}\n")
     g = generate(load_design(p))
     assert [r[1:] for r in g.rows] == [("1", "1")]
+
+
+def test_near_misses_of_reserved_columns_are_refused_with_did_you_mean(tmp_path: Path) -> None:
+    assert _problems(tmp_path, "factors:\n  timeout: [1, 2]\n  size: [1, 2]\n"
+                               "template:\n  cmd: echo {size}\n  repeats: 3\n") == [
+        "design.yaml:2:0: factors.timeout: 'timeout' is too close to 'timeout_s', which "
+        "cases.csv reserves: did you mean 'timeout_s' (then put it under `template`), or name "
+        "the factor otherwise",
+        "design.yaml:6:0: template.repeats: would be read as a parameter: did you mean "
+        "'repeat'? (a parameter of that name is written 'param_repeats')",
+    ]

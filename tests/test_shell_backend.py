@@ -290,6 +290,8 @@ def test_check_unknown_placeholder(backend):
     ]
     with pytest.raises(ValueError):
         backend.render(case("run {thread}"))
+    assert backend.check(case("run {sise}", {"size": "1"})) == [
+        ("cmd", "cmd uses {sise} but there is no parameter 'sise': did you mean {size}?")]
 
 
 def test_execute_of_invalid_template_fails(backend, ctx):

@@ -74,7 +74,7 @@ class ShellBackend(Backend):
     def check(self, case: Case) -> list[tuple[str, str]]:
         if case.cmd is None or not case.cmd.strip():
             return [("cmd", "cmd: missing value (the shell backend needs a command)")]
-        return [("cmd", unknown_message(name))
+        return [("cmd", unknown_message(name, case.params))
                 for name in unknown_placeholders(case.cmd, case.params)]
 
     def render(self, case: Case) -> str:

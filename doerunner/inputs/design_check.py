@@ -34,6 +34,7 @@ from doerunner.inputs.vocabulary import (
     DEFAULT_BACKEND,
     NAME_RE,
     classify_column,
+    near_miss,
     param_env_name,
 )
 
@@ -338,6 +339,11 @@ class Checker:
             if prefix in ("param", "tag") and not NAME_RE.fullmatch(rest):
                 self.add(path, "a column name must use A-Z a-z 0-9 . _ -")
                 continue
+            meant = near_miss(key) if prefix == "param" and not column.prefix else None
+            if meant is not None:
+                self.add(path, f"would be read as a parameter: did you mean {meant!r}? (a "
+                               f"parameter of that name is written 'param_{key}')")
+                continue
             if prefix == "param":
                 if rest in params:
                     self.add(path, f"parameter {rest!r} is also a factor" if rest in factors
@@ -392,6 +398,10 @@ def _factor_name_problem(name: Any) -> str | None:
     if column.kind != "param":
         return f"a factor name cannot start with {column.prefix + '_'!r} (put such columns " \
                "under `template`)"
+    meant = near_miss(name) if not column.prefix else None
+    if meant is not None:
+        return f"{name!r} is too close to {meant!r}, which cases.csv reserves: did you mean " \
+               f"{meant!r} (then put it under `template`), or name the factor otherwise"
     return None
 
 

@@ -14,6 +14,7 @@ from doerunner.inputs.vocabulary import (
     NAME_RULE,
     RESERVED,
     classify_column,
+    near_miss,
     param_env_name,
 )
 
@@ -70,6 +71,12 @@ class Layout:
                 continue
             rest = column.name
             rest = sys.intern(rest)
+            meant = near_miss(name) if prefix == "param" else None
+            if meant is not None and meant != "case_id":  # that one: the missing case_id
+                self.add(line, col, f"column {quoted(name)} would be read as a parameter: did "
+                                    f"you mean {quoted(meant)}? (a parameter of that name is "
+                                    f"written {quoted('param_' + name)})")
+                continue
             if prefix == "note":
                 self.note_cols.append((i, rest))
             elif prefix == "threshold":
@@ -96,7 +103,9 @@ class Layout:
                 self.param_cols.append((i, rest))
         if "case_id" not in self.reserved:
             hint = next((f" (column {c} is {quoted(n)}: column names are case-sensitive)"
-                         for n, c in self.columns.items() if n.lower() == "case_id"), "")
+                         for n, c in self.columns.items() if n.lower() == "case_id"), "") or \
+                next((f" (column {c} is {quoted(n)}: did you mean 'case_id'?)"
+                      for n, c in self.columns.items() if near_miss(n) == "case_id"), "")
             self.add(line, 0, f"missing required column 'case_id'{hint}")
         # 0-based indices of case_id, backend, cmd, timeout_s, repeat, warmup (-1: absent)
         self.reserved_at = tuple(self.reserved.get(name, -1) for name in RESERVED[:6])

@@ -34,8 +34,15 @@ def unknown_placeholders(template: str, names: Collection[str]) -> list[str]:
     return list(dict.fromkeys(n for n in placeholders(template) if n not in names))
 
 
-def unknown_message(name: str) -> str:
-    """The message for a placeholder that names no parameter."""
+def unknown_message(name: str, names: Collection[str] = ()) -> str:
+    """The message for a placeholder that names no parameter; "did you mean" when one of the
+    parameters ``names`` is close."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.75)
+    if close:
+        return f"cmd uses {{{name}}} but there is no parameter '{name}': did you mean " \
+               f"{{{close[0]}}}?"
     return (f"cmd uses {{{name}}} but there is no parameter '{name}' "
             f"(write {{{{{name}}}}} for literal braces)")
 

@@ -7,6 +7,7 @@ parameters) and the readers of metrics.csv (tag and boolean cells).
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from dataclasses import dataclass
@@ -83,6 +84,46 @@ def classify_column(header: str) -> Column:
             return Column("ext", rest, prefix)
         return Column(prefix if rest else "unnamed", rest, prefix)
     return Column("param", header)
+
+
+# Headers that mean a reserved column or a prefix in other tools' and people's spelling.
+_SYNONYMS = {
+    "id": "case_id", "caseid": "case_id", "case": "case_id", "name": None,
+    "command": "cmd", "cmdline": "cmd", "command_line": "cmd",
+    "timeout": "timeout_s", "timeout_sec": "timeout_s", "timeout_secs": "timeout_s",
+    "timeout_seconds": "timeout_s", "time_limit": "timeout_s",
+    "repeats": "repeat", "repetitions": "repeat", "reps": "repeat",
+    "warm_up": "warmup", "warmups": "warmup", "warmup_runs": "warmup",
+    "tag": "tags",
+}
+_PREFIX_SPELLINGS = {"params": "param", "parameter": "param", "tags": "tag", "notes": "note",
+                     "thresholds": "threshold", "thres": "threshold"}
+
+
+def near_miss(header: str) -> str | None:
+    """What a header that would be read as a parameter was probably meant to be: a reserved
+    column (``Timeout_s``, ``timeout``, ``repeats``, ``warm_up``, ``tag``, ``command``, a
+    one-letter typo) or a prefix (``threshold-p95``, ``params_size``); None when it is not
+    close to any. A real parameter of such a name is written ``param_<name>``."""
+    low = header.lower().replace("-", "_").replace(" ", "_")
+    if low in RESERVED and low != header:
+        return low
+    if low in _SYNONYMS:
+        return _SYNONYMS[low]
+    for sep in ("_", "-", ".", ":"):
+        head, found, rest = header.partition(sep)
+        if not (found and rest):
+            continue
+        word = head.lower()
+        if word in PREFIXES and (word != head or sep != "_"):
+            return f"{word}_{rest}"
+        if word in _PREFIX_SPELLINGS:
+            return f"{_PREFIX_SPELLINGS[word]}_{rest}"
+    if len(low) >= 5:
+        close = difflib.get_close_matches(low, RESERVED, n=1, cutoff=0.85)
+        if close:
+            return close[0]
+    return None
 
 
 def valid_name(name: str) -> bool:
