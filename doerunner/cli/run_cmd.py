@@ -97,8 +97,9 @@ def _executor_names() -> list[str]:
               show_default=True, help="GPU telemetry through NVML: auto samples when NVML works, "
                                       "on fails (exit 4) when no GPU can be read.")
 @click.option("--gpus", default=None,
-              help="GPUs to measure, e.g. 0,1 (indices into the visible GPUs, which "
-                   "CUDA_VISIBLE_DEVICES limits). Default: all visible.")
+              help="GPUs the cases run on and are measured on, e.g. 0,1: positions among "
+                   "the visible GPUs (nvidia-smi's order, or CUDA_VISIBLE_DEVICES's); cases "
+                   "get them by UUID. Default: all visible.")
 @click.option("--sample-hz", type=click.FloatRange(min=MIN_SAMPLE_HZ, max=MAX_SAMPLE_HZ),
               default=_TEL.sample_hz,
               show_default=True, help="GPU sampling rate.")

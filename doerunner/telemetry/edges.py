@@ -63,6 +63,8 @@ class Edge:
         (default ``t``); True once done."""
         if self.done:
             return True
+        if t < self.t:
+            return False  # read before the edge (a poll that began before the window)
         if c is None:
             self.why = "the energy counter could not be read"
             return True

@@ -257,13 +257,15 @@ class Sampler:
                 for w in ws:
                     if w.begin is None or w.begin.done or w.index not in reads:
                         continue
-                    t, c, p, tp = reads[w.index]
-                    if t < w.begin.t:
-                        continue  # read before this window began
-                    if not w.begin.feed(t, c, p, tp) and \
-                            t - w.begin.t > self._edge_wait(w.index):
-                        w.begin.give_up(t - w.begin.t)
+                    self._feed(w.begin, w.index, reads[w.index])
         return True
+
+    def _feed(self, edge: Edge, i: int,
+              read: tuple[float, int | None, float | None, float]) -> None:
+        """One read of device ``i`` for ``edge``; it gives up past its time limit."""
+        t, c, p, tp = read
+        if not edge.feed(t, c, p, tp) and t - edge.t > self._edge_wait(i):
+            edge.give_up(t - edge.t)
 
     def _edge_wait(self, i: int) -> float:
         """How long an edge on device ``i`` waits for an update: three periods."""
@@ -343,11 +345,10 @@ class Sampler:
     def _resolve(self, windows: list[GpuWindow]) -> None:
         """Wait for the counter's update after each window's end (and beginning, when it
         has not come yet), then check the counter's energy or fall back with a reason."""
-        pending = [w for w in windows if w.begin is not None]
-        for w in pending:
-            if w.end is None:
-                w.end = Edge(w.t_end, 0, None)
-                w.end.why = "the energy counter could not be read"
+        for w in windows:
+            if w.begin is not None and w.end is None:
+                w.fallback = "the energy counter could not be read at the end"
+        pending = [w for w in windows if w.begin is not None and w.end is not None]
         while True:
             waiting = [w for w in pending
                        if not (w.end.done and w.begin.done)]  # type: ignore[union-attr]
@@ -357,12 +358,9 @@ class Sampler:
             for w in waiting:
                 if w.index not in reads:
                     reads[w.index] = _edge_read(self.devices[w.index])
-                t, c, p, tp = reads[w.index]
-                limit = self._edge_wait(w.index)
                 for edge in (w.begin, w.end):
                     assert edge is not None
-                    if not edge.feed(t, c, p, tp) and t - edge.t > limit:
-                        edge.give_up(t - edge.t)
+                    self._feed(edge, w.index, reads[w.index])
             time.sleep(POLL_S)
         for w in pending:
             energy, why = window_energy_j(w.begin, w.end,  # type: ignore[arg-type]
