@@ -143,8 +143,36 @@ _SIX_DECIMALS = re.compile(
 def decimals_for(name: str) -> int:
     """Decimal places of a non-integer numeric column: 6 for seconds-valued columns
     (``run_seconds*``, ``p<N>``, ``latency_*``, ``ttft_*``, ``tpot_*``, names ending
-    ``_s``, ``_sec``, ``_seconds``) and for ``energy_co2_g``/``energy_cost_usd``; else 2."""
-    return 6 if _SIX_DECIMALS.fullmatch(name) else 2
+    ``_s``, ``_sec``, ``_seconds``) and for ``energy_co2_g``/``energy_cost_usd``; else 2.
+    A robust column (``<metric>_median``, ``<metric>_mad``) has its metric's."""
+    if _SIX_DECIMALS.fullmatch(name):
+        return 6
+    base = robust_base(name)
+    return decimals_for(base) if base else 2
+
+
+# --- robust columns (median and MAD over repetitions) -----------------------------------
+
+ROBUST_SUFFIXES = ("_median", "_mad")
+
+
+def robust_base(name: str) -> str | None:
+    """The metric a robust column describes (``p95_median`` → ``p95``), else ``None``."""
+    for suffix in ROBUST_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
+def gets_robust_columns(name: str) -> bool:
+    """True for a metric that a case measured more than once gets ``_median`` and ``_mad``
+    columns for: ``run_seconds`` and the other measured metrics (what the backend parsed
+    or reported), not telemetry (``energy_*``, ``gpu_*``, ``thermal_*``, ``env_*``),
+    counts (integer columns), extremes (``_peak``, ``_max``, ``_min``), ``warmup_*`` or a
+    robust column itself."""
+    return (family_of(name) in ("core", "metrics") and kind_of(name) == NUMBER
+            and not name.startswith("warmup_") and robust_base(name) is None
+            and "_peak" not in name and "_max" not in name and "_min" not in name)
 
 
 def may_be_int(name: str) -> bool:

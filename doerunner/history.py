@@ -4,7 +4,8 @@
 One table, ``runs``: run id, project, start and end (epoch seconds), cases file, outputs (metrics
 path, run directory), counts by status, exit code, the command line. Registering is best-effort
 for the run (a read-only home must not fail a benchmark): ``register`` returns the error text
-instead of raising.
+instead of raising. A run is named by its id or a prefix of it; a prefix several runs share
+is an ``InputError`` that lists them.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
+from doerunner.cells import JST, format_timestamp
+from doerunner.errors import InputError
 from doerunner.paths import srd_home
 
 SCHEMA = """
@@ -108,12 +112,31 @@ def list_runs(project: str | None = None, since: float | None = None,
         return [_record(r) for r in con.execute(sql + " ORDER BY started, run_id", args)]
 
 
-def get_run(run_id: str, path: Path | None = None) -> RunRecord | None:
-    """The run with this id, or with this unique id prefix."""
+AMBIGUOUS_LISTED = 10  # matching runs an ambiguous prefix's message lists
+
+
+def find_runs(run_id: str, path: Path | None = None) -> list[RunRecord]:
+    """The run with this exact id, else every run whose id starts with ``run_id``, oldest
+    first (empty: none)."""
     with _connect(path) as con:
-        rows = con.execute("SELECT * FROM runs WHERE run_id = ? OR run_id LIKE ? ORDER BY "
-                           "run_id", (run_id, run_id.replace("%", "") + "%")).fetchall()
+        rows = con.execute("SELECT * FROM runs WHERE substr(run_id, 1, length(?1)) = ?1 "
+                           "ORDER BY started, run_id", (run_id,)).fetchall()
     exact = [r for r in rows if r[0] == run_id]
-    if exact:
-        return _record(exact[0])
-    return _record(rows[0]) if len(rows) == 1 else None
+    return [_record(r) for r in (exact or rows)]
+
+
+def get_run(run_id: str, path: Path | None = None, tz: tzinfo = JST) -> RunRecord | None:
+    """The run with this id, or with this unique id prefix; None when no run matches.
+    Raises ``InputError`` when the prefix matches several runs, listing their ids and start
+    times (ISO 8601 in ``tz``, as metrics.csv's ``ts_start``)."""
+    runs = find_runs(run_id, path)
+    if len(runs) <= 1:
+        return runs[0] if runs else None
+    lines = [f"run id {run_id!r} is ambiguous: {len(runs)} runs start with it "
+             "(give more of the id):"]
+    lines += [f"  {r.run_id}  started {format_timestamp(r.started, tz)}"
+              for r in runs[:AMBIGUOUS_LISTED]]
+    if len(runs) > AMBIGUOUS_LISTED:
+        lines.append(f"  ... and {len(runs) - AMBIGUOUS_LISTED} more (srd runs list shows "
+                     "them)")
+    raise InputError("\n".join(lines))

@@ -21,6 +21,8 @@ class Execution:
     ``wall_s`` is the wall time of the execution in seconds (for TIMEOUT: the time until the
     timeout fired). ``t_start``/``t_end`` are epoch seconds. ``metrics`` holds what the
     backend measured or parsed: numbers in SI units, strings only for ``ext_*`` keys.
+    ``warnings``: what the backend found wrong in an execution that still counts (a
+    ``metric_*`` pattern that matched nothing).
     """
 
     status: str
@@ -31,6 +33,7 @@ class Execution:
     message: str = ""
     metrics: dict[str, Metric] = field(default_factory=dict)
     telemetry: dict[str, Any] | None = None  # run.json only: the measurement windows
+    warnings: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"status": self.status, "wall_s": self.wall_s,
@@ -43,12 +46,15 @@ class Execution:
             d["metrics"] = self.metrics
         if self.telemetry:
             d["telemetry"] = self.telemetry
+        if self.warnings:
+            d["warnings"] = list(self.warnings)
         return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Execution:
         return cls(d["status"], d["wall_s"], d["t_start"], d["t_end"], d.get("exit_code"),
-                   d.get("message", ""), d.get("metrics", {}), d.get("telemetry"))
+                   d.get("message", ""), d.get("metrics", {}), d.get("telemetry"),
+                   tuple(d.get("warnings", ())))
 
 
 @dataclass(slots=True)

@@ -150,9 +150,9 @@ def test_effects_no_ok_rows_and_missing_file_exit_4(tmp_path: Path) -> None:
 # --- compare ------------------------------------------------------------------------------------
 
 # a: p95 +20 % (REGRESSION), throughput -10 % (REGRESSION, higher is better)
-# b: p95 -25 % (improved);  c: p95 +10 % but |0.03| <= 2*sqrt(0.02^2+0.02^2) (within noise)
-# f: p95 exactly +5 % (ok: not more than 5 %);  d only in base, e only in new;
-# g: FAIL in new (missing).
+# b: p95 -25 % (improved);  c: p95 +10 % but |0.03| <= 2*sqrt(0.02^2+0.02^2) (noisy)
+# f: p95 exactly +5 % (ok: not more than 5 %);  d only in base (missing), e only in new (new);
+# g: OK in base, FAIL in new (BROKEN).
 BASE = """\
 case_id,status,p95,p95_std,throughput_rps,energy_adjusted_j
 a,OK,0.100000,,100,50.00
@@ -187,12 +187,13 @@ def test_compare_verdicts_and_changes(pair: tuple[Path, Path]) -> None:
     assert verdicts == {
         ("a", "p95"): "REGRESSION", ("a", "throughput_rps"): "REGRESSION",
         ("b", "p95"): "improved", ("b", "throughput_rps"): "ok",
-        ("c", "p95"): "within noise", ("c", "throughput_rps"): "ok",
+        ("c", "p95"): "noisy: cannot tell", ("c", "throughput_rps"): "ok",
         ("d", "p95"): "missing", ("d", "throughput_rps"): "missing",
         ("f", "p95"): "ok", ("f", "throughput_rps"): "ok",
-        ("g", "p95"): "missing", ("g", "throughput_rps"): "missing",
-        ("e", "p95"): "missing", ("e", "throughput_rps"): "missing",
+        ("g", "p95"): "BROKEN", ("g", "throughput_rps"): "BROKEN",
+        ("e", "p95"): "new", ("e", "throughput_rps"): "new",
     }
+    assert r.broken == ("g",) and r.gone == ("d",)
     assert list(t.index.get_level_values(0)) == ["a", "a", "b", "b", "c", "c", "d", "d",
                                                  "f", "f", "g", "g", "e", "e"]
     assert t.loc[("a", "p95"), "change"] == pytest.approx(0.2)
@@ -200,6 +201,7 @@ def test_compare_verdicts_and_changes(pair: tuple[Path, Path]) -> None:
     assert t.loc[("b", "p95"), "change"] == pytest.approx(-0.25)
     assert t.loc[("c", "p95"), "noise"] == pytest.approx(2 * math.sqrt(0.0008))
     assert r.count("REGRESSION") == 2 and r.has_regression
+    assert (r.exit_code(), r.exit_code(allow_missing=True)) == (3, 3)  # g is BROKEN
     # A wider tolerance: the +20 % p95 and -10 % throughput are no longer regressions.
     assert not compare(base, new, ["p95", "throughput_rps"], 0.25).has_regression
 
@@ -207,39 +209,55 @@ def test_compare_verdicts_and_changes(pair: tuple[Path, Path]) -> None:
 def test_compare_table_text(pair: tuple[Path, Path]) -> None:
     base, new = (read_metrics(p) for p in pair)
     assert render_compare(compare(base, new, ["p95"])) == (
-        "case_id  metric      base       new   change  verdict       note\n"
-        "-------  ------  --------  --------  -------  ------------  "
-        "-------------------------------\n"
-        "a        p95     0.100000  0.120000  +20.00%  REGRESSION\n"
-        "b        p95     0.200000  0.150000  -25.00%  improved\n"
-        "c        p95     0.300000  0.330000  +10.00%  within noise  "
+        "case_id  metric      base       new   change  verdict             note\n"
+        "-------  ------  --------  --------  -------  ------------------  "
+        "--------------------------------\n"
+        "a        p95     0.100000  0.120000  +20.00%  REGRESSION          "
+        "untested: no repetitions to test\n"
+        "b        p95     0.200000  0.150000  -25.00%  improved            "
+        "untested: no repetitions to test\n"
+        "c        p95     0.300000  0.330000  +10.00%  noisy: cannot tell  "
         "diff 0.030000 <= noise 0.056569\n"
-        "d        p95     0.300000                     missing       only in base\n"
+        "d        p95     0.300000                     missing             only in base\n"
         "f        p95     0.400000  0.420000   +5.00%  ok\n"
-        "g        p95     0.100000                     missing       new: FAIL\n"
-        "e        p95               0.300000           missing       only in new\n"
-        "5 cases in both files; 1 regression(s), 1 improved, 1 within noise, 3 missing; "
-        "max regression 5%\n"
-        "only in base: d\n"
-        "only in new: e\n")
+        "g        p95     0.100000                     BROKEN              new: FAIL\n"
+        "e        p95               0.300000           new                 only in new\n"
+        "5 cases in both files; 1 regression(s), 1 improved, 1 noisy (cannot tell), 1 broken, "
+        "1 missing, 1 new; max regression 5%\n"
+        "broken (OK in base, FAIL or TIMEOUT in new): g\n"
+        "missing from new (OK in base): d; --allow-missing accepts that\n"
+        "new cases (only in new): e\n"
+        "untested: without repetitions (repetitions.csv of a run with repeat >= 2) or a "
+        "spread column, a change is judged on the tolerance alone\n")
 
 
-def test_compare_cli_exit_2_on_regression_markdown(pair: tuple[Path, Path]) -> None:
+def test_compare_cli_exit_codes_markdown(pair: tuple[Path, Path], tmp_path: Path) -> None:
     base, new = map(str, pair)
     r = invoke("compare", base, new, "--metric", "energy_adjusted_j", "--markdown")
-    assert r.exit_code == 0, r.output  # +2 % is ok, -20 % improved
+    assert r.exit_code == 3, r.output  # g: OK in base, FAIL in new
     assert r.output.splitlines()[:4] == [
         "| case_id | metric | base | new | change | verdict | note |",
         "|---|---|---:|---:|---:|---|---|",
         "| a | energy_adjusted_j | 50.00 | 51.00 | +2.00% | ok |  |",
-        "| b | energy_adjusted_j | 50.00 | 40.00 | -20.00% | improved |  |",
+        "| b | energy_adjusted_j | 50.00 | 40.00 | -20.00% | improved | untested: no "
+        "repetitions to test |",
     ]
-    r = invoke("compare", base, new)  # default metrics: p95 (run_seconds has no column)
+    # Without g's failure and d's absence, the p95 regression of a decides: exit 2.
+    fixed = _write(tmp_path, "fixed.csv", NEW.replace("g,FAIL,,,,", "g,OK,0.1,,100,50")
+                   + "d,OK,0.3,,100,50\n")
+    r = invoke("compare", base, str(fixed))  # default metrics: p95 (no run_seconds column)
     assert r.exit_code == 2
     assert "a        p95     0.100000  0.120000  +20.00%  REGRESSION" in r.output
-    r = invoke("compare", base, new, "--metric", "p95", "--max-regression", "25%")
+    r = invoke("compare", base, str(fixed), "--metric", "p95", "--max-regression", "25%")
     assert r.exit_code == 0, r.output
-    r = invoke("compare", base, new, "--metric", "p95", "--max-regression", "0.25")
+    r = invoke("compare", base, str(fixed), "--metric", "p95", "--max-regression", "0.25")
+    assert r.exit_code == 0, r.output
+    # d missing from new: 3, unless --allow-missing.
+    gone = _write(tmp_path, "gone.csv", NEW.replace("g,FAIL,,,,", "g,OK,0.1,,100,50"))
+    r = invoke("compare", base, str(gone), "--max-regression", "25%")
+    assert r.exit_code == 3, r.output
+    assert "missing from new (OK in base): d; --allow-missing accepts that" in r.output
+    r = invoke("compare", base, str(gone), "--max-regression", "25%", "--allow-missing")
     assert r.exit_code == 0, r.output
     r = invoke("compare", base, base)
     assert r.exit_code == 0
@@ -279,8 +297,8 @@ def test_compare_run_seconds_noise_and_unknown_direction() -> None:
                         "run_seconds": ["1.25", "1.25"], "run_seconds_std": ["0.1", ""],
                         "accuracy": ["0.8", "0.9"]})
     r = compare(base, new)  # default: run_seconds (p95 absent)
-    # x: noise 2*sqrt(0.02) = 0.283 > 0.25 -> within noise; y: no spread -> REGRESSION
-    assert r.table["verdict"].tolist() == ["within noise", "REGRESSION"]
+    # x: noise 2*sqrt(0.02) = 0.283 > 0.25 -> noisy; y: no spread -> REGRESSION
+    assert r.table["verdict"].tolist() == ["noisy: cannot tell", "REGRESSION"]
     with pytest.raises(InputError, match="write accuracy:lower or accuracy:higher"):
         compare(base, new, ["accuracy"])
     r = compare(base, new, ["accuracy:higher"])

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 from collections.abc import Callable
@@ -18,6 +19,8 @@ from doerunner.errors import InputError, Problem
 from doerunner.inputs.case import Case
 from doerunner.inputs.cases import read_cases
 from doerunner.inputs.thresholds import Threshold
+
+from .conftest import run_srd
 
 
 def write(tmp_path: Path, data: bytes, name: str = "cases.csv") -> Path:
@@ -192,6 +195,121 @@ def test_repeated_values_share_one_object(tmp_path: Path) -> None:
     cases = read_cases(p)
     assert len({id(c.cmd) for c in cases}) == 1
     assert len({id(c.params["bs"]) for c in cases}) == 2
+
+
+# --- spreadsheet exports: empty columns at the end, ; and tab separators ----------------------
+
+def test_excel_export_with_empty_columns_at_the_end(tmp_path: Path) -> None:
+    # What Excel writes for a sheet whose used range is wider than the table: a BOM, CRLF,
+    # and empty cells to the right of it in every row.
+    p = write(tmp_path, b"\xef\xbb\xbfcase_id,cmd,repeat,,,\r\n"
+                        b"a,echo hi,2,,,\r\n"
+                        b"b,echo ho, ,, ,\r\n"
+                        b"c,echo c,3\r\n")  # the empty cells may also be left out
+    notices: list[str] = []
+    assert read_cases(p, notices=notices) == [
+        Case("a", "shell", "echo hi", 600.0, 2, 0, {}, {}, {}, (), 2),
+        Case("b", "shell", "echo ho", 600.0, 1, 0, {}, {}, {}, (), 3),
+        Case("c", "shell", "echo c", 600.0, 3, 0, {}, {}, {}, (), 4),
+    ]
+    assert notices == [f"{p}: ignored 3 empty columns at the end of the header"]
+    assert len(read_cases(p)) == 3  # notices are optional
+    p = write(tmp_path, b"case_id,cmd,\na,true,\n")
+    notices = []
+    assert [c.case_id for c in read_cases(p, notices=notices)] == ["a"]
+    assert notices == [f"{p}: ignored 1 empty column at the end of the header"]
+
+
+def test_a_plain_file_gives_no_notice(tmp_path: Path) -> None:
+    # A ; in a cell or in the header's comment does not make a comma file ;-separated.
+    p = write(tmp_path, b"# a; b; c\ncase_id,cmd,tags\na,echo a;b,fast;slow\n")
+    notices: list[str] = []
+    [case] = read_cases(p, notices=notices)
+    assert (case.cmd, case.tags, notices) == ("echo a;b", {"fast": True, "slow": True}, [])
+
+
+def test_semicolon_export_is_read_with_a_notice(tmp_path: Path) -> None:
+    # Excel in locales whose decimal mark is a comma: ; between cells, 0,5 for a half.
+    p = write(tmp_path, b"\xef\xbb\xbf# exported; by hand\r\n"
+                        b"case_id;cmd;timeout_s;n;note_why;;\r\n"
+                        b'a;echo a,b {n};5;0,5;"x;y";;\r\n'
+                        b"b;true;0.5;1,25;;;\r\n")
+    notices: list[str] = []
+    a, b = read_cases(p, notices=notices)
+    # Parameters are text for the command: a decimal comma reaches it as written.
+    assert a == Case("a", "shell", "echo a,b {n}", 5.0, 1, 0, {"n": "0,5"}, {}, {"why": "x;y"},
+                     (), 3)
+    assert (b.timeout_s, b.params, b.line) == (0.5, {"n": "1,25"}, 4)
+    assert notices == [f"{p}: read as ;-separated",
+                       f"{p}: ignored 2 empty columns at the end of the header"]
+
+
+def test_a_decimal_comma_in_a_number_is_an_error_with_a_hint(tmp_path: Path) -> None:
+    p = write(tmp_path, b"case_id;cmd;timeout_s;threshold_p95;threshold_rps\n"
+                        b"a;true;0,5;<=0,25;>= 1,5\n"
+                        b"b;true;1,000,000;1;2\n")
+    notices: list[str] = []
+    assert problems_of(p, notices=notices) == [
+        f"{p}:2:3: timeout_s must be a positive number of seconds, got '0,5' (a decimal comma: "
+        "write '0.5')",
+        f"{p}:2:4: threshold '<=0,25' does not parse: expected a number, optionally after <=, "
+        ">=, < or > (a decimal comma: write '<=0.25')",
+        f"{p}:3:3: timeout_s must be a positive number of seconds, got '1,000,000'",
+    ]
+    assert notices == [f"{p}: read as ;-separated"]  # told even when the read fails
+    p = write(tmp_path, b'case_id,cmd,timeout_s\na,true,"2,5"\n')  # quoted in a comma file
+    assert problems_of(p) == [f"{p}:2:3: timeout_s must be a positive number of seconds, "
+                              "got '2,5' (a decimal comma: write '2.5')"]
+
+
+def test_tab_separated_file_is_read_with_a_notice(tmp_path: Path) -> None:
+    p = write(tmp_path, b"case_id\tcmd\trepeat\tsize\na\techo a, b; c\t3\t1,5\n")
+    notices: list[str] = []
+    [case] = read_cases(p, notices=notices)
+    assert case == Case("a", "shell", "echo a, b; c", 600.0, 3, 0, {"size": "1,5"}, {}, {}, (),
+                        2)
+    assert notices == [f"{p}: read as tab-separated"]
+
+
+def test_csv_faults_are_located_in_a_semicolon_file(tmp_path: Path) -> None:
+    p = write(tmp_path, b'case_id;cmd;x\na;"echo" hi;1\nb;true;"open\n')
+    assert problems_of(p) == [
+        f'{p}:2:2: text after the closing quote of a quoted field (write "" for a quote inside '
+        'quotes)',
+        f"{p}:3:3: unterminated quoted field",
+    ]
+
+
+def test_values_under_empty_header_cells_are_errors(tmp_path: Path) -> None:
+    p = write(tmp_path, b"case_id,cmd,repeat,,,\n"
+                        b"a,true,2,,,\n"
+                        b"b,true,2,,x,\n"
+                        b"c,true,2,, y ,\n"
+                        b"d,true,2,,z,\n")
+    notices: list[str] = []
+    assert problems_of(p, notices=notices) == [
+        f"{p}:3:5: value 'x' in column 5, whose header cell is empty (and in 2 more rows): "
+        "name the column, or empty its cells",
+    ]
+    assert notices == [f"{p}: ignored 2 empty columns at the end of the header"]
+    p = write(tmp_path, b"case_id,cmd,,\na,true,,1\n")
+    assert problems_of(p) == [f"{p}:2:4: value '1' in column 4, whose header cell is empty: "
+                              "name the column, or empty its cells"]
+
+
+def test_an_empty_header_cell_before_a_name_is_an_error(tmp_path: Path) -> None:
+    p = write(tmp_path, b"case_id,,cmd,,\na,,true,,\n")
+    notices: list[str] = []
+    assert problems_of(p, notices=notices) == [f"{p}:1:2: empty column name"]
+    assert notices == [f"{p}: ignored 2 empty columns at the end of the header"]
+
+
+def test_rows_of_the_wrong_length_with_empty_columns_at_the_end(tmp_path: Path) -> None:
+    p = write(tmp_path, b"case_id,cmd,repeat,,,\na,true\nb,true,1,,,,\nc,true,1,,\n")
+    assert problems_of(p) == [
+        f"{p}:2:0: row has 2 cells but the header has 3 (and 3 empty at its end)",
+        f"{p}:3:0: row has 7 cells but the header has 3 (and 3 empty at its end)",
+    ]
 
 
 # --- hostile input: one entry each ------------------------------------------------------------
@@ -406,7 +524,8 @@ def generated_files(draw: st.DrawFn) -> bytes:
     rows = [header, *draw(st.lists(row, max_size=6))]
     out = io.StringIO()
     if draw(st.booleans()):  # properly quoted
-        csv.writer(out, lineterminator=draw(st.sampled_from(["\n", "\r\n"]))).writerows(rows)
+        csv.writer(out, lineterminator=draw(st.sampled_from(["\n", "\r\n"])),
+                   delimiter=draw(st.sampled_from([",", ",", ";", "\t"]))).writerows(rows)
         text = out.getvalue()
     else:  # raw: whatever the cells hold breaks the structure
         text = "\n".join(",".join(r) for r in rows) + draw(st.sampled_from(["", "\n"]))
@@ -470,3 +589,130 @@ def test_fuzz_only_cases_or_input_error(tmp_path_factory: pytest.TempPathFactory
     keys = {tuple(c.params) for c in cases}
     assert len(keys) == 1
     assert len({tuple(c.tags) for c in cases}) == 1
+
+
+# --- the notices on the command line ----------------------------------------------------------
+
+def test_srd_run_reads_spreadsheet_exports_and_warns(tmp_path: Path) -> None:
+    (tmp_path / "excel.csv").write_bytes(b"\xef\xbb\xbfcase_id,cmd,repeat,,,\r\n"
+                                         b"a,echo value=1,2,,,\r\n"
+                                         b"b,echo value=2,1,,,\r\n")
+    r = run_srd("run", "--cases", "excel.csv", "--out", "m.csv", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "srd: warning: excel.csv: ignored 3 empty columns at the end of the header" \
+        in r.stderr.splitlines()
+    with open(tmp_path / "m.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(row["case_id"], row["status"], row["value"]) for row in rows] == [
+        ("a", "OK", "1"), ("b", "OK", "2")]
+    assert [row["runs"] for row in rows] == ["2", ""]  # repeat was read: a ran twice
+    r = run_srd("validate", "m.csv", "--cases", "excel.csv", cwd=tmp_path)
+    assert (r.returncode, r.stdout, r.stderr) == (
+        0, "m.csv: valid\n",
+        "srd: warning: excel.csv: ignored 3 empty columns at the end of the header\n")
+
+    # ;-separated, a parameter with a decimal comma reaching the command as written
+    (tmp_path / "semi.csv").write_bytes(b"case_id;cmd;timeout_s;n\r\n"
+                                        b"half;test {n} = 0,5 && echo value=3;30;0,5\r\n")
+    r = run_srd("run", "--cases", "semi.csv", "--out", "s.csv", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "srd: warning: semi.csv: read as ;-separated" in r.stderr.splitlines()
+    with open(tmp_path / "s.csv", newline="") as f:
+        [row] = list(csv.DictReader(f))
+    assert (row["case_id"], row["status"], row["param_n"], row["value"]) == (
+        "half", "OK", "0,5", "3")
+
+
+def test_dry_run_warns_and_a_bad_export_runs_nothing(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from doerunner.cli import cli
+
+    (tmp_path / "tab.csv").write_bytes(b"case_id\tcmd\t\na\ttrue\t\n")
+    r = CliRunner().invoke(cli, ["run", "--cases", str(tmp_path / "tab.csv"), "--out",
+                                 str(tmp_path / "m.csv"), "--dry-run"])
+    assert r.exit_code == 0, r.output
+    assert r.stderr.splitlines()[:2] == [
+        f"srd: warning: {tmp_path / 'tab.csv'}: read as tab-separated",
+        f"srd: warning: {tmp_path / 'tab.csv'}: ignored 1 empty column at the end of the header"]
+    assert not (tmp_path / "m.csv").exists()
+
+    (tmp_path / "semi.csv").write_bytes(b"case_id;cmd;timeout_s\na;true;0,5\n")
+    r = run_srd("run", "--cases", "semi.csv", "--out", "m.csv", cwd=tmp_path)
+    assert r.returncode == 4
+    assert r.stderr.splitlines() == [
+        "srd: warning: semi.csv: read as ;-separated",
+        "semi.csv:2:3: timeout_s must be a positive number of seconds, got '0,5' "
+        "(a decimal comma: write '0.5')"]
+    assert not (tmp_path / "m.csv").exists()
+
+
+# --- metric_<name> columns ------------------------------------------------------------------
+
+def test_metric_columns_are_compiled_patterns(tmp_path: Path) -> None:
+    p = write(tmp_path, (
+        b"case_id,cmd,metric_usec_per_loop,metric_Loops\n"
+        b"a,python -m timeit pass,best of \\d+: ([0-9.]+) usec,(\\d+) loops\n"
+        b"b,python -m timeit pass,best of \\d+: ([0-9.]+) usec,\n"
+        b"c,python -m timeit pass,,\n"
+    ))
+    a, b, c = read_cases(p)
+    assert [(m.name, m.text) for m in a.metric_patterns] == [
+        ("usec_per_loop", r"best of \d+: ([0-9.]+) usec"), ("loops", r"(\d+) loops")]
+    assert a.metric_patterns[0] is b.metric_patterns[0]  # one cell, compiled once
+    assert a.metric_patterns[0].regex.pattern == r"best of \d+: ([0-9.]+) usec"
+    assert c.metric_patterns == ()  # an empty cell extracts nothing
+    assert a.definition()["metric_patterns"] == {
+        "usec_per_loop": r"best of \d+: ([0-9.]+) usec", "loops": r"(\d+) loops"}
+    assert "metric_patterns" not in c.definition()
+    # the patterns define the measurement (--resume); a case without keeps its old hash
+    assert len({a.fingerprint(), b.fingerprint(), c.fingerprint()}) == 3
+    before = repr(("shell", "python -m timeit pass", [], 600.0, 1, 0))  # journals hold these
+    assert c.fingerprint() == hashlib.blake2b(before.encode(), digest_size=8).hexdigest()
+
+
+def test_metric_column_problems(tmp_path: Path) -> None:
+    p = write(tmp_path, (
+        b"case_id,backend,cmd,metric_a,metric_B,metric_run_seconds,metric_x-y,metric_param_q,"
+        b"metrics_z,metric-w,Metric_v,metric_b,metric_Errors\n"
+        b"c1,shell,echo,(\\d+,\\d+,,,,,,,,\n"
+        b"c2,shell,echo,(\\d)(\\d),,,,,,,,,\n"
+        b"c3,dummy,,(\\d),,,,,,,,,\n"
+        b"c4,shell,echo,(?P<x>a)(?P=y),a{99999999999}(b),,,,,,,,\n"
+        b"c5,shell,echo, ,,,,,,,,,\n"
+    ))
+    def meant(col: int, name: str, hit: str) -> str:
+        return (f"1:{col}: column {name!r} would be read as a parameter: did you mean "
+                f"{hit!r}? (a parameter of that name is written 'param_{name}')")
+    one_group = "the pattern must have exactly one capturing group, ( ) around the number"
+    assert problems_of(p) == [f"{p}:{e}" for e in [
+        "1:6: metric name 'run_seconds' is not allowed: srd writes the run_seconds column "
+        "itself",
+        "1:7: metric name 'x-y' is not allowed: use A-Z a-z 0-9 _ (it is lower-cased)",
+        "1:8: metric name 'param_q' is not allowed: param_* columns are copied from cases.csv",
+        meant(9, "metrics_z", "metric_z"), meant(10, "metric-w", "metric_w"),
+        meant(11, "Metric_v", "metric_v"),
+        "1:12: metric 'b' is given twice: as 'metric_B' (column 5) and 'metric_b' (column 12)",
+        "1:13: metric name 'Errors' is not allowed: the errors column must hold a count in "
+        "every row (print errors=N, or name the metric otherwise)",
+        "2:4: metric_a: the pattern does not compile: missing ), unterminated subpattern at "
+        "position 0",
+        f"2:5: metric_B: {one_group}; it has none",
+        f"3:4: metric_a: {one_group}; it has 2 (write (?:...) for a group that does not "
+        "capture)",
+        "4:4: metric_a: the dummy backend reads no command output; metric_* columns are for "
+        "the shell backend",
+        "5:4: metric_a: the pattern does not compile: unknown group name 'y' at position 12",
+        "5:5: metric_B: the pattern does not compile: the repetition number is too large",
+    ]]
+
+
+def test_srd_run_refuses_a_bad_pattern_and_runs_nothing(tmp_path: Path) -> None:
+    (tmp_path / "cases.csv").write_bytes(b"case_id,cmd,metric_rate\n"
+                                         b"a,touch ran,rate (\\d+\n")
+    r = run_srd("run", "--cases", "cases.csv", "--out", "m.csv", cwd=tmp_path)
+    assert (r.returncode, r.stdout) == (4, "")
+    assert r.stderr.splitlines() == [
+        "cases.csv:2:3: metric_rate: the pattern does not compile: missing ), unterminated "
+        "subpattern at position 5"]
+    assert not (tmp_path / "m.csv").exists() and not (tmp_path / "ran").exists()

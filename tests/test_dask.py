@@ -27,7 +27,8 @@ CASES = "case_id,cmd,timeout_s,repeat,param_n\n" + "".join(
     f"{1 + i % 2},{i}\n" for i in range(6)) + "bad,echo nope; exit 3,10,1,9\n"
 
 # Times, and what says which machine ran the case.
-DROP = {"run_seconds", "run_seconds_min", "run_seconds_max", "run_seconds_std", "ts_start",
+DROP = {"run_seconds", "run_seconds_min", "run_seconds_max", "run_seconds_std",
+        "run_seconds_median", "run_seconds_mad", "ts_start",
         "ts_end"}
 
 

@@ -168,7 +168,7 @@ def test_json_structure(runs, tmp_path) -> None:
     assert c["core"]["errors"] == 0 and c["core"]["status"] == "OK"
     assert c["run_info"] == {"backend": "shell", "exit_code": 0, "message": None,
                              "violations": "p95>0.025"}
-    assert c["params"] == {"param_batch": "1", "param_mode": "slow"}
+    assert c["params"] == {"param_batch": 1, "param_mode": "slow"}
     assert c["thresholds"] == {"threshold_p95": "0.025"}
     assert c["tags"] == {"tag_nightly": True, "tag_smoke": False}
     assert doc["cases"][5]["run_info"]["exit_code"] is None
@@ -193,8 +193,10 @@ def test_parquet_round_trip_with_dtypes(runs, tmp_path) -> None:
     assert df["exit_code"].dtype == "Int64" and df["gpu_samples"].dtype == "Int64"
     assert df["tag_smoke"].dtype == bool and df["thermal_throttle_detected"].dtype == bool
     assert df["tag_smoke"].tolist()[:4] == [True, True, False, False]
-    for c in ("case_id", "status", "param_batch", "violations", "env_gpu_name"):
+    for c in ("case_id", "status", "param_mode", "violations", "env_gpu_name"):
         assert pd.api.types.is_string_dtype(df[c]), c
+    assert df["param_batch"].dtype == "Int64" and df["param_batch"].tolist() == [
+        1, 2, 1, 2, 1, 2, 1, 2, 1, 2]
     assert isinstance(df["ts_start"].dtype, pd.DatetimeTZDtype)
     assert df["ts_start"].iloc[0].utcoffset().total_seconds() == 9 * 3600
     assert df.loc[df.case_id == "slow_b1", "p95"].item() == pytest.approx(0.03)
@@ -230,3 +232,75 @@ def test_timeseries_flat_table_in_each_format(runs, tmp_path) -> None:
     assert isinstance(js, list) and js[0]["case_id"] == "cool" and "power_w" in js[0]
     r = srd("export", "--timeseries", "--project", "alpha")
     assert r.exit_code == 4 and "has a time series" in r.output
+
+
+PARAMS_A = """case_id,backend,batch,lr,dtype,seed,code,mixed,opt,blank
+a1,dummy,1,0.5,fp16,7,007,1,,
+a2,dummy,8,1e-3,8,,010,2,x,
+"""
+PARAMS_B = """case_id,backend,batch,lr,dtype,seed,mixed,blank
+b1,dummy,16,2,bf16,,big,
+"""
+
+
+@pytest.fixture
+def param_runs(tmp_path) -> Path:
+    """Two dummy runs (projects a and b) in this test's own history, with parameters of
+    every shape: integers, numbers, text, empty cells, a column numeric in one run only."""
+    for name, text in (("a", PARAMS_A), ("b", PARAMS_B)):
+        (tmp_path / f"{name}.csv").write_text(text)
+        r = srd("run", "--cases", tmp_path / f"{name}.csv", "--out", tmp_path / f"m_{name}.csv",
+                "--project", name, "-q")
+        assert r.exit_code == 0, r.output
+    return tmp_path
+
+
+def test_numeric_parameters_are_numbers_in_json_and_parquet(param_runs) -> None:
+    r = srd("export", "--format", "json")
+    assert r.exit_code == 0, r.output
+    a, b = json.loads(r.stdout)
+    assert [c["params"] for c in a["cases"]] == [
+        {"param_batch": 1, "param_blank": None, "param_code": "007", "param_dtype": "fp16",
+         "param_lr": 0.5, "param_mixed": "1", "param_opt": None, "param_seed": 7},
+        {"param_batch": 8, "param_blank": None, "param_code": "010", "param_dtype": "8",
+         "param_lr": 0.001, "param_mixed": "2", "param_opt": "x", "param_seed": None}]
+    assert b["cases"][0]["params"] == {
+        "param_batch": 16, "param_blank": None, "param_dtype": "bf16", "param_lr": 2.0,
+        "param_mixed": "big", "param_seed": None}
+    assert '"param_lr": 2.0,' in r.stdout and '"param_batch": 16,' in r.stdout
+    # typed over the rows exported: run a alone has a numeric param_mixed
+    alone = json.loads(srd("export", "--format", "json", "--project", "a").stdout)
+    assert [c["params"]["param_mixed"] for c in alone["cases"]] == [1, 2]
+
+    out = param_runs / "all.parquet"
+    assert srd("export", "--format", "parquet", "--output", out).exit_code == 0
+    df = pd.read_parquet(out)
+    assert df["param_batch"].dtype == "Int64" and df["param_batch"].tolist() == [1, 8, 16]
+    assert df["param_lr"].dtype == "float64" and df["param_lr"].tolist() == [0.5, 0.001, 2.0]
+    assert df["param_seed"].dtype == "Int64"
+    assert df["param_seed"].tolist()[0] == 7 and df["param_seed"].isna().tolist() == [
+        False, True, True]
+    for c, values in (("param_dtype", ["fp16", "8", "bf16"]), ("param_code", ["007", "010", None]),
+                      ("param_mixed", ["1", "2", "big"]), ("param_opt", [None, "x", None]),
+                      ("param_blank", [None, None, None])):
+        assert pd.api.types.is_string_dtype(df[c]), c
+        assert [None if pd.isna(v) else v for v in df[c]] == values, c
+    assert srd("export", "--format", "parquet", "--project", "a", "--out", out).exit_code == 0
+    assert pd.read_parquet(out)["param_mixed"].dtype == "Int64"
+
+
+def test_csv_export_keeps_parameter_cells_verbatim(param_runs) -> None:
+    rows = export_csv()
+    assert [(r["param_batch"], r["param_lr"], r["param_code"], r["param_seed"]) for r in rows] \
+        == [("1", "0.5", "007", "7"), ("8", "1e-3", "010", ""), ("16", "2", "", "")]
+
+
+def test_output_is_an_alias_of_out(param_runs) -> None:
+    out = param_runs / "a.json"
+    r = srd("export", "--project", "a", "--output", out)
+    assert r.exit_code == 0, r.output
+    assert r.stderr == f"srd: exported 2 case(s) of 1 run(s) to {out}\n"
+    assert json.loads(out.read_text())["project"] == "a"
+    help_text = " ".join(srd("export", "--help").output.split())
+    assert "--out, --output PATH Output file (atomically); --out and --output are the same " \
+           "option." in help_text

@@ -205,3 +205,57 @@ def test_srd_run_junit_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert cases["bad"].find("error").get("message") == "exit code 3"
     assert "boom" in cases["bad"].find("error").text
     assert cases["slow"].find("failure").get("message") == "p95>0.1"
+
+
+def test_times_count_every_repetition_and_the_wall_time_is_apart(tmp_path: Path) -> None:
+    """run_seconds is a mean over repetitions: a test case's time is run_seconds x runs (1
+    when the column is absent or empty) and the suite's time their sum; the run's wall time
+    is a suite property."""
+    header = ["case_id", "status", "run_seconds", "errors", "backend", "runs"]
+    rows = [dict(zip(header, cells, strict=True)) for cells in (
+        ["three", "OK", "0.500000", "0", "dummy", "3"],
+        ["once", "OK", "0.250000", "0", "dummy", ""],
+        ["failed", "FAIL", "0.125000", "1", "shell", "2"],
+        ["nothing", "FAIL", "", "1", "shell", ""],
+    )]
+    out = tmp_path / "j.xml"
+    write_junit(out, rows, "s", None, wall_s=12.3456789)
+    xmlschema.XMLSchema(XSD).validate(str(out))
+    suite = ET.parse(out).getroot()
+    assert suite.get("time") == "2.000000"  # 0.5 x 3 + 0.25 + 0.125 x 2
+    assert [(c.get("name"), c.get("time")) for c in suite.findall("testcase")] == [
+        ("three", "1.500000"), ("once", "0.250000"), ("failed", "0.250000"),
+        ("nothing", None)]
+    assert suite[0].tag == "properties"
+    assert [(p.get("name"), p.get("value")) for p in suite.findall("properties/property")] == [
+        ("wall_time_s", "12.345679"), ("repetitions", "6")]
+    write_junit(out, rows[:1], "s", None)  # wall time unknown: no suite properties
+    assert ET.parse(out).getroot().find("properties") is None
+
+
+def test_srd_run_junit_times_with_repetitions(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from doerunner.cells import round_half_away
+    from doerunner.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cases.csv").write_text("case_id,backend,repeat\nr3,dummy,3\nr1,dummy,\n")
+    r = CliRunner().invoke(cli, ["run", "--cases", "cases.csv", "--out", "m.csv", "-q",
+                                 "--junit", "junit.xml"])
+    assert r.exit_code == 0, r.output
+    xmlschema.validate(str(tmp_path / "junit.xml"), str(XSD))
+    suite = ET.parse(tmp_path / "junit.xml").getroot()
+    with open("m.csv", newline="", encoding="utf-8") as f:
+        rows = {row["case_id"]: row for row in csv.DictReader(f)}
+    assert rows["r3"]["runs"] == "3" and rows["r1"]["runs"] == ""
+    want = {"r3": float(rows["r3"]["run_seconds"]) * 3, "r1": float(rows["r1"]["run_seconds"])}
+    assert {c.get("name"): c.get("time") for c in suite.iter("testcase")} == {
+        k: round_half_away(v, 6) for k, v in want.items()}
+    assert suite.get("time") == round_half_away(want["r3"] + want["r1"], 6)
+    elapsed = json.loads((tmp_path / "m_run" / "run.json").read_text())["summary"]["elapsed_s"]
+    props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert props == {"wall_time_s": round_half_away(elapsed, 6), "repetitions": "4"}

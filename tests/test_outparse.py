@@ -6,7 +6,15 @@ import json
 
 import pytest
 
-from doerunner.backends.outparse import OutputParser, combine, normalize_key, parse_output
+from doerunner.backends.outparse import (
+    Extractor,
+    OutputParser,
+    combine,
+    extract,
+    normalize_key,
+    parse_output,
+)
+from doerunner.inputs.patterns import MetricPattern, compile_pattern
 
 
 def test_key_value_line_exact():
@@ -164,3 +172,95 @@ def test_huge_integer_text_does_not_crash():
 
 def test_value_with_equals_sign():
     assert parse_output("ext_q=a=b n=1\n") == {"ext_q": "a=b", "n": 1}
+
+
+# -- a whole stdout that is a JSON array of one object (sqlite3 -json) --------------------
+
+def test_whole_stdout_array_of_one_object_is_read_like_the_object():
+    # sqlite3 3.40 `sqlite3 :memory: -json "select 3 as n, 1.5 as avg_ms"`, byte for byte
+    assert parse_output('[{"n":3,"avg_ms":1.5}]\n') == {"n": 3, "avg_ms": 1.5}
+    pretty = '[\n  {\n    "n": 3,\n    "latency": {"p95": 0.5}\n  }\n]\n'  # jq's layout
+    assert parse_output(pretty) == {"n": 3, "latency_p95": 0.5}
+    assert parse_output(pretty, "n=9 errors=1\n") == {"n": 3, "latency_p95": 0.5, "errors": 1}
+
+
+@pytest.mark.parametrize("out", [
+    '[{"n":3,"avg_ms":1.5},\n{"n":4,"avg_ms":2.5}]\n',  # sqlite3 -json, two rows
+    '[{"n":3},{"n":4}]\n',
+    "[]\n",
+    "[3]\n",
+    '[[{"n":3}]]\n',
+    '["n=3"]\n',
+])
+def test_whole_stdout_array_of_anything_else_is_not_read(out):
+    assert parse_output(out) == {}
+
+
+def test_an_array_line_among_other_lines_is_not_read():
+    assert parse_output('starting\n[{"n":3}]\n') == {}
+
+
+# -- metric_<name> patterns ------------------------------------------------------------------
+
+def patterns(**cells: str) -> tuple[MetricPattern, ...]:
+    return tuple(compile_pattern(name, text) for name, text in cells.items())
+
+
+def extracted(stdout: str, stderr: str = "", base: dict | None = None,
+              **cells: str) -> tuple[dict, list[str]]:
+    out, err = Extractor(patterns(**cells)), Extractor(patterns(**cells))
+    out.feed(stdout)
+    err.feed(stderr)
+    metrics = dict(base or {})
+    return metrics, extract(metrics, out, err)
+
+
+TIMEIT = r"best of \d+: ([0-9.]+) usec"
+
+
+def test_pattern_group_becomes_the_metric():
+    assert extracted("10000 loops, best of 5: 25.3 usec per loop\n", usec_per_loop=TIMEIT,
+                     Loops=r"(\d+) loops, best of") == (
+        {"usec_per_loop": 25.3, "loops": 10000}, [])
+
+
+def test_pattern_takes_the_last_match_stdout_over_stderr():
+    out = "rate 10/s\nrate 20/s rate 30/s\nsummary\n"
+    assert extracted(out, "rate 99/s\n", rate=r"rate (\d+)/s") == ({"rate": 30}, [])
+    assert extracted("summary\n", "rate 5/s\nrate 6/s\n", rate=r"rate (\d+)/s") == (
+        {"rate": 6}, [])
+    # progress printed with carriage returns: each CR ends a line
+    assert extracted("done 10%\rdone 55%\rdone 100%\n", pct=r"^done (\d+)%$") == (
+        {"pct": 100}, [])
+
+
+def test_pieces_fed_later_win():
+    ex = Extractor(patterns(rate=r"rate (\d+)"))
+    ex.feed("rate 1\nrate 2\n")
+    ex.feed("other\n")
+    ex.feed("rate 3\nnone\n")
+    assert ex.found == {"rate": "3"}
+
+
+def test_pattern_replaces_what_the_output_said():
+    assert extracted("p95 is 0.25 s\n", base={"p95": 9.0}, p95=r"p95 is ([0-9.]+)") == (
+        {"p95": 0.25}, [])
+
+
+def test_pattern_that_finds_no_number_leaves_the_metric_empty_with_a_warning():
+    assert extracted("nothing here\n", "nor here\n", base={"x": 1}, x=r"x=(\d+)") == (
+        {"x": None},
+        ["metric 'x' is empty: pattern 'x=(\\d+)' matched no line of stdout or stderr"])
+    assert extracted("speed: fast\n", speed=r"speed: (\w+)") == (
+        {"speed": None}, ["metric 'speed' is empty: pattern 'speed: (\\w+)' matched 'fast', "
+                          "not a number"])
+    assert extracted("rows: 1,234\n", rows=r"rows: (\S+)") == (
+        {"rows": None}, ["metric 'rows' is empty: pattern 'rows: (\\S+)' matched '1,234', "
+                         "not a number"])
+    assert extracted("ab\n", x=r"a(c)?b") == (
+        {"x": None}, ["metric 'x' is empty: pattern 'a(c)?b' matched '', not a number"])
+
+
+def test_ext_pattern_keeps_the_text():
+    assert extracted("model: llama-3 (v1.50)\n", ext_model=r"model: (\S+)",
+                     ext_v=r"\(v([0-9.]+)\)") == ({"ext_model": "llama-3", "ext_v": "1.50"}, [])

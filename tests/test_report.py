@@ -34,8 +34,8 @@ def test_terminal_summary_exact_lines(runs) -> None:
     assert lines[0].startswith("run ") and "(project alpha), started 20" in lines[0]
     assert lines[1] == f"metrics: {runs['alpha']}"
     assert lines[2] == "6 cases: 4 OK, 1 FAIL, 1 TIMEOUT; 1 violated thresholds"
-    assert re.fullmatch(r"time: 1\.[0-9]{6} s measured in total \(the run took [0-9.]+ s\)",
-                        lines[3])
+    assert re.fullmatch(r"measured: 1\.[0-9]{6} s over 6 repetitions; run wall time "
+                        r"[0-9]+\.[0-9] s", lines[3])
     assert lines[4] == "energy: not measured (no energy column)"
     text = r.output
     assert ("Failed or timed out (2):\n"
@@ -57,6 +57,45 @@ def test_terminal_summary_exact_lines(runs) -> None:
             "   2  param_batch  1      2  0.020000  0.014142  0.015000\n"
             "                   2      2  0.035000  0.021213\n") in text
     assert "Throttled" not in text and "Most energy" not in text
+
+
+def test_measured_time_counts_every_repetition_and_wall_time_apart(tmp_path,
+                                                                   monkeypatch) -> None:
+    """run_seconds is a mean: the total is run_seconds x runs (1 without the column); the
+    run's wall time is run.json's summary.elapsed_s, else ended - started, else unknown."""
+    import csv
+    import json
+
+    from doerunner.cells import round_half_away
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cases.csv").write_text("case_id,backend,repeat\nr3,dummy,3\nr1,dummy,\n"
+                                        "r2,dummy,2\n")
+    r = srd("run", "--cases", "cases.csv", "--out", "m.csv", "-q")
+    assert r.exit_code == 0, r.output
+    with open("m.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [row["runs"] for row in rows] == ["3", "", "2"]
+    total = sum(float(row["run_seconds"]) * (int(row["runs"] or 1)) for row in rows)
+    rj_path = tmp_path / "m_run" / "run.json"
+    rj = json.loads(rj_path.read_text())
+    wall = round_half_away(rj["summary"]["elapsed_s"], 1)
+    r = srd("report", "m_run")
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines()[3] == (f"measured: {round_half_away(total, 6)} s over 6 "
+                                        f"repetitions; run wall time {wall} s")
+    md = srd("report", "m.csv", "--markdown").output
+    assert f"- measured: {round_half_away(total, 6)} s over 6 repetitions; " in md
+    # an older run.json without the summary's elapsed_s: ended - started
+    del rj["summary"]["elapsed_s"]
+    rj["started"], rj["ended"] = "2026-12-02T10:15:03+09:00", "2026-12-02T10:17:05+09:00"
+    rj_path.write_text(json.dumps(rj))
+    assert srd("report", "m_run").output.splitlines()[3].endswith("; run wall time 122.0 s")
+    # a metrics.csv alone: no run.json, no wall time
+    (tmp_path / "alone.csv").write_text((tmp_path / "m.csv").read_text())
+    assert srd("report", "alone.csv").output.splitlines()[2] == (
+        f"measured: {round_half_away(total, 6)} s over 6 repetitions; run wall time unknown "
+        "(no run.json)")
 
 
 def test_top_and_response_options(runs) -> None:

@@ -3,22 +3,34 @@
 
 from __future__ import annotations
 
+import csv
+import json
+import math
 import os
+import re
+import shutil
+import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import psutil
 import pytest
 
+from doerunner.backends import BACKENDS
 from doerunner.backends.base import ExecContext
 from doerunner.backends.shell import ShellBackend
+from doerunner.cells import round_half_away
 from doerunner.errors import CaseInterrupted
 from doerunner.inputs.case import Case
+from doerunner.inputs.patterns import compile_pattern
 from doerunner.inputs.vocabulary import param_env_name
 from doerunner.process import procfs
 from doerunner.process import tree as proctree
 from doerunner.results import FAIL, OK, TIMEOUT
+
+from .conftest import run_srd
 
 
 def case(cmd: str | None, params: dict[str, str] | None = None, case_id: str = "c1") -> Case:
@@ -458,3 +470,118 @@ def test_falls_back_to_popen_when_spawn_cannot_be_used(backend, ctx, monkeypatch
     ex = backend.execute(case("echo b=2"), ctx)
     assert ex.status == OK and ex.metrics == {"b": 2}
     assert spawn.USE_SPAWN is False
+
+
+# -- sqlite3 -json, metric_<name> patterns, the no-metric warning (FORMAT.md §3) -------
+SQLITE3 = shutil.which("sqlite3")
+NEEDS_SQLITE3 = pytest.mark.skipif(SQLITE3 is None, reason="sqlite3 is not installed")
+TIMEIT = r"best of \d+: ([0-9.]+) usec"
+
+
+def with_patterns(cmd: str, **cells: str) -> Case:
+    return replace(case(cmd), metric_patterns=tuple(
+        compile_pattern(name, text) for name, text in cells.items()))
+
+
+@NEEDS_SQLITE3
+def test_sqlite3_json_output_is_read(backend, ctx):
+    ex = backend.execute(case('sqlite3 :memory: -json "select 3 as n, 1.5 as avg_ms"'), ctx)
+    assert ctx.stdout_path.read_bytes() == b'[{"n":3,"avg_ms":1.5}]\n'
+    assert ex.status == OK and ex.metrics == {"n": 3, "avg_ms": 1.5}
+    # several rows: which would be the case's? None is read.
+    ex = backend.execute(case('sqlite3 :memory: -json "select 3 as n union all select 4"'), ctx)
+    assert ctx.stdout_path.read_bytes() == b'[{"n":3},\n{"n":4}]\n'
+    assert ex.status == OK and ex.metrics == {}
+
+
+def test_metric_pattern_reads_python_timeit(backend, ctx):
+    cmd = f'{sys.executable} -m timeit -n 200 -r 2 -u usec "sum(range(50))"'
+    ex = backend.execute(with_patterns(cmd, usec_per_loop=TIMEIT,
+                                       loops=r"(\d+) loops, best of"), ctx)
+    printed = ctx.stdout_path.read_text()
+    assert re.fullmatch(r"200 loops, best of 2: [0-9.]+ usec per loop\n", printed)
+    assert ex.status == OK and ex.warnings == ()
+    assert ex.metrics == {"usec_per_loop": float(re.search(TIMEIT, printed)[1]), "loops": 200}
+
+
+def test_metric_pattern_in_streamed_output_takes_the_last_match(backend, ctx):
+    # 150 kB: handled as it arrives (capture.SMALL), progress lines then a summary on stderr
+    cmd = "seq 1 30000 | sed 's/^/progress /'; echo summary; echo 'progress 7' >&2"
+    ex = backend.execute(with_patterns(cmd, step=r"^progress (\d+)$"), ctx)
+    assert ex.status == OK and ex.metrics == {"step": 30000} and ex.warnings == ()
+
+
+def test_metric_pattern_that_matches_nothing(backend, ctx):
+    ex = backend.execute(with_patterns("echo hello; echo x=1", n=r"n=(\d+)"), ctx)
+    assert ex.status == OK and ex.metrics == {"x": 1, "n": None}
+    assert ex.warnings == ("metric 'n' is empty: pattern 'n=(\\d+)' matched no line of stdout "
+                           "or stderr",)
+    # a failed execution keeps what matched and warns of nothing: its failure is the story
+    ex = backend.execute(with_patterns("echo n=4; exit 3", n=r"n=(\d+)", m=r"m=(\d+)"), ctx)
+    assert ex.status == FAIL and ex.metrics == {"n": 4, "m": None} and ex.warnings == ()
+
+
+def test_only_the_shell_backend_parses_output():
+    assert [name for name, cls in BACKENDS.items() if cls.PARSES_OUTPUT] == ["shell"]
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def write_rows(path: Path, rows: list[list[str]]) -> None:
+    with open(path, "w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)
+
+
+def test_srd_run_extracts_timeit_prose_per_repetition(tmp_path):
+    timeit = f'{sys.executable} -m timeit -n 300 -r 2 -u usec "sum(range(50))"'
+    # the first execution prints no value: the metric is empty there, with a warning
+    once = "if [ -e seen ]; then echo 'value: 7'; else touch seen; fi"
+    write_rows(tmp_path / "cases.csv", [
+        ["case_id", "cmd", "repeat", "metric_usec_per_loop", "metric_Loops", "metric_value"],
+        ["timeit", timeit, "2", TIMEIT, r"(\d+) loops, best of", ""],
+        ["once", once, "2", "", "", r"value: (\d+)"],
+    ])
+    r = run_srd("run", "--cases", "cases.csv", "--out", "m.csv", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    timeit_row, once_row = read_csv(tmp_path / "m.csv")
+    assert "metric_usec_per_loop" not in timeit_row  # input, not output (like cmd)
+    run = json.loads((tmp_path / "m_run" / "run.json").read_text())
+    values = [x["metrics"]["usec_per_loop"] for x in run["cases"][0]["runs"]]
+    last = re.search(TIMEIT, (tmp_path / "m_run/logs/timeit.stdout").read_text())[1]
+    assert values[-1] == float(last)
+    assert (timeit_row["usec_per_loop"], timeit_row["loops"], timeit_row["runs"]) == (
+        round_half_away(math.fsum(values) / 2, 2), "300", "2")  # the mean, as written
+    assert (once_row["value"], once_row["usec_per_loop"], once_row["loops"]) == ("7", "", "")
+    warning = ("once: metric 'value' is empty: pattern 'value: (\\d+)' matched no line of "
+               "stdout or stderr (in 1 of 2 repetitions)")
+    assert [w for w in r.stderr.splitlines() if "metric" in w] == [f"srd: warning: {warning}"]
+    assert [w for w in run["warnings"] if "metric" in w] == [warning]
+    assert run["cases"][0]["definition"]["metric_patterns"] == {
+        "usec_per_loop": TIMEIT, "loops": r"(\d+) loops, best of"}
+
+
+def test_srd_run_warns_once_of_cases_whose_output_gave_no_metric(tmp_path):
+    silent = [[f"s{i:02}", "shell", "true" if i % 2 else "echo hello"] for i in range(12)]
+    write_rows(tmp_path / "cases.csv", [
+        ["case_id", "backend", "cmd"], *silent[:6],
+        ["dummy", "dummy", ""], ["said", "shell", "echo p95=0.1"], ["failed", "shell", "exit 1"],
+        ["sql", "shell", "printf '[{\"n\": 3}]'"], *silent[6:],
+    ])
+    warning = ("no metric parsed from the output of 12 case(s): s00, s01, s02, s03, s04, s05, "
+               "s06, s07, s08, s09 and 2 more (only run_seconds); print key=value or JSON "
+               "lines, or extract with metric_<name> columns (FORMAT.md §3)")
+    r = run_srd("run", "--cases", "cases.csv", "--out", "m.csv", "--quiet", cwd=tmp_path)
+    assert r.returncode == 3, r.stderr  # the failed case; it is not one of the silent
+    assert r.stderr.splitlines() == [f"srd: warning: {warning}"]
+    run = json.loads((tmp_path / "m_run" / "run.json").read_text())
+    assert run["warnings"] == [warning]
+    # cases taken from the journal count as well
+    r = run_srd("run", "--cases", "cases.csv", "--out", "m.csv", "--quiet", "--resume",
+                cwd=tmp_path)
+    assert r.returncode == 3, r.stderr
+    assert r.stderr.splitlines()[-1] == f"srd: warning: {warning}"
+    run = json.loads((tmp_path / "m_run" / "run.json").read_text())
+    assert run["warnings"] == [warning]

@@ -1,5 +1,7 @@
 """What changed between two runs: each metric of the cases two metrics.csv files share,
-with a verdict. ``outputs.compare_table`` turns a ``CompareResult`` into text or Markdown.
+with a verdict that a CI can gate on. Rows are paired by ``analysis.pairing``; a change
+beyond the tolerance is put through ``analysis.significance`` when both runs kept their
+repetitions. ``outputs.compare_table`` turns a ``CompareResult`` into text or Markdown.
 Errors are ``InputError`` (exit 4 in the CLI)."""
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ import numpy as np
 import pandas as pd
 
 from doerunner.analysis.metrics import has_values, numeric, spread_column
+from doerunner.analysis.pairing import BY_ID, Pairing, pair_rows
+from doerunner.analysis.significance import DEFAULT_ALPHA, Samples, significance
 from doerunner.errors import InputError
 from doerunner.outputs.tables import fmt_number
+from doerunner.repstats import MAD_TO_STD
 
 LOWER = "lower"
 HIGHER = "higher"
@@ -25,7 +30,9 @@ _LOWER_IS_BETTER = re.compile(
     r"|.*_(?:s|sec|seconds|j|mb)|errors")
 # A change at exactly --max-regression is not "more than" it: allow for float rounding.
 _EPS = 1e-9
-VERDICTS = ("ok", "improved", "REGRESSION", "within noise", "missing")
+NOISY = "noisy: cannot tell"
+VERDICTS = ("ok", "improved", "REGRESSION", NOISY, "missing", "new", "BROKEN", "MISMATCH")
+_GONE = "\x00"  # the index label of a side a row does not have
 
 
 def metric_direction(name: str) -> str | None:
@@ -62,16 +69,38 @@ class CompareResult:
 
     ``table``: one row per (case, metric), cases in base order then the new-only ones:
     ``case_id, metric, direction, base, new, change`` (relative, (new − base)/|base|),
-    ``noise`` (2·sqrt(std_base² + std_new²), NaN without a spread), ``verdict`` (one of
-    ``VERDICTS``) and ``note`` (why a value is missing, how the noise decided).
+    ``noise`` (2·sqrt(std_base² + std_new²), NaN without a spread), ``p`` (the test's p,
+    NaN when not tested), ``verdict`` (one of ``VERDICTS``) and ``note`` (why a value is
+    missing, the test's figures). ``broken``: cases OK in base that are FAIL or TIMEOUT in
+    new; ``gone``: cases OK in base that new does not have. ``tested``: both runs kept
+    their repetitions.
     """
 
     table: pd.DataFrame
     metrics: tuple[tuple[str, str], ...]
     max_regression: float
-    common: int
-    only_base: tuple[str, ...] = field(default=())
-    only_new: tuple[str, ...] = field(default=())
+    pairing: Pairing
+    broken: tuple[str, ...] = field(default=())
+    gone: tuple[str, ...] = field(default=())
+    alpha: float = DEFAULT_ALPHA
+    tested: bool = False
+
+    @property
+    def common(self) -> int:
+        """How many cases are in both files."""
+        return self.pairing.common
+
+    @property
+    def only_base(self) -> tuple[str, ...]:
+        p = self.pairing
+        return tuple(b for b, n in zip(p.base_ids, p.new_ids, strict=True)
+                     if n is None and b is not None)
+
+    @property
+    def only_new(self) -> tuple[str, ...]:
+        p = self.pairing
+        return tuple(n for b, n in zip(p.base_ids, p.new_ids, strict=True)
+                     if b is None and n is not None)
 
     def count(self, verdict: str) -> int:
         """How many (case, metric) rows have ``verdict``."""
@@ -79,58 +108,79 @@ class CompareResult:
 
     @property
     def has_regression(self) -> bool:
-        """True when some metric of some case regressed (what CI gates on)."""
+        """True when some metric of some case regressed."""
         return self.count("REGRESSION") > 0
+
+    def exit_code(self, allow_missing: bool = False) -> int:
+        """What a CI gates on (FORMAT.md §1, ``srd compare``): 4 when a pair was refused
+        (the same case_id names different parameters), 3 when a case OK in base is FAIL or
+        TIMEOUT in new, or absent from it (unless ``allow_missing``), 2 when a metric
+        regressed, else 0."""
+        if self.pairing.mismatched:
+            return 4
+        if self.broken or (self.gone and not allow_missing):
+            return 3
+        return 2 if self.has_regression else 0
 
 
 def compare(base: pd.DataFrame, new: pd.DataFrame, metrics: Sequence[str] | None = None,
             max_regression: float = 0.05, *, base_name: str = "base",
-            new_name: str = "new") -> CompareResult:
-    """Compare the metrics of the cases two metrics.csv files share, matched by case_id.
+            new_name: str = "new", match: str = BY_ID, base_samples: Samples | None = None,
+            new_samples: Samples | None = None,
+            alpha: float = DEFAULT_ALPHA) -> CompareResult:
+    """Compare the metrics of the cases two metrics.csv files share.
 
-    ``metrics``: names, each optionally suffixed ``:lower`` or ``:higher`` to say which
-    is better when ``metric_direction`` cannot tell; default ``p95`` and ``run_seconds``,
-    those that have values. Only OK rows' values count; others are ``missing``.
+    Rows pair by case_id, their parameters checked (``match="id"``), or by their
+    parameters alone (``match="params"``): ``analysis.pairing``. ``metrics``: names, each
+    optionally suffixed ``:lower`` or ``:higher`` to say which is better when
+    ``metric_direction`` cannot tell; default ``p95`` and ``run_seconds``, those that have
+    values. Only OK rows' values count.
 
-    Verdicts, with change = (new − base)/|base|:
+    Verdicts, with change = (new − base)/|base| and the tolerance ``max_regression``:
 
-    * ``missing``: the case is in one file only, or a side has no value;
-    * a change worse than ``max_regression`` (bad direction, strictly more than it) is a
-      ``REGRESSION`` — unless either file has a repetition spread for the metric
-      (``run_seconds_std`` for ``run_seconds``, else a ``<metric>_std`` column) and
-      |new − base| <= 2·sqrt(std_base² + std_new²) (a missing std counts as 0): then it
-      is ``within noise``;
-    * a change better than ``max_regression`` is ``improved``, or ``within noise`` under
-      the same noise test;
-    * anything smaller is ``ok``.
+    * ``MISMATCH``: the same case_id names different parameters (the pair is refused);
+      ``BROKEN``: OK in base, FAIL or TIMEOUT in new; ``missing``: in base only, or a side
+      has no value; ``new``: in new only;
+    * a change within the tolerance (not strictly more than it) is ``ok``;
+    * a change beyond it, worse or better, is a ``REGRESSION`` or ``improved`` only when it
+      is also significant: with two repetitions or more a side in the samples (the runs'
+      ``repetitions.csv``), the test of ``analysis.significance`` at level ``alpha``;
+      without them, when either file has a repetition spread for the metric
+      (``run_seconds_std`` for ``run_seconds``, else a ``<metric>_std`` column),
+      |new − base| > 2·sqrt(std_base² + std_new²) (a missing std counts as 0); else it is
+      ``noisy: cannot tell``, with the figures in the note. A change with neither samples
+      nor spread is judged on the tolerance alone (the note says ``untested``).
 
     Raises ``InputError`` for a duplicate case_id, a metric in neither file, a metric of
-    unknown direction, a negative ``max_regression`` or no case in common.
+    unknown direction, a negative ``max_regression``, nothing in common, or what
+    ``pair_rows`` refuses.
     """
     if not (max_regression >= 0 and math.isfinite(max_regression)):
         raise InputError(f"max regression must be >= 0, not {max_regression!r}")
-    for df, name in ((base, base_name), (new, new_name)):
-        dup = df["case_id"][df["case_id"].duplicated()]
-        if len(dup):
-            raise InputError(f"{name}: case_id {dup.iloc[0]!r} appears more than once")
+    if not 0 < alpha < 1:
+        raise InputError(f"the significance level must be between 0 and 1, not {alpha!r}")
+    pairing = pair_rows(base, new, match, base_name=base_name, new_name=new_name)
     specs = _metric_specs(base, new, metrics)
-    base_ids = base["case_id"].astype(str)
-    new_ids = new["case_id"].astype(str)
-    in_new = base_ids.isin(set(new_ids))
-    in_base = new_ids.isin(set(base_ids))
-    if not in_new.any():
-        raise InputError(f"{base_name} and {new_name} have no case_id in common")
-    ids = pd.Index(list(base_ids) + list(new_ids[~in_base]))
-    b = base.set_index(base_ids)
-    n = new.set_index(new_ids)
-    frames = [_compare_metric(b, n, ids, m, d, max_regression, base_name, new_name)
+    b = base.set_index(base["case_id"].astype(str))
+    n = new.set_index(new["case_id"].astype(str))
+    b_ids = pd.Index([_GONE if i is None else i for i in pairing.base_ids])
+    n_ids = pd.Index([_GONE if i is None else i for i in pairing.new_ids])
+    b_status, n_status = _status(b, b_ids), _status(n, n_ids)
+    judge = _Judge(max_regression, alpha, base_samples, new_samples, base_name, new_name)
+    frames = [judge.metric(b, n, b_ids, n_ids, b_status, n_status, pairing, m, d)
               for m, d in specs]
     table = pd.concat(frames, ignore_index=True)
-    order = np.tile(np.arange(len(ids)), len(frames)) * len(frames) + np.repeat(
-        np.arange(len(frames)), len(ids))
+    rows = len(pairing.labels)
+    order = np.tile(np.arange(rows), len(frames)) * len(frames) + np.repeat(
+        np.arange(len(frames)), rows)
     table = table.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)
-    return CompareResult(table, tuple(specs), max_regression, int(in_new.sum()),
-                         tuple(base_ids[~in_new]), tuple(new_ids[~in_base]))
+    base_ok = b_status == "OK"
+    broken = tuple(pairing.labels[i] for i in np.flatnonzero(
+        base_ok & np.isin(n_status, ("FAIL", "TIMEOUT"))))
+    gone = tuple(pairing.base_ids[i] or "" for i in np.flatnonzero(
+        base_ok & (n_ids == _GONE)))
+    return CompareResult(table, tuple(specs), max_regression, pairing, broken, gone, alpha,
+                         base_samples is not None and new_samples is not None)
 
 
 def _metric_specs(base: pd.DataFrame, new: pd.DataFrame,
@@ -157,58 +207,120 @@ def _metric_specs(base: pd.DataFrame, new: pd.DataFrame,
     return specs
 
 
-def _side(df: pd.DataFrame, ids: pd.Index, metric: str) -> tuple[pd.Series, pd.Series,
-                                                                  pd.Series, pd.Series]:
-    """Values (OK rows only), spreads, presence and status of ``metric`` for ``ids``."""
-    present = pd.Series(ids.isin(df.index), index=ids)
+def _status(df: pd.DataFrame, ids: pd.Index) -> np.ndarray:
+    """The status of each row (``""`` for a side the row does not have)."""
     status = (df["status"].astype(str) if "status" in df.columns
-              else pd.Series("OK", index=df.index)).reindex(ids).fillna("")
-    if metric in df.columns:
-        value = numeric(df, metric).reindex(ids).where(status == "OK")
-    else:
-        value = pd.Series(np.nan, index=ids)
-    spread = spread_column(metric)
-    std = (numeric(df, spread).reindex(ids) if spread in df.columns
-           else pd.Series(np.nan, index=ids))
-    return value, std.where(status == "OK"), present, status
+              else pd.Series("OK", index=df.index))
+    return status.reindex(ids).fillna("").to_numpy(dtype=object)
 
 
-def _compare_metric(b: pd.DataFrame, n: pd.DataFrame, ids: pd.Index, metric: str,
-                    direction: str, tol: float, base_name: str,
-                    new_name: str) -> pd.DataFrame:
-    bv, bs, b_in, b_status = _side(b, ids, metric)
-    nv, ns, n_in, n_status = _side(n, ids, metric)
-    delta = nv - bv
-    with np.errstate(divide="ignore", invalid="ignore"):
-        change = delta / bv.abs()
-    change = change.where(~((delta == 0) & (bv == 0)), 0.0)
-    worse = change > tol + _EPS if direction == LOWER else change < -tol - _EPS
-    better = change < -tol - _EPS if direction == LOWER else change > tol + _EPS
-    noise_known = bs.notna() | ns.notna()
-    noise = (2 * np.sqrt(bs.fillna(0) ** 2 + ns.fillna(0) ** 2)).where(noise_known)
-    beyond = ~noise_known | (delta.abs() > noise)
-    missing = bv.isna() | nv.isna()
-    verdict = np.select([missing, worse & beyond, better & beyond, worse | better],
-                        ["missing", "REGRESSION", "improved", "within noise"], "ok")
-    note = np.select(
-        [~b_in, ~n_in, b_status != "OK", n_status != "OK", bv.isna(), nv.isna()],
-        [f"only in {new_name}", f"only in {base_name}", f"{base_name}: " + b_status,
-         f"{new_name}: " + n_status, f"no value in {base_name}", f"no value in {new_name}"],
-        "")
-    note = pd.Series(note, index=ids)
-    noisy = noise_known.to_numpy() & np.isin(verdict, ("REGRESSION", "improved", "within noise"))
-    if noisy.any():
-        dfmt = _fmt_series(delta.abs()[noisy], metric)
-        nfmt = _fmt_series(noise[noisy], metric)
-        op = np.where(verdict[noisy] == "within noise", " <= noise ", " > noise ")
-        note[noisy] = "diff " + dfmt + op + nfmt
-    return pd.DataFrame({
-        "case_id": ids, "metric": metric, "direction": direction,
-        "base": bv.to_numpy(), "new": nv.to_numpy(), "change": change.to_numpy(),
-        "noise": noise.to_numpy(), "verdict": verdict, "note": note.to_numpy()})
+def _values(df: pd.DataFrame, ids: pd.Index, column: str, ok: np.ndarray) -> np.ndarray:
+    if column not in df.columns:
+        return np.full(len(ids), np.nan)
+    return numeric(df, column).reindex(ids).where(ok).to_numpy(dtype=float)
 
 
+def _spread(df: pd.DataFrame, ids: pd.Index, metric: str, ok: np.ndarray) -> np.ndarray:
+    """The repetitions' standard deviation of ``metric`` per row: its std column, else
+    1.4826 × its MAD column (the MAD's estimate of a normal sample's std), else NaN."""
+    std = _values(df, ids, spread_column(metric), ok)
+    mad = _values(df, ids, f"{metric}_mad", ok) * MAD_TO_STD
+    return np.where(np.isnan(std), mad, std)
 
 
-def _fmt_series(values: pd.Series, metric: str) -> pd.Series:
-    return values.map(lambda v: fmt_number(v, metric))
+class _Judge:
+    """The verdicts of one comparison, metric by metric."""
+
+    def __init__(self, tol: float, alpha: float, base_samples: Samples | None,
+                 new_samples: Samples | None, base_name: str, new_name: str) -> None:
+        self.tol, self.alpha = tol, alpha
+        self.samples = (base_samples or {}, new_samples or {})
+        self.names = (base_name, new_name)
+
+    def metric(self, b: pd.DataFrame, n: pd.DataFrame, b_ids: pd.Index, n_ids: pd.Index,
+               b_status: np.ndarray, n_status: np.ndarray, pairing: Pairing, metric: str,
+               direction: str) -> pd.DataFrame:
+        base_name, new_name = self.names
+        b_ok, n_ok = b_status == "OK", n_status == "OK"
+        bv, nv = _values(b, b_ids, metric, b_ok), _values(n, n_ids, metric, n_ok)
+        bs, ns = _spread(b, b_ids, metric, b_ok), _spread(n, n_ids, metric, n_ok)
+        delta = nv - bv
+        with np.errstate(divide="ignore", invalid="ignore"):
+            change = np.where((delta == 0) & (bv == 0), 0.0, delta / np.abs(bv))
+        tol = self.tol + _EPS
+        worse = change > tol if direction == LOWER else change < -tol
+        better = change < -tol if direction == LOWER else change > tol
+        noise_known = ~np.isnan(bs) | ~np.isnan(ns)
+        noise = np.where(noise_known, 2 * np.sqrt(np.nan_to_num(bs) ** 2
+                                                  + np.nan_to_num(ns) ** 2), np.nan)
+        rows = len(pairing.labels)
+        verdict = np.where(worse, "REGRESSION", np.where(better, "improved", "ok")).astype(object)
+        note = np.full(rows, "", dtype=object)
+        p = np.full(rows, np.nan)
+        for i in np.flatnonzero(worse | better):
+            verdict[i], note[i], p[i] = self._judge(
+                pairing.base_ids[i], pairing.new_ids[i], metric, verdict[i], abs(delta[i]),
+                noise[i])
+        gone_b, gone_n = b_ids == _GONE, n_ids == _GONE
+        # (rows, verdict, note): a row takes the first that applies; a note of None is
+        # the mismatch, of a status array "<side>: <status>".
+        reasons: list[tuple[np.ndarray, str, str | np.ndarray | None]] = [
+            (np.isin(np.arange(rows), list(pairing.mismatched)), "MISMATCH", None),
+            (gone_n, "missing", f"only in {base_name}"),
+            (gone_b, "new", f"only in {new_name}"),
+            (b_ok & np.isin(n_status, ("FAIL", "TIMEOUT")), "BROKEN", n_status),
+            (~b_ok, "missing", b_status),
+            (~n_ok, "missing", n_status),
+            (np.isnan(bv), "missing", f"no value in {base_name}"),
+            (np.isnan(nv), "missing", f"no value in {new_name}"),
+        ]
+        decided = np.zeros(rows, dtype=bool)
+        for mask, what, why in reasons:
+            hit = mask & ~decided
+            if not hit.any():
+                continue
+            verdict[hit] = what
+            p[hit] = np.nan
+            where = np.flatnonzero(hit)
+            if why is None:  # a refused pair: no change between two different points
+                note[hit] = [pairing.mismatched[i] for i in where]
+                change[hit] = np.nan
+            elif isinstance(why, str):
+                note[hit] = why
+            else:
+                side = base_name if why is b_status else new_name
+                note[hit] = [f"{side}: {why[i]}" for i in where]
+            decided |= hit
+        for i, old in pairing.renamed.items():
+            note[i] = f"{base_name} id {old}" + (f"; {note[i]}" if note[i] else "")
+        return pd.DataFrame({
+            "case_id": pairing.labels, "metric": metric, "direction": direction,
+            "base": bv, "new": nv, "change": change, "noise": noise, "p": p,
+            "verdict": verdict, "note": note})
+
+    def _judge(self, base_id: str | None, new_id: str | None, metric: str, verdict: str,
+               diff: float, noise: float) -> tuple[str, str, float]:
+        """A change beyond the tolerance: the verdict, its note and the test's p."""
+        sb = self.samples[0].get((base_id or "", metric))
+        sn = self.samples[1].get((new_id or "", metric))
+        if sb is not None and sn is not None and len(sb) > 1 and len(sn) > 1:
+            test = significance(sb, sn, self.alpha)
+            spread = _cvs(sb, sn)
+            if test.p < self.alpha:
+                return verdict, test.describe(), test.p
+            return NOISY, f"{test.describe()}: not significant at {self.alpha:g}{spread}", test.p
+        if not math.isnan(noise):
+            figures = f"diff {fmt_number(diff, metric)} %s noise {fmt_number(noise, metric)}"
+            if diff > noise:
+                return verdict, figures % ">", math.nan
+            return NOISY, figures % "<=", math.nan
+        return verdict, "untested: no repetitions to test", math.nan
+
+
+def _cvs(base: np.ndarray, new: np.ndarray) -> str:
+    """``; CV base 80%, new 4%`` for the sides whose CV is high, else ``""``."""
+    from doerunner.repstats import HIGH_CV, cv
+
+    shown = [f"{side} {c:.0%}" for side, c in (("base", cv(base)), ("new", cv(new)))
+             if c > HIGH_CV]
+    return "; CV " + ", ".join(shown) if shown else ""

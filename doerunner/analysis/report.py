@@ -1,8 +1,9 @@
 """``srd report``: what a finished run says — counts by status, failures, threshold
 violations (which cases, which bounds, the measured value), the slowest OK cases, the most
-energy-hungry cases, throttled cases, totals of time and energy, and the main effects of the
-parameters on a response. ``build_report`` computes a ``Report`` once; the report formats
-(``outputs.report_text``, ``outputs.report_html``) render it. Errors are ``InputError``.
+energy-hungry cases, throttled cases, totals of time (every measured repetition, and the
+run's wall time apart) and energy, and the main effects of the parameters on a response.
+``build_report`` computes a ``Report`` once; the report formats (``outputs.report_text``,
+``outputs.report_html``) render it. Errors are ``InputError``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -58,13 +61,15 @@ class Report:
     energy_col: str | None
     hungriest: pd.DataFrame         # case_id, <energy_col>
     throttled: pd.DataFrame         # case_id, duration_s, reasons
-    total_run_seconds: float
+    total_run_seconds: float        # every measured repetition: sum of run_seconds x runs
     total_energy_j: float
     response: str
     effects: EffectsTable | None
     effects_note: str = ""
     top: int = 5
     notes: list[str] = field(default_factory=list)
+    repetitions: int = 0            # the measured repetitions total_run_seconds adds up
+    wall_s: float | None = None     # the run's wall time (seconds; ``wall_seconds``)
 
     @property
     def run_id(self) -> str:
@@ -73,6 +78,21 @@ class Report:
 
 
 _BOUND = re.compile(r"([a-z0-9_]+)(<=|>=|<|>|=)(.*)")
+
+
+def wall_seconds(run_json: dict[str, Any] | None) -> float | None:
+    """The run's wall time in seconds: run.json's ``summary.elapsed_s``, else ``ended`` −
+    ``started`` (ISO 8601, second precision), else None (no run.json, or neither there)."""
+    rj = run_json or {}
+    elapsed = (rj.get("summary") or {}).get("elapsed_s")
+    if isinstance(elapsed, (int, float)) and not isinstance(elapsed, bool) and math.isfinite(
+            elapsed):
+        return float(elapsed)
+    try:
+        return (datetime.fromisoformat(rj["ended"])
+                - datetime.fromisoformat(rj["started"])).total_seconds()
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def build_report(src: RunInput, response: str | None = None, top: int = 5) -> Report:
@@ -108,6 +128,9 @@ def build_report(src: RunInput, response: str | None = None, top: int = 5) -> Re
 
     rs = numeric(df, "run_seconds") if "run_seconds" in df.columns else pd.Series(
         np.nan, index=df.index)
+    # run_seconds is a mean over repetitions: a case's measured time is run_seconds x runs
+    runs = (numeric(df, "runs").fillna(1) if "runs" in df.columns
+            else pd.Series(1.0, index=df.index)).where(rs.notna(), 0)
     slow = rs[ok].dropna().sort_values(ascending=False, kind="stable").head(top)
     slowest = pd.DataFrame({"case_id": df["case_id"][slow.index], "run_seconds": slow})
 
@@ -137,6 +160,7 @@ def build_report(src: RunInput, response: str | None = None, top: int = 5) -> Re
     except InputError as e:
         note = f"no main effects on {resp}: {e}"
     return Report(src, counts, failures, violations, slowest, ecol, hungriest, throttled,
-                  float(rs.sum()), total_energy, resp, effects, note, top)
+                  float((rs * runs).sum()), total_energy, resp, effects, note, top,
+                  repetitions=int(runs.sum()), wall_s=wall_seconds(src.run_json))
 
 

@@ -11,7 +11,9 @@ import orjson
 import pandas as pd
 
 from doerunner.analysis.metrics import read_metrics
+from doerunner.analysis.significance import Samples, read_samples
 from doerunner.errors import InputError
+from doerunner.outputs.repetitions import FILE_NAME as REPETITIONS_FILE
 
 
 @dataclass
@@ -52,6 +54,16 @@ def load_run(path: str | Path) -> RunInput:
     run_dir = p.with_name(p.stem + "_run")
     doc = read_run_json(run_dir / "run.json") if (run_dir / "run.json").is_file() else None
     return RunInput(df, p, run_dir if doc is not None else None, doc)
+
+
+def load_samples(path: str | Path) -> tuple[pd.DataFrame, Samples | None]:
+    """A metrics.csv (or the one of a run directory) and the repetitions its run kept
+    (``repetitions.csv``; ``None`` without one). Raises ``InputError``."""
+    p = Path(path)
+    if p.is_dir():
+        run = load_run(p)
+        return run.df, read_samples(p / REPETITIONS_FILE)
+    return read_metrics(p), read_samples(p.with_name(p.stem + "_run") / REPETITIONS_FILE)
 
 
 def _metrics_of_run_dir(run_dir: Path, doc: dict[str, Any]) -> Path:

@@ -75,8 +75,10 @@ class Backend(ABC):
     ``USES_GPU`` (its cases need a GPU of their own: they are not run side by side on shared
     GPUs, and ask Dask for a GPU resource), ``DEFAULT_WARMUP`` (a row's warm-up when its
     ``warmup`` cell is empty), ``TEMPLATE_COLUMNS`` (columns whose ``{name}`` placeholders
-    it fills in, checked by ``srd design`` too) and ``REPORT_RESPONSE`` (the metric ``srd
-    report`` explains by default for a run of its cases).
+    it fills in, checked by ``srd design`` too), ``REPORT_RESPONSE`` (the metric ``srd
+    report`` explains by default for a run of its cases) and ``PARSES_OUTPUT`` (its metrics
+    are parsed from a program's output: its cases may have ``metric_*`` columns, and an OK
+    case that printed no metric is warned about at the end of the run).
     """
 
     NAME: ClassVar[str]
@@ -84,6 +86,7 @@ class Backend(ABC):
     DEFAULT_WARMUP: ClassVar[int | str] = 0
     TEMPLATE_COLUMNS: ClassVar[tuple[str, ...]] = ()
     REPORT_RESPONSE: ClassVar[str | None] = None
+    PARSES_OUTPUT: ClassVar[bool] = False
 
     def check(self, case: Case) -> list[tuple[str, str]]:
         """Static checks of a case before anything runs: ``(column, message)`` pairs. No

@@ -7,7 +7,10 @@ Three shapes are recognised:
   command-line echo such as ``--threads=4`` is not a metrics line); the value is the text
   after the first ``=`` and may be empty;
 * a line that is a JSON object (``{"p95": 0.05}``);
-* the whole stdout being one JSON object, possibly pretty-printed over many lines.
+* the whole stdout being one JSON object, possibly pretty-printed over many lines, or a JSON
+  array holding exactly one object (``sqlite3 -json``: ``[{"n":3,"avg_ms":1.5}]``). An array
+  of several objects is not read: which of them would be the case's metrics? (Its lines are
+  not objects either, so nothing of it is parsed.)
 
 Nested JSON keys are joined with ``_`` (``{"latency": {"p95": 0.05}}`` → ``latency_p95``);
 JSON arrays and ``null`` are ignored. Keys are lower-cased and every character outside
@@ -24,6 +27,14 @@ Precedence ("later values win"): within one stream a later line overrides an ear
 stdout overrides stderr (stdout is where a program reports its results, stderr carries its
 diagnostics, and the two pipes have no reliable relative order, so a fixed order keeps
 the result deterministic); a whole-stdout JSON object is applied last.
+
+``metric_<name>`` columns of cases.csv (``inputs.patterns``) are applied after all of this
+(``extract``): each pattern is matched line by line (a line ends at LF, CR or CRLF, so
+progress printed with CR counts too); its metric is the group's text in the last match in
+stdout, else the last in stderr — the final figure of a program that prints progress, and
+the same "later wins, stdout over stderr" as above. It replaces whatever the output's keys
+said of that metric; when nothing matched, or the text is not a number, the metric is empty
+(None) and a warning says why.
 """
 
 from __future__ import annotations
@@ -32,16 +43,14 @@ import json
 import math
 import re
 
+from doerunner.inputs.patterns import MetricPattern
+from doerunner.inputs.vocabulary import ECHOED_PREFIXES, RUN_COLUMNS
 from doerunner.results import Metric
 
-# Run-info and bookkeeping columns a command must not overwrite. p95, p99, throughput_rps
-# and errors are core columns too, but they are the ones a command is meant to report.
-RESERVED_KEYS = frozenset({
-    "case_id", "status", "run_seconds", "ts_start", "ts_end",
-    "backend", "exit_code", "message", "violations",
-})
-# These columns come from cases.csv (parameters, thresholds, tags, notes), never from output.
-RESERVED_PREFIXES = ("param_", "threshold_", "tag_", "note_")
+# Run-info and bookkeeping columns a command must not overwrite, and the prefixes of the
+# columns that come from cases.csv (parameters, thresholds, tags, notes): never from output.
+RESERVED_KEYS = RUN_COLUMNS
+RESERVED_PREFIXES = ECHOED_PREFIXES
 
 _KEY_START = re.compile(r"[A-Za-z_]")
 _NOT_KEY_CHAR = re.compile(r"[^a-z0-9_]")
@@ -137,12 +146,13 @@ class OutputParser:
 
     def result(self, whole_stdout: str | None = None) -> dict[str, Metric]:
         """The metrics of the lines fed so far, then those of ``whole_stdout`` when it is one
-        JSON object (pass None when the whole text is not available, e.g. it was capped)."""
+        JSON object or an array of exactly one (pass None when the whole text is not
+        available, e.g. it was capped)."""
         metrics = dict(self._metrics)
         if whole_stdout is not None:
             text = whole_stdout.strip()
-            if text.startswith("{") and text.endswith("}"):
-                obj = _try_json(text)
+            if (text[:1], text[-1:]) in _WHOLE_JSON:
+                obj = _try_json(text, one_of_array=True)
                 if obj is not None:
                     _add_json(metrics, obj)
         return metrics
@@ -167,11 +177,18 @@ def parse_output(stdout: str, stderr: str = "") -> dict[str, Metric]:
     return combine(out, err, stdout)
 
 
-def _try_json(text: str) -> dict | None:
+_WHOLE_JSON = (("{", "}"), ("[", "]"))
+
+
+def _try_json(text: str, one_of_array: bool = False) -> dict | None:
+    """The JSON object ``text`` is, or with ``one_of_array`` the one object of a JSON array
+    holding exactly one; else None."""
     try:
         obj = _loads(text)
     except (ValueError, RecursionError):
         return None
+    if one_of_array and isinstance(obj, list) and len(obj) == 1:
+        obj = obj[0]
     return obj if isinstance(obj, dict) else None
 
 
@@ -211,3 +228,50 @@ def _add(metrics: dict[str, Metric], raw_key: str, number_text: str | None,
         if value < 0:
             return
     metrics[key] = value
+
+
+class Extractor:
+    """A case's ``metric_<name>`` patterns applied to one stream, line by line: for each
+    metric, the text its group matched in the last match of the last line that matched. Feed
+    the stream's text in order, in pieces made of whole lines."""
+
+    __slots__ = ("found", "patterns")
+
+    def __init__(self, patterns: tuple[MetricPattern, ...]) -> None:
+        self.patterns = patterns
+        self.found: dict[str, str] = {}  # metric -> the group's text
+
+    def feed(self, text: str) -> None:
+        """Match the lines of ``text``; a match here overrides one in an earlier piece."""
+        lines = text.splitlines()
+        for pattern in self.patterns:
+            findall = pattern.regex.findall  # one group: the group's text of each match
+            for line in reversed(lines):  # the last match: look from the end
+                texts = findall(line)
+                if texts:
+                    self.found[pattern.name] = texts[-1]
+                    break
+
+
+def extract(metrics: dict[str, Metric | None], stdout: Extractor,
+            stderr: Extractor) -> list[str]:
+    """Set each pattern's metric in ``metrics`` from what it matched in stdout, else in
+    stderr: a number (an ``ext_*`` metric keeps the text), or None when nothing matched or
+    the text is not a number. Returns a warning for each metric left empty."""
+    warnings = []
+    for pattern in stdout.patterns:
+        name = pattern.name
+        text = stdout.found.get(name)
+        if text is None:
+            text = stderr.found.get(name)
+        metrics.pop(name, None)
+        if text is not None:
+            _add(metrics, name, text, text)  # type: ignore[arg-type]
+            if name in metrics:
+                continue
+            reason = f"matched {text!r}, not a number"
+        else:
+            reason = "matched no line of stdout or stderr"
+        metrics[name] = None
+        warnings.append(f"metric {name!r} is empty: pattern '{pattern.text}' {reason}")
+    return warnings

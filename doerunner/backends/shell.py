@@ -17,6 +17,9 @@ Status: exit 0 → OK; another exit code → FAIL ``exit code N``; killed by a s
 ordinary ``exit code 139``); the limit reached → TIMEOUT ``timed out after N s`` with
 ``exit_code`` None; the process cannot be started → FAIL with the error's first line.
 Metrics printed before a FAIL or TIMEOUT are kept; the runner decides what to do with them.
+The case's ``metric_*`` patterns (compiled when cases.csv was read) are matched as the output
+arrives (``outparse.Extractor``); an OK execution where one found no number carries a
+warning saying so (``Execution.warnings``), and its metric is empty.
 When the case ends, however it ends, no process it started is left (``process.tree``).
 
 Per-case cost (srd is benchmarked against hyperfine on trivial commands): the pipes and
@@ -35,7 +38,7 @@ import subprocess
 import time
 
 from doerunner.backends.base import Backend, ExecContext
-from doerunner.backends.outparse import combine
+from doerunner.backends.outparse import combine, extract
 from doerunner.errors import CaseInterrupted
 from doerunner.inputs.case import Case
 from doerunner.inputs.template import TemplateError, render, unknown_message, unknown_placeholders
@@ -69,6 +72,7 @@ class ShellBackend(Backend):
 
     NAME = "shell"
     TEMPLATE_COLUMNS = ("cmd",)
+    PARSES_OUTPUT = True
 
     # -- the template ------------------------------------------------------------
     def check(self, case: Case) -> list[tuple[str, str]]:
@@ -119,8 +123,9 @@ class ShellBackend(Backend):
         marker = proctree.new_exec_id()
         argv = [SHELL, "-c", rendered]
         env = self.environment(case, ctx, marker)
-        out = Capture(ctx.stdout_path, ctx.log_cap_bytes, keep_json=True)
-        err = Capture(ctx.stderr_path, ctx.log_cap_bytes, keep_json=False)
+        patterns = case.metric_patterns
+        out = Capture(ctx.stdout_path, ctx.log_cap_bytes, keep_json=True, patterns=patterns)
+        err = Capture(ctx.stderr_path, ctx.log_cap_bytes, keep_json=False, patterns=patterns)
         t_start = t0 = 0.0
         try:
             # Everything but the start itself is prepared before the clock starts.
@@ -221,13 +226,17 @@ def _supervise(case: Case, proc: spawn.Child | subprocess.Popen, marker: str,
     whole = out.finish()
     err.finish()
     metrics = combine(out.parser, err.parser, whole)
+    warnings: tuple[str, ...] = ()
+    if out.extractor is not None and err.extractor is not None:
+        warnings = tuple(extract(metrics, out.extractor, err.extractor))  # type: ignore[arg-type]
     if timed_out is not None:
         return Execution(TIMEOUT, timed_out, t_start, t_start + timed_out, None,
                          f"timed out after {ctx.timeout_s:g} s", metrics)
     wall_s = t_exit - t0  # type: ignore[operator]
     rc = proc.returncode
     if rc == 0:
-        return Execution(OK, wall_s, t_start, t_start + wall_s, 0, "", metrics)
+        return Execution(OK, wall_s, t_start, t_start + wall_s, 0, "", metrics,
+                         warnings=warnings)
     return Execution(FAIL, wall_s, t_start, t_start + wall_s, rc, _rc_message(rc), metrics)
 
 

@@ -1,6 +1,6 @@
 """A run's outputs (FORMAT.md §3, §4): the per-case time series as cases finish; at the end
-metrics.csv, run.json and timeseries.csv (atomically, from the accounts and the journal),
-and the JUnit report. Every file goes through the output writer (``outputs.base``)."""
+metrics.csv, run.json, repetitions.csv and timeseries.csv (atomically, from the accounts and
+the journal), and the JUnit report. Every file goes through the output writer (``outputs.base``)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from doerunner import __version__
 from doerunner.campaign.journal import case_json, iter_lines
 from doerunner.campaign.ledger import Ledger
@@ -20,6 +22,8 @@ from doerunner.errors import OutputError, output_error
 from doerunner.inputs.case import Case
 from doerunner.outputs.base import write_output, write_to
 from doerunner.outputs.metrics_csv import ENCODING_ERRORS, MetricsCsv, MetricsTable, format_rows
+from doerunner.outputs.repetitions import FILE_NAME as REPETITIONS_FILE
+from doerunner.outputs.repetitions import RepetitionsCsv
 from doerunner.outputs.run_json import RunDocument, RunJson
 from doerunner.results import RunSummary
 from doerunner.telemetry.environment import host_environment
@@ -56,9 +60,9 @@ def telemetry_info(plan: ExecutionPlan) -> dict[str, Any]:
 def write_outputs(opts: RunOptions, plan: ExecutionPlan, ledger: Ledger, summary: RunSummary,
                   done: Sequence[tuple[Case, int]], journal_path: Path, cases_file: str | None,
                   t0: float, telemetry: dict[str, Any]) -> None:
-    """metrics.csv, run.json and timeseries.csv. ``done``: the finished cases with their
-    journal offsets, in case order. Raises ``OutputError`` (the journal is kept: ``--resume``
-    writes them again)."""
+    """metrics.csv, run.json, repetitions.csv and timeseries.csv. ``done``: the finished
+    cases with their journal offsets, in case order. Raises ``OutputError`` (the journal
+    is kept: ``--resume`` writes them again)."""
     out = opts.output
     try:
         write_to(MetricsCsv(), MetricsTable(ledger.finished_rows(), ledger.stats, out.zone,
@@ -66,15 +70,21 @@ def write_outputs(opts: RunOptions, plan: ExecutionPlan, ledger: Ledger, summary
         write_to(RunJson(), _run_document(opts, plan, summary, done, journal_path,
                                           cases_file, t0, telemetry),
                  summary.run_dir / "run.json")
+        repeated = [o for c, o in done if c.case_id in ledger.repeated]
+        write_to(RepetitionsCsv(), (orjson.loads(case_json(line))
+                                    for line in iter_lines(journal_path, repeated)),
+                 summary.run_dir / REPETITIONS_FILE)
         _write_timeseries_csv(opts, summary.run_dir, [c for c, _ in done])
     except OSError as e:
         raise output_error("cannot write the outputs", e, f"; the journal {journal_path} is "
                            "kept: run again with --resume") from None
 
 
-def write_junit(opts: RunOptions, ledger: Ledger, cases_file: str | None) -> OutputError | None:
-    """The JUnit report (``--junit``) of the finished rows, as their metrics.csv cells; the
-    error when it cannot be written (raised once the run is recorded)."""
+def write_junit(opts: RunOptions, ledger: Ledger, cases_file: str | None,
+                wall_s: float | None = None) -> OutputError | None:
+    """The JUnit report (``--junit``) of the finished rows, as their metrics.csv cells, with
+    the run's wall time ``wall_s`` (seconds; run.json's ``summary.elapsed_s``); the error
+    when it cannot be written (raised once the run is recorded)."""
     out = opts.output
     if out.junit is None:
         return None
@@ -86,7 +96,8 @@ def write_junit(opts: RunOptions, ledger: Ledger, cases_file: str | None) -> Out
                                      csv_safe=out.csv_safe))
     name = f"srd {Path(cases_file).name}" if cases_file else "srd"
     try:
-        write_output(Junit(), JunitSuite(rows, name, out.run_directory / "logs"),
+        write_output(Junit(), JunitSuite(rows, name, out.run_directory / "logs",
+                                         wall_s=wall_s),
                      out.junit, f"--junit {out.junit}")
     except OutputError as e:
         return e

@@ -6,11 +6,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from doerunner.backends import BACKENDS
 from doerunner.campaign.rows import build_row
-from doerunner.columns import ColumnStats
+from doerunner.campaign.stability import Stability
+from doerunner.columns import ColumnStats, family_of
 from doerunner.inputs.case import Case
 from doerunner.results import FAIL, OK, TIMEOUT, CaseResult
 from doerunner.telemetry.throttle import ADVICE, COLUMNS
+
+# Column families srd's telemetry adds to an execution's metrics (columns.family_of): not
+# something a case's output said.
+_ADDED_BY_SRD = frozenset({"energy", "gpu", "thermal", "env"})
 
 
 class Ledger:
@@ -26,6 +32,9 @@ class Ledger:
         self.violated_ids: list[str] = []
         self.throttled: dict[str, list[str]] = {cause: [] for cause in COLUMNS}
         self.warnings: list[str] = []
+        self.no_metric_ids: list[str] = []  # OK cases whose output gave no metric
+        self.stability = Stability()
+        self.repeated: set[str] = set()  # OK cases measured more than once
 
     def account(self, i: int, case: Case, result: CaseResult) -> dict[str, Any]:
         """Take case ``i``'s result into account; its row (typed values)."""
@@ -42,7 +51,31 @@ class Ledger:
                 self.throttled[cause].append(f"{case.case_id} ({pct:.0f}% of the window)")
         for w in result.warnings:
             self.warnings.append(f"{case.case_id}: {w}")
+        if result.status == OK:
+            self._output_warnings(case, result)
+        if result.status == OK and len(result.runs) > 1:
+            self.repeated.add(case.case_id)
+            self.stability.add(case.case_id, [r.wall_s for r in result.runs])
         return row
+
+    def _output_warnings(self, case: Case, result: CaseResult) -> None:
+        """What the output of an OK case left empty: its executions' warnings (once each,
+        with how many repetitions had it) and, for a backend that parses output, no metric
+        at all."""
+        runs = result.runs
+        seen: dict[str, int] = {}
+        for run in runs:
+            for w in run.warnings:
+                seen[w] = seen.get(w, 0) + 1
+        for w, k in seen.items():
+            self.warnings.append(f"{case.case_id}: {w}"
+                                 + (f" (in {k} of {len(runs)} repetitions)" if len(runs) > 1
+                                    else ""))
+        backend = BACKENDS.get(case.backend)
+        if backend is not None and backend.PARSES_OUTPUT and not any(
+                v is not None and family_of(k) not in _ADDED_BY_SRD
+                for run in runs for k, v in run.metrics.items()):
+            self.no_metric_ids.append(case.case_id)
 
     def finished_rows(self) -> Iterator[dict[str, Any]]:
         """The rows of the finished cases, in case order (rebuilt one at a time)."""
@@ -56,7 +89,14 @@ class Ledger:
                 what, advice = ADVICE[cause]
                 out.append(f"{what} in {len(cases)} case(s): " + ", ".join(cases[:10])
                            + (" ..." if len(cases) > 10 else "") + f"; {advice}")
-        return out
+        ids = self.no_metric_ids
+        if ids:
+            out.append(f"no metric parsed from the output of {len(ids)} case(s): "
+                       + ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10
+                                                else "")
+                       + " (only run_seconds); print key=value or JSON lines, or extract with "
+                         "metric_<name> columns (FORMAT.md §3)")
+        return out + self.stability.warnings()
 
     def exit_code(self, interrupted: bool) -> int:
         """130 interrupted, 3 a case failed, 2 a threshold violated, else 0 (FORMAT.md §1)."""

@@ -54,12 +54,17 @@ def run(cases: str | os.PathLike[str] | Sequence[Case], options: RunOptions | No
     location is bad; returns a ``RunSummary`` otherwise, also when interrupted.
     """
     opts = (options or RunOptions()).replace(**overrides)
+    reporter = reporter or default_reporter(opts.quiet)
     if isinstance(cases, (str, os.PathLike)):
         cases_file = str(cases)
-        cases = read_cases(cases, default_backend=opts.defaults.backend,
-                           default_timeout_s=opts.defaults.timeout_s)
+        notices: list[str] = []
+        try:
+            cases = read_cases(cases, default_backend=opts.defaults.backend,
+                               default_timeout_s=opts.defaults.timeout_s, notices=notices)
+        finally:
+            for note in notices:
+                reporter.warn(note)
     cases = list(cases)
-    reporter = reporter or default_reporter(opts.quiet)
     draft = _draft(opts, cases)
     for note in draft.notes:
         reporter.warn(note)
@@ -267,7 +272,8 @@ class _Campaign:
                      else finish.telemetry_info(self.plan))
         finish.write_outputs(self.opts, self.plan, ledger, summary, done, self.journal_path,
                              self.cases_file, self.t0, telemetry)
-        junit_error = finish.write_junit(self.opts, ledger, self.cases_file)
+        junit_error = finish.write_junit(self.opts, ledger, self.cases_file,
+                                         summary.elapsed_s)
         for w in warnings:
             self.reporter.warn(w)
         self._register(summary)

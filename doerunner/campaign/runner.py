@@ -256,7 +256,9 @@ def aggregate(runs: list[Execution]) -> dict[str, Metric]:
     ``_max`` (the maximum), and ``_min`` (the minimum). Booleans are true when any run's is;
     ``thermal_throttle_reasons`` is the union; other text keeps the last value. ``run_seconds``
     is the mean wall time; with several runs ``runs``, ``run_seconds_min``/``_max``/``_std``
-    (sample standard deviation) are added."""
+    (sample standard deviation) are added, and the robust columns ``<metric>_median`` and
+    ``<metric>_mad`` of ``run_seconds`` and of each metric ``columns.gets_robust_columns``
+    names that two runs or more measured."""
     if len(runs) == 1:
         m: dict[str, Metric] = dict(runs[0].metrics)
         m["run_seconds"] = runs[0].wall_s
@@ -292,7 +294,17 @@ def aggregate(runs: list[Execution]) -> dict[str, Metric]:
     out["runs"] = len(runs)
     out["run_seconds_min"] = min(walls)
     out["run_seconds_max"] = max(walls)
-    import statistics  # here: a one-repetition run never needs it (~3 ms to import)
+    # here: a one-repetition run never needs them (~3 ms to import)
+    import statistics
+
+    from doerunner.columns import gets_robust_columns
+    from doerunner.repstats import robust_columns
 
     out["run_seconds_std"] = statistics.stdev(walls)
+    out.update(robust_columns("run_seconds", walls))
+    for k, vs in values.items():
+        if gets_robust_columns(k):
+            nums = [v for v in vs if isinstance(v, (int, float)) and not isinstance(v, bool)
+                    and math.isfinite(v)]
+            out.update(robust_columns(k, nums))
     return out

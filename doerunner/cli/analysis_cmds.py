@@ -49,26 +49,45 @@ def effects_cmd(metrics: str, response: str | None, factors: tuple[str, ...],
                    "run_seconds.")
 @click.option("--max-regression", default="5%", show_default=True,
               help="Tolerated change in the bad direction, as 5% or 0.05.")
+@click.option("--match", type=click.Choice(["id", "params"]), default="id",
+              show_default=True,
+              help="Pair the cases by case_id (their param_* values must agree, else the "
+                   "pair is refused) or by their param_* values alone.")
+@click.option("--allow-missing", is_flag=True,
+              help="A case OK in BASE that NEW does not have does not fail the compare.")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=0.05, show_default=True,
+              help="Significance level of the test a change beyond --max-regression must "
+                   "pass to count.")
 @click.option("--markdown", is_flag=True, help="Print a Markdown table.")
 @debug_option
 @handle_errors
 def compare_cmd(base: str, new: str, metrics: tuple[str, ...], max_regression: str,
-                markdown: bool, debug: bool) -> int:
-    """Compare the cases of NEW with those of BASE (matched by case_id). Exit 2 when a
-    metric got worse by more than --max-regression, 0 otherwise, 4 on bad input.
+                match: str, allow_missing: bool, alpha: float, markdown: bool,
+                debug: bool) -> int:
+    """Compare the cases of NEW with those of BASE (each a metrics.csv or a run
+    directory). Exit 4 when a pair is refused (the same case_id names different
+    parameters: use --match params) or on bad input, 3 when a case OK in BASE is FAIL,
+    TIMEOUT or missing in NEW (--allow-missing: not missing), 2 when a metric got worse by
+    more than --max-regression and significantly, 0 otherwise (FORMAT.md section 1).
 
-    Noise: when either file has a repetition spread for a metric (run_seconds_std for
-    run_seconds, else a <metric>_std column), a change counts only when |new - base|
-    exceeds 2 x sqrt(std_base^2 + std_new^2); else it is reported "within noise".
+    Significance: when both runs kept their repetitions (repetitions.csv in the run
+    directory, repeat >= 2), a change beyond the tolerance counts only when a Mann-Whitney
+    U test (Welch's t-test for samples too small for it) finds it significant at --alpha;
+    else, when a file has a spread column (run_seconds_std, <metric>_std), only when
+    |new - base| exceeds 2 x sqrt(std_base^2 + std_new^2). Otherwise it is "noisy: cannot
+    tell", with the figures.
     """
     from doerunner.analysis.compare import compare, parse_ratio
-    from doerunner.analysis.metrics import read_metrics
+    from doerunner.analysis.runfiles import load_samples
     from doerunner.outputs.compare_table import CompareText
 
     ratio = parse_ratio(max_regression)
-    result = compare(read_metrics(base), read_metrics(new), list(metrics) or None, ratio)
+    (b, b_samples), (n, n_samples) = load_samples(base), load_samples(new)
+    result = compare(b, n, list(metrics) or None, ratio, match=match,
+                     base_samples=b_samples, new_samples=n_samples, alpha=alpha)
     write_output(CompareText(markdown), result, None)
-    return 2 if result.has_regression else 0
+    return result.exit_code(allow_missing)
 
 
 @cli.command("report")
@@ -116,8 +135,9 @@ def report_cmd(source: str, response: str | None, html_path: str | None, markdow
               help="Only rows with this status (OK, FAIL, TIMEOUT); repeat for more.")
 @click.option("--format", "fmt", type=RegistryChoice(_export_format_names), default="json",
               show_default=True, help="Output format.")
-@click.option("--out", default=None, type=click.Path(),
-              help="Output file (atomically). Default: stdout (json, csv).")
+@click.option("--out", "--output", "out", default=None, type=click.Path(),
+              help="Output file (atomically); --out and --output are the same option. "
+                   "Default: stdout (json, csv).")
 @click.option("--split", "split_dir", default=None, type=click.Path(),
               help="CSV only: write one CSV per metric group into this directory.")
 @click.option("--timeseries", is_flag=True,

@@ -18,7 +18,13 @@ def validate_cmd(metrics: str, cases_path: str | None, debug: bool) -> int:
     from doerunner.inputs.cases import read_cases
     from doerunner.outputs.validate import validate_metrics_csv
 
-    cases = read_cases(cases_path, check_backends=False) if cases_path else None
+    notices: list[str] = []
+    try:
+        cases = read_cases(cases_path, check_backends=False, notices=notices) \
+            if cases_path else None
+    finally:
+        for note in notices:
+            click.echo(f"srd: warning: {note}", err=True)
     problems = validate_metrics_csv(metrics, cases)
     for p in problems:
         click.echo(str(p), err=True)

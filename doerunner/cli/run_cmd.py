@@ -149,7 +149,13 @@ def run_cmd(cases_path: str, out: str, run_dir: str | None, backend: str, timeou
         raise InputError("--retry-failed needs --resume")
     baseline_mode = _mode(BaselineMode, baseline, "--baseline")
     cooldown_mode = _mode(CooldownMode, cooldown, "--cooldown")
-    cases = read_cases(cases_path, default_backend=backend, default_timeout_s=timeout_s)
+    notices: list[str] = []
+    try:
+        cases = read_cases(cases_path, default_backend=backend, default_timeout_s=timeout_s,
+                           notices=notices)
+    finally:  # before the problems, when there are: they may be read in its light
+        for note in notices:
+            click.echo(f"srd: warning: {note}", err=True)
     parallel = Parallelism(executor, jobs, per_gpu, share_gpus, scheduler)
     opts = RunOptions(
         output=OutputOptions(Path(out), Path(run_dir) if run_dir else None, tz, csv_safe,

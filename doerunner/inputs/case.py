@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from doerunner.inputs.patterns import MetricPattern
 from doerunner.inputs.thresholds import Threshold
 
 
@@ -20,6 +21,7 @@ class Case:
     in column order; every case of a file has the same keys. ``tags`` maps every tag name
     known in the file to whether this case carries it. ``notes`` maps note names (without
     ``note_``) to text. ``line`` is the 1-based physical line of the row in its file.
+    ``metric_patterns`` holds the row's non-empty ``metric_<name>`` cells, compiled.
     """
 
     case_id: str
@@ -33,18 +35,27 @@ class Case:
     notes: Mapping[str, str]
     thresholds: tuple[Threshold, ...]
     line: int = 0
+    metric_patterns: tuple[MetricPattern, ...] = ()
 
     def fingerprint(self) -> str:
         """A short hash of what defines the measurement: backend, cmd, parameters, timeout,
-        repeat, warm-up. Tags, notes and thresholds do not change what runs, so they are left
-        out (editing a note never forces a re-run)."""
-        blob = repr((self.backend, self.cmd, sorted(self.params.items()), self.timeout_s,
-                     self.repeat, self.warmup))
+        repeat, warm-up, and the ``metric_*`` patterns when there are any (a case without
+        them keeps the hash it always had). Tags, notes and thresholds do not change what
+        runs, so they are left out (editing a note never forces a re-run)."""
+        key: tuple[Any, ...] = (self.backend, self.cmd, sorted(self.params.items()),
+                                self.timeout_s, self.repeat, self.warmup)
+        if self.metric_patterns:
+            key += (tuple((p.name, p.text) for p in self.metric_patterns),)
+        blob = repr(key)
         return hashlib.blake2b(blob.encode(), digest_size=8).hexdigest()
 
     def definition(self) -> dict[str, Any]:
         """The case as it ran, for run.json: line, backend, cmd, parameters, timeout,
-        repetitions and warm-up."""
-        return {"line": self.line, "backend": self.backend, "cmd": self.cmd,
-                "params": dict(self.params), "timeout_s": self.timeout_s,
-                "repeat": self.repeat, "warmup": self.warmup}
+        repetitions and warm-up, and its ``metric_*`` patterns (``metric_patterns``: metric
+        name → pattern) when it has any."""
+        d = {"line": self.line, "backend": self.backend, "cmd": self.cmd,
+             "params": dict(self.params), "timeout_s": self.timeout_s,
+             "repeat": self.repeat, "warmup": self.warmup}
+        if self.metric_patterns:
+            d["metric_patterns"] = {p.name: p.text for p in self.metric_patterns}
+        return d

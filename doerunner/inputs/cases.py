@@ -20,6 +20,7 @@ from doerunner.errors import InputError, Problem
 from doerunner.inputs import csvtext
 from doerunner.inputs.case import Case
 from doerunner.inputs.layout import Layout, quoted
+from doerunner.inputs.patterns import PatternCells
 from doerunner.inputs.thresholds import Threshold, parse_threshold
 from doerunner.inputs.vocabulary import (
     CASE_ID_RE,
@@ -46,12 +47,15 @@ def read_cases(
     default_backend: str = DEFAULT_BACKEND,
     default_timeout_s: float = DEFAULT_TIMEOUT_S,
     check_backends: bool = True,
+    notices: list[str] | None = None,
 ) -> list[Case]:
     """Read and validate cases.csv (FORMAT.md §2); return its cases in file order.
 
     ``default_backend`` applies to rows with an empty or absent ``backend`` cell and
     ``default_timeout_s`` (seconds) to rows without ``timeout_s``. With ``check_backends``
-    each case is also given to its backend's ``check()``.
+    each case is also given to its backend's ``check()``. What was read other than it is
+    written — empty columns left out, a ``;`` or tab separator — is told as one line each,
+    appended to ``notices`` (when given) even when the read then fails.
 
     Raises ``InputError`` holding every problem found in the file (never just the first),
     and nothing else whatever the file's bytes. Cases of one read may share their ``tags``,
@@ -65,7 +69,7 @@ def read_cases(
             f"timeout must be a positive number of seconds, got {quoted(str(default_timeout_s))}")
     file = os.fsdecode(path)
     reader = _Reader(file, known[default_backend], float(default_timeout_s), known,
-                     BACKENDS, check_backends)
+                     BACKENDS, check_backends, [] if notices is None else notices)
     return reader.read(csvtext.decode(file, csvtext.read_bytes(path, file)))
 
 
@@ -78,8 +82,9 @@ class _Reader(Layout):
 
     def __init__(self, file: str, default_backend: str, default_timeout_s: float,
                  known: dict[str, str], installed: Mapping[str, type[Backend]],
-                 check: bool) -> None:
+                 check: bool, notices: list[str]) -> None:
         self.file = file
+        self.notices = notices
         self.default_backend = default_backend
         self.default_timeout_s = default_timeout_s
         self.known = known
@@ -99,6 +104,7 @@ class _Reader(Layout):
         self.no_tags = self.tag_maps[frozenset()] = {}
         self.no_notes: dict[str, str] = {}
         self.threshold_memo: dict[tuple[int, str], tuple[Threshold, ...]] = {}
+        self.metric_cells = PatternCells(n for n in known if installed[n].PARSES_OUTPUT)
 
     def add(self, line: int, column: int, message: str) -> None:
         self.problems.append(Problem(self.file, line, column, message))
@@ -122,6 +128,7 @@ class _Reader(Layout):
             if gc_was_on:
                 gc.enable()
             csv.field_size_limit(old_limit)
+        self.end_of_rows()
         if cases:
             self._finish(cases)
         if self.problems:
@@ -132,8 +139,11 @@ class _Reader(Layout):
     def _rows(self, cases: list[Case]) -> None:
         text = self.text
         lines = csvtext.lines(text)
-        self.locator = csvtext.Locator(text)
-        reader = csv.reader(lines, strict=True)
+        sep = csvtext.separator(text)
+        if sep != ",":
+            self.notices.append(f"{self.file}: read as {csvtext.SEPARATORS[sep]}-separated")
+        self.locator = csvtext.Locator(text, sep)
+        reader = csv.reader(lines, strict=True, delimiter=sep)
         base = 0  # lines consumed outside the csv reader (skipped after a csv error)
         end = 0  # last line of the previous row
         header_seen = False
@@ -220,8 +230,7 @@ class _Reader(Layout):
     # -- one row ------------------------------------------------------------------------------
 
     def _row(self, row: list[str], line: int) -> Case | None:
-        if len(row) != self.ncols:
-            self.add(line, 0, f"row has {_cells(len(row))} but the header has {self.ncols}")
+        if (len(row) != self.ncols or self.width != self.ncols) and not self.fits(row, line):
             return None
         problems = self.problems
         before = len(problems)
@@ -272,8 +281,8 @@ class _Reader(Layout):
             except ValueError:
                 timeout_s = math.nan
             if not valid_timeout(timeout_s):
-                add(line, i_timeout + 1,
-                    f"timeout_s must be a positive number of seconds, got {quoted(value)}")
+                add(line, i_timeout + 1, "timeout_s must be a positive number of seconds, "
+                    f"got {quoted(value)}{csvtext.decimal_comma_hint(value)}")
 
         repeat = 1
         if i_repeat >= 0 and (value := row[i_repeat].strip()):
@@ -302,11 +311,13 @@ class _Reader(Layout):
         notes = {name: pooled(row[i]) for i, name in self.note_cols} if self.note_cols \
             else self.no_notes
         thresholds = self._thresholds(row, line) if self.threshold_cols else ()
+        patterns = self.metric_cells.read(self.metric_cols, row, line, backend, add) \
+            if self.metric_cols else ()
 
         if len(problems) != before or i_id < 0 or backend is None:
             return None
         return Case(case_id, backend, cmd, timeout_s, repeat, warmup, params, tags, notes,
-                    thresholds, line)  # type: ignore[arg-type]  # tags/thresholds not None here
+                    thresholds, line, patterns)  # type: ignore[arg-type]  # tags/thresholds not None
 
     def _tags(self, cells: tuple[str, ...]) -> dict[str, bool] | list[tuple[int, str]]:
         """The tag map for these cells of the ``tag_at`` columns, or their problems as
@@ -394,10 +405,6 @@ def _digits(text: str) -> int:
         return int(text)
     except ValueError:  # more digits than int() converts
         return -1
-
-
-def _cells(n: int) -> str:
-    return "1 cell" if n == 1 else f"{n} cells"
 
 
 class _Pool(dict):  # type: ignore[type-arg]

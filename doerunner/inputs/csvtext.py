@@ -1,12 +1,16 @@
-"""The text of an input CSV file: read, decoded, cut into lines, and the place of a CSV fault.
+"""The text of an input CSV file: read, decoded, cut into lines, its separator, and the place
+of a CSV fault.
 
 What the cases.csv reader needs below the level of cells: every failure to read or decode a
-file becomes an ``InputError`` naming it, and a row that the ``csv`` module rejects is walked
-again the way strict RFC 4180 reads it, so the problem is reported at its own line and column.
+file becomes an ``InputError`` naming it, the separator is recognised from the header (the
+``;`` or tab of spreadsheets' exports in some locales), and a row that the ``csv`` module
+rejects is walked again the way strict RFC 4180 reads it, so the problem is reported at its
+own line and column.
 """
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 from collections.abc import Iterator
@@ -17,7 +21,9 @@ MAX_FIELD_CHARS = 1 << 20  # csv's own limit (128 KiB) is too small for long com
 
 # A quoted field; the look-ahead makes `"abc""` at the end of the file read as unterminated.
 _QUOTED = re.compile(r'"[^"]*(?:""[^"]*)*"(?!")')
-_UNQUOTED = re.compile(r"[^,\r\n]*")
+# What a notice calls each separator srd reads ("read as ;-separated").
+SEPARATORS = {",": ",", ";": ";", "\t": "tab"}
+_DECIMAL_COMMA = re.compile(r"(?:[<>]=?)?\s*[+-]?\d*,\d+")
 
 
 def read_bytes(path: str | os.PathLike[str], file: str) -> bytes:
@@ -66,11 +72,42 @@ def lines(text: str) -> Iterator[str]:
         start = end
 
 
-class Locator:
-    """Finds where a row the ``csv`` module rejected goes wrong, in ``text``."""
+def separator(text: str) -> str:
+    """The field separator of ``text``: ``;`` or a tab when the header (the first line that is
+    neither a comment nor blank) names ``case_id`` only when cut at that separator, as
+    spreadsheets export CSV in locales whose decimal mark is a comma; ``,`` otherwise."""
+    for line in lines(text):
+        if not line.strip(" \t\r\n,;") or line.lstrip().startswith("#"):
+            continue
+        for sep in SEPARATORS:
+            try:
+                cells = next(csv.reader([line], delimiter=sep))
+            except csv.Error:  # e.g. a header cell over csv's field size limit
+                continue
+            if any(cell.strip() == "case_id" for cell in cells):
+                return sep
+        break
+    return ","
 
-    def __init__(self, text: str) -> None:
+
+def decimal_comma_hint(value: str) -> str:
+    """`` (a decimal comma: write '0.5')`` when ``value`` is a number (or a threshold) written
+    with a decimal comma, else ``""``: srd reads numbers with a decimal point only, and never
+    guesses what a comma in one means."""
+    value = value.strip()
+    if not _DECIMAL_COMMA.fullmatch(value):
+        return ""
+    return f" (a decimal comma: write {value.replace(',', '.')!r})"
+
+
+class Locator:
+    """Finds where a row the ``csv`` module rejected goes wrong, in ``text`` cut at ``sep``."""
+
+    def __init__(self, text: str, sep: str = ",") -> None:
         self.text = text
+        self.sep = sep
+        self.ends = sep + "\r\n"  # what ends an unquoted field
+        self.unquoted = re.compile(f"[^{re.escape(sep)}\r\n]*")
         self.cursor = (1, 0)  # (line, offset) of a known line start, moved forward only
 
     def offset_of(self, line: int) -> int:
@@ -88,7 +125,7 @@ class Locator:
     def locate(self, pos: int, line: int) -> tuple[int, int, str, int] | None:
         """Walk one row from offset ``pos`` (line ``line``) the way strict RFC 4180 reads it;
         return (line, column, message) of its first fault and the row's last line."""
-        text = self.text
+        text, sep, ends, unquoted = self.text, self.sep, self.ends, self.unquoted
         n = len(text)
         col = 1
         fault: tuple[int, int, str] | None = None
@@ -103,17 +140,17 @@ class Locator:
                     fault = (line, col, "field longer than 1 MiB")
                 line += text.count("\n", pos, end)
                 pos = end
-                if pos < n and text[pos] not in ",\r\n":
+                if pos < n and text[pos] not in ends:
                     if fault is None:
                         fault = (line, col, "text after the closing quote of a quoted field "
                                             '(write "" for a quote inside quotes)')
-                    pos = _UNQUOTED.match(text, pos).end()  # type: ignore[union-attr]
+                    pos = unquoted.match(text, pos).end()  # type: ignore[union-attr]
             else:
-                end = _UNQUOTED.match(text, pos).end()  # type: ignore[union-attr]
+                end = unquoted.match(text, pos).end()  # type: ignore[union-attr]
                 if end - pos > MAX_FIELD_CHARS and fault is None:
                     fault = (line, col, "field longer than 1 MiB")
                 pos = end
-            if pos < n and text[pos] == ",":
+            if pos < n and text[pos] == sep:
                 pos += 1
                 col += 1
                 continue

@@ -1,14 +1,17 @@
 """The layout of a cases.csv header (FORMAT.md §2): which column is which — reserved, a
-parameter, a tag, a note, a threshold — and every problem of the header row. A mixin of the
-reader (``inputs.cases``), which calls ``read_header`` on the first row that is not a comment
-and reads the rows with what it set."""
+parameter, a tag, a note, a threshold, an empty one at the end (a spreadsheet's) — and every
+problem of the header row. A mixin of the reader (``inputs.cases``), which calls
+``read_header`` on the first row that is not a comment, ``fits`` on each row, and
+``end_of_rows`` after the last."""
 
 from __future__ import annotations
 
 import operator
 import sys
 from collections.abc import Callable
+from typing import Any
 
+from doerunner.inputs.patterns import header_problem
 from doerunner.inputs.vocabulary import (
     NAME_RE,
     NAME_RULE,
@@ -26,23 +29,37 @@ def quoted(value: str) -> str:
 
 
 class Layout:
-    """What the header says, set by ``read_header``: ``ncols``, ``columns`` (name → 1-based
-    column), ``reserved`` (name → index), the parameter, tag, note and threshold columns as
-    ``(index, name)``, and the pickers that take a row's cells. The reader provides ``add``
-    (report a problem) and ``all_tags`` (every tag name seen)."""
+    """What the header says, set by ``read_header``: ``ncols`` (its cells), ``width`` (its
+    cells before the empty ones that end it), ``columns`` (name → 1-based column),
+    ``reserved`` (name → index), the parameter, tag, note, threshold and metric columns as
+    ``(index, name)``, and the pickers that take a row's cells. The reader provides ``file``,
+    ``add`` (report a problem), ``notices`` and ``all_tags`` (every tag name seen)."""
 
+    file: str
     add: Callable[[int, int, str], None]
+    notices: list[str]
     all_tags: set[str]
+    ncols = width = 0
 
     def read_header(self, row: list[str], line: int, bad: set[int] | tuple[()]) -> None:
         names = [sys.intern(c.strip()) for c in row]
         self.ncols = len(names)
+        # Spreadsheets write the empty cells of their used range: empty header cells at the
+        # end are left out, unless a row holds a value there (``fits``, ``end_of_rows``).
+        width = len(names)
+        while width and not row[width - 1]:
+            width -= 1
+        self.width = width
+        del names[width:]
+        self.held: dict[int, list[Any]] = {}  # index -> [line, value, rows] of a value there
         self.columns: dict[str, int] = {}  # name -> 1-based column of its first occurrence
         self.reserved: dict[str, int] = {}  # reserved name -> 0-based index
         self.param_cols: list[tuple[int, str]] = []
         self.tag_cols: list[tuple[int, str]] = []
         self.note_cols: list[tuple[int, str]] = []
         self.threshold_cols: list[tuple[int, str]] = []
+        self.metric_cols: list[tuple[int, str]] = []  # (index, name after metric_)
+        metrics: dict[str, tuple[str, int]] = {}  # metric -> (column name, column)
         params: dict[str, tuple[str, int]] = {}  # parameter -> (column name, column)
         env_names: dict[str, tuple[str, int]] = {}  # SRD_PARAM_* -> (parameter, column)
         for i, name in enumerate(names):
@@ -81,6 +98,12 @@ class Layout:
                 self.note_cols.append((i, rest))
             elif prefix == "threshold":
                 self.threshold_cols.append((i, rest))
+            elif prefix == "metric":
+                problem = header_problem(rest, name, col, metrics)
+                if problem is None:
+                    self.metric_cols.append((i, rest))
+                else:
+                    self.add(line, col, problem)
             elif not NAME_RE.fullmatch(rest):
                 self.add(line, col, f"{'parameter' if prefix == 'param' else 'tag'} name "
                                     f"{quoted(rest)} is not allowed: {NAME_RULE}")
@@ -117,6 +140,41 @@ class Layout:
         self.param_columns = {name: i + 1 for i, name in self.param_cols}
         self.param_cells = picker(tuple(i for i, _ in self.param_cols))
 
+    def fits(self, row: list[str], line: int) -> bool:
+        """Whether ``row`` has a cell for each column; reports it when not. Cells under the
+        empty header cells at the end may be missing; where they hold a value it is noted."""
+        n = len(row)
+        if not self.width <= n <= self.ncols:
+            ignored = self.ncols - self.width
+            self.add(line, 0, f"row has {cells(n)} but the header has {self.width}" + (
+                f" (and {ignored} empty at its end)" if ignored else ""))
+            return False
+        for i in range(self.width, n):
+            value = row[i]
+            if value and not value.isspace():
+                held = self.held.setdefault(i, [line, value, 0])
+                held[2] += 1
+        return True
+
+    def end_of_rows(self) -> None:
+        """Report the values found under empty header cells at the end; note the columns
+        that held none as left out."""
+        if self.width == self.ncols:
+            return
+        for i, (line, value, rows) in sorted(self.held.items()):
+            more = f" (and in {rows - 1} more row{'s' if rows > 2 else ''})" if rows > 1 else ""
+            self.add(line, i + 1, f"value {quoted(value.strip())} in column {i + 1}, whose "
+                                  f"header cell is empty{more}: name the column, or empty "
+                                  "its cells")
+        ignored = self.ncols - self.width - len(self.held)
+        if ignored:
+            self.notices.append(f"{self.file}: ignored {ignored} empty "
+                                f"column{'s' if ignored > 1 else ''} at the end of the header")
+
+
+def cells(n: int) -> str:
+    """``1 cell``, ``2 cells``."""
+    return "1 cell" if n == 1 else f"{n} cells"
 
 
 def picker(indices: tuple[int, ...]) -> Callable[[list[str]], tuple[str, ...]]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from doerunner.inputs.csvtext import decimal_comma_hint
+
 # Spelled as they appear in input; the violation text uses the opposite comparison.
 _OPS = ("<=", ">=", "<", ">")
 _VIOLATED_AS = {"<=": ">", ">=": "<", "<": ">=", ">": "<="}
@@ -54,7 +56,7 @@ def parse_threshold(metric: str, text: str) -> Threshold:
     except ValueError:
         raise ValueError(
             f"threshold {text!r} does not parse: expected a number, optionally after <=, >=, < or >"
-        ) from None
+            + decimal_comma_hint(text)) from None
     if not math.isfinite(bound):
         raise ValueError(f"threshold {text!r} is not a finite number")
     return Threshold(metric, op, bound, text)

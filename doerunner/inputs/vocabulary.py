@@ -2,7 +2,8 @@
 flag words and the environment name of a parameter (FORMAT.md §2).
 
 Used by the cases.csv reader, ``srd design`` (which writes cases.csv), the backends (flag
-parameters) and the readers of metrics.csv (tag and boolean cells).
+parameters, the columns output may not set) and the readers of metrics.csv (tag and boolean
+cells).
 """
 
 from __future__ import annotations
@@ -15,8 +16,17 @@ from dataclasses import dataclass
 RESERVED = ("case_id", "backend", "cmd", "timeout_s", "repeat", "warmup", "tags")
 """The reserved columns of cases.csv, in the order they are documented."""
 
-PREFIXES = ("param", "tag", "note", "threshold", "ext")
+PREFIXES = ("param", "tag", "note", "threshold", "metric", "ext")
 """Column prefixes (``param_``, ``tag_``...): a prefixed column is one of these kinds."""
+
+RUN_COLUMNS = frozenset({"case_id", "status", "run_seconds", "ts_start", "ts_end", "backend",
+                         "exit_code", "message", "violations"})
+"""metrics.csv columns srd writes itself: a command's output (a parsed key, a ``metric_<name>``
+column) never sets them. p95, p99, throughput_rps and errors are core columns too, but they
+are the ones a command is meant to report."""
+ECHOED_PREFIXES = ("param_", "threshold_", "tag_", "note_")
+"""Prefixes of the metrics.csv columns copied from cases.csv, never set by output."""
+METRIC_NAME_RE = re.compile(r"[a-z0-9_]+")
 
 DEFAULT_BACKEND = "shell"
 DEFAULT_TIMEOUT_S = 600.0
@@ -62,7 +72,7 @@ def param_env_name(name: str) -> str:
 @dataclass(frozen=True, slots=True)
 class Column:
     """What a cases.csv column is. ``kind``: ``reserved``, ``param``, ``tag``, ``note``,
-    ``threshold``, ``ext`` (reserved for backend output: not allowed in input) or
+    ``threshold``, ``metric``, ``ext`` (reserved for backend output: not allowed in input) or
     ``unnamed`` (a prefix with no name after it: not allowed). ``name``: the reserved name,
     or the name after the prefix (a parameter without ``param_`` is its whole name);
     ``prefix``: the prefix as written (``param_`` only when it was written)."""
@@ -97,7 +107,7 @@ _SYNONYMS = {
     "tag": "tags",
 }
 _PREFIX_SPELLINGS = {"params": "param", "parameter": "param", "tags": "tag", "notes": "note",
-                     "thresholds": "threshold", "thres": "threshold"}
+                     "thresholds": "threshold", "thres": "threshold", "metrics": "metric"}
 
 
 def near_miss(header: str) -> str | None:
@@ -123,6 +133,30 @@ def near_miss(header: str) -> str | None:
         close = difflib.get_close_matches(low, RESERVED, n=1, cutoff=0.85)
         if close:
             return close[0]
+    return None
+
+
+def metric_name(name: str) -> str:
+    """The metrics.csv column a ``metric_<name>`` column fills: ``name`` lower-cased."""
+    return name.lower()
+
+
+def metric_name_problem(name: str) -> str | None:
+    """Why ``name`` (what follows ``metric_``) cannot name a metric column, or None: lower-cased,
+    it must use ``a-z 0-9 _`` like a parsed key, and name no column srd writes itself or
+    copies from cases.csv, nor ``errors`` (a pattern may find nothing: its metric is then
+    empty, and ``errors`` never is)."""
+    low = metric_name(name)
+    if not METRIC_NAME_RE.fullmatch(low):
+        return f"metric name {name!r} is not allowed: use A-Z a-z 0-9 _ (it is lower-cased)"
+    if low in RUN_COLUMNS:
+        return f"metric name {name!r} is not allowed: srd writes the {low} column itself"
+    if low == "errors":  # an integer in every row, at least 1 on FAIL: never left empty
+        return (f"metric name {name!r} is not allowed: the errors column must hold a count in "
+                "every row (print errors=N, or name the metric otherwise)")
+    if low.startswith(ECHOED_PREFIXES):
+        return (f"metric name {name!r} is not allowed: {low.partition('_')[0]}_* columns are "
+                "copied from cases.csv")
     return None
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from doerunner.analysis.compare import CompareResult
+from collections.abc import Sequence
+
+from doerunner.analysis.compare import NOISY, CompareResult
 from doerunner.outputs.tables import TableText, fmt_change, fmt_number, fmt_numbers, render_table
 
 
@@ -23,16 +25,48 @@ def render_compare(result: CompareResult, markdown: bool = False) -> str:
                t["note"].tolist()]
     headers = ["case_id", "metric", "base", "new", "change", "verdict", "note"]
     right = [False, False, True, True, True, False, False]
-    summary = (f"{result.common} cases in both files; {result.count('REGRESSION')} "
-               f"regression(s), {result.count('improved')} improved, "
-               f"{result.count('within noise')} within noise, {result.count('missing')} "
-               f"missing; max regression {result.max_regression * 100:g}%")
-    for label, ids in (("only in base", result.only_base), ("only in new", result.only_new)):
-        if ids:
-            more = f" and {len(ids) - 10} more" if len(ids) > 10 else ""
-            summary += f"\n{label}: {', '.join(ids[:10])}{more}"
+    summary = _summary(result)
     sep = "\n" if markdown else ""
     return render_table(headers, columns, right, markdown) + sep + summary + "\n"
+
+
+def _listed(ids: Sequence[str], limit: int = 10) -> str:
+    more = f" and {len(ids) - limit} more" if len(ids) > limit else ""
+    return ", ".join(ids[:limit]) + more
+
+
+def _summary(result: CompareResult) -> str:
+    """The counts of the verdicts, then a line for each thing a CI should know."""
+    counts = [f"{result.count('REGRESSION')} regression(s)", f"{result.count('improved')} "
+              f"improved", f"{result.count(NOISY)} noisy (cannot tell)"]
+    counts += [f"{result.count(v)} {label}" for v, label in (
+        ("BROKEN", "broken"), ("missing", "missing"), ("new", "new"), ("MISMATCH", "refused"))
+        if result.count(v)]
+    lines = [f"{result.common} cases in both files; {', '.join(counts)}; max regression "
+             f"{result.max_regression * 100:g}%"]
+    pairing = result.pairing
+    if pairing.mismatched:
+        shown = [f"{pairing.labels[i]} ({what})" for i, what in pairing.mismatched.items()]
+        lines.append(f"refused: {len(shown)} case_id(s) name different parameters in base "
+                     f"and new: {_listed(shown, 5)}; pair the cases by their parameters "
+                     "with --match params")
+    if result.broken:
+        lines.append(f"broken (OK in base, FAIL or TIMEOUT in new): {_listed(result.broken)}")
+    if result.gone:
+        lines.append(f"missing from new (OK in base): {_listed(result.gone)}; "
+                     "--allow-missing accepts that")
+    only_base = [i for i in result.only_base if i not in set(result.gone)]
+    if only_base:
+        lines.append(f"only in base: {_listed(only_base)}")
+    if result.only_new:
+        lines.append(f"new cases (only in new): {_listed(result.only_new)}")
+    if pairing.one_sided:
+        lines.append(f"in one file only, not used to pair: {', '.join(pairing.one_sided)}")
+    notes = result.table["note"]
+    if notes.str.startswith("untested").any():
+        lines.append("untested: without repetitions (repetitions.csv of a run with repeat "
+                     ">= 2) or a spread column, a change is judged on the tolerance alone")
+    return "\n".join(lines)
 
 
 class CompareText(TableText):

@@ -3,17 +3,20 @@
 * **rows**: the metrics.csv rows of every selected run with a leading ``run_id`` column; the
   union of the runs' columns in metrics.csv order (FORMAT.md §3). CSV cells are copied
   verbatim from metrics.csv; ``typed_frame`` types them by ``columns.kind_of`` (numbers
-  float64, declared integers Int64, booleans bool, text string, ``ts_*`` timezone-aware).
+  float64, declared integers Int64, booleans bool, text string, ``ts_*`` timezone-aware),
+  ``param_*`` columns by their values (``param_kinds``).
 * **documents**: one JSON-ready object per run: the history record, run.json's
   environment/options/summary/telemetry, and its cases with every value grouped by family
-  (``columns.FAMILIES``) and typed.
+  (``columns.FAMILIES``) and typed (``param_*`` as ``param_kinds`` decides over the whole
+  selection, so a column has one type in every run).
 * **time series**: the flat per-sample table of the selected cases (``TIMESERIES_COLUMNS``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -29,7 +32,9 @@ from doerunner.columns import (
     BOOL,
     FAMILIES,
     INT,
+    INTEGER_RE,
     NUMBER,
+    TEXT,
     TIMESTAMP,
     family_of,
     kind_of,
@@ -41,6 +46,9 @@ from doerunner.outputs.timeseries import SAMPLE_KEYS
 
 TIMESERIES_COLUMNS = ("run_id", "case_id", "gpu", "timestamp", "t_s", "power_w", "mem_used_mb",
                       "util_pct", "temp_c", "sm_clock_mhz", "throttle")
+# A number as JSON writes one: 6, -0.5, 1e-3 (not 007, +1, .5, 1., nan, inf, 1_000).
+NUMBER_RE = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_INT64 = (-(2**63), 2**63 - 1)
 
 
 def rows_frame(selected: Selected) -> pd.DataFrame:
@@ -56,6 +64,47 @@ def rows_frame(selected: Selected) -> pd.DataFrame:
         f.insert(0, "run_id", r.record.run_id)
         frames.append(f)
     return pd.concat(frames, ignore_index=True)[header]
+
+
+def _param_kind(values: list[str]) -> str:
+    """``INT``, ``NUMBER`` or ``TEXT`` for one parameter's non-empty values (see
+    ``param_kinds``)."""
+    if not values or not all(NUMBER_RE.fullmatch(v) for v in values):
+        return TEXT
+    if all(INTEGER_RE.fullmatch(v) for v in values):
+        # 20 characters at most (sign and 19 digits): int() of a huge cell is not even tried
+        fits = all(len(v) <= 20 and _INT64[0] <= int(v) <= _INT64[1]
+                   for v in values if len(v) > 18)
+        return INT if fits else TEXT
+    return NUMBER if all(math.isfinite(float(v)) for v in values) else TEXT
+
+
+def param_kinds(frames: Iterable[pd.DataFrame]) -> dict[str, str]:
+    """The type of each ``param_*`` column over every row of ``frames`` (metrics.csv cells,
+    strings), decided once for the whole export: ``INT`` when every non-empty value is an
+    integer written as such (``6``, ``-2``) that fits 64 bits; ``NUMBER`` when every one is a
+    finite number written as JSON writes one (``0.5``, ``1e-3``) and one is not an integer;
+    else ``TEXT`` (any other value: ``fp16``, ``007``, ``+1``, ``nan``). A column with no
+    value at all is ``TEXT``. Empty cells are missing values whatever the type (null)."""
+    values: dict[str, list[str]] = {}
+    for f in frames:
+        for c in f.columns:
+            if c.startswith("param_"):
+                values.setdefault(c, []).extend(v for v in f[c].astype(str).tolist() if v)
+    return {c: _param_kind(vs) for c, vs in values.items()}
+
+
+def _typed_param(s: pd.Series, kind: str) -> pd.Series:
+    """A ``param_*`` column as ``kind`` says (``param_kinds``): Int64, float64 or string;
+    empty cells missing."""
+    text = s.astype(str).tolist()
+    if kind == INT:
+        return pd.Series(pd.array([int(v) if v else None for v in text], dtype="Int64"),
+                         index=s.index)
+    if kind == NUMBER:
+        return pd.Series([float(v) if v else np.nan for v in text], dtype="float64",
+                         index=s.index)
+    return s.astype("string").replace("", pd.NA)
 
 
 def _timestamps(s: pd.Series) -> pd.Series:
@@ -76,13 +125,16 @@ def _timestamps(s: pd.Series) -> pd.Series:
 def typed_frame(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` (strings) with proper dtypes, by ``columns.kind_of``: NUMBER float64 (a
     custom metric column with a non-numeric value stays text), INT nullable Int64, BOOL
-    bool (empty = false), TIMESTAMP tz-aware datetime, TEXT ``string``. ``run_id`` and
-    ``case_id`` are strings."""
+    bool (empty = false), TIMESTAMP tz-aware datetime, TEXT ``string``; ``param_*`` by
+    ``param_kinds`` over ``df``. ``run_id`` and ``case_id`` are strings."""
+    params = param_kinds([df])
     out = {}
     for c in df.columns:
         s = df[c]
         kind = "text" if c == "run_id" else kind_of(c)
-        if kind in (NUMBER, INT):
+        if c in params:
+            out[c] = _typed_param(s, params[c])
+        elif kind in (NUMBER, INT):
             v = pd.to_numeric(s.replace("", np.nan), errors="coerce")
             if v.isna().sum() > (s == "").sum():  # text where a number was expected
                 out[c] = s.astype("string").replace("", pd.NA)
@@ -101,9 +153,12 @@ def typed_frame(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, index=df.index)
 
 
-def _json_value(column: str, text: str) -> Any:
+def _json_value(column: str, text: str, params: Mapping[str, str]) -> Any:
     if text == "":
         return False if kind_of(column) == BOOL else None
+    if column in params:
+        kind = params[column]
+        return int(text) if kind == INT else float(text) if kind == NUMBER else text
     kind = kind_of(column)
     if kind == BOOL:
         return is_true(text)
@@ -119,8 +174,19 @@ def _json_value(column: str, text: str) -> Any:
     return text
 
 
-def run_document(run: SelectedRun) -> dict[str, Any]:
-    """One run as a JSON-ready dict: history record, run.json metadata, grouped cases."""
+def run_documents(selected: Selected) -> list[dict[str, Any]]:
+    """Every selected run as a JSON-ready dict (``run_document``), ``param_*`` typed over
+    the whole selection."""
+    params = param_kinds(r.rows for r in selected.runs)
+    return [run_document(r, params) for r in selected.runs]
+
+
+def run_document(run: SelectedRun, params: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """One run as a JSON-ready dict: history record, run.json metadata, grouped cases.
+    ``params``: the type of each ``param_*`` column (``param_kinds``; default: over this
+    run's rows)."""
+    if params is None:
+        params = param_kinds([run.rows])
     rec = asdict(run.record)
     for k in ("started", "ended"):
         if rec[k] is not None:
@@ -138,7 +204,7 @@ def run_document(run: SelectedRun) -> dict[str, Any]:
         case: dict[str, Any] = {"case_id": rec_row["case_id"]}
         case.update({g: {} for g in FAMILIES})
         for c, v in rec_row.items():
-            case[groups[c]][c] = _json_value(c, v)
+            case[groups[c]][c] = _json_value(c, v, params)
         cases.append(case)
     doc["cases"] = cases
     return doc

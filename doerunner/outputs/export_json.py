@@ -8,7 +8,7 @@ import math
 from typing import IO, Any
 
 from doerunner.outputs.base import OutputFormat
-from doerunner.outputs.export_frames import run_document
+from doerunner.outputs.export_frames import run_documents
 
 
 def _json_default(o: Any) -> Any:
@@ -37,7 +37,7 @@ class ExportJson(OutputFormat):
             df = data.samples
             docs: Any = df.astype(object).where(df.notna(), None).to_dict("records")
         else:
-            runs = [run_document(r) for r in data.selected.runs]
+            runs = run_documents(data.selected)
             docs = runs[0] if len(runs) == 1 else runs
         json.dump(docs, stream, indent=2, ensure_ascii=False, default=_json_default)
         stream.write("\n")

@@ -5,17 +5,28 @@ The shape follows the Jenkins xUnit plugin's ``junit-10.xsd`` (the tests validat
 it, ``tests/data/junit-10.xsd``):
 
 * one ``<testsuite>``: ``name``, ``tests``, ``failures``, ``errors``, ``skipped`` (always
-  0: srd skips nothing), ``time`` (sum of ``run_seconds``), ``timestamp`` (the first
-  ``ts_start``, ISO 8601 with its offset) and ``hostname`` when ``env_hostname`` is known;
+  0: srd skips nothing), ``time`` (the sum of the test cases' times: every measured
+  repetition of every case, in seconds), ``timestamp`` (the first ``ts_start``, ISO 8601
+  with its offset) and ``hostname`` when ``env_hostname`` is known; with the run's wall time
+  known, a suite ``<properties>`` with ``wall_time_s`` (the run's wall time, seconds) and
+  ``repetitions`` (how many measured repetitions ``time`` adds up);
 * one ``<testcase>`` per row, in row order: ``name`` = case_id, ``classname`` =
   ``srd.<tag>`` for the alphabetically first tag set on the row, else ``srd.<backend>``,
-  ``time`` = ``run_seconds``;
+  ``time`` = the case's total measured time, ``run_seconds`` (a mean over repetitions) ×
+  ``runs`` (1 when absent; on a FAIL or TIMEOUT row ``run_seconds`` is the failing
+  execution's, so the product is an estimate there);
 * FAIL → ``<error type="FAIL" message="exit code 7">``, TIMEOUT → ``<error type="TIMEOUT"
   message="timed out after 1 s">``, the body holding the violations and the last
   ``LOG_TAIL_LINES`` lines of the case's ``logs/<case_id>.stderr`` and ``.stdout``;
 * an OK row with violated thresholds → ``<failure type="threshold" message="p95>0.1">``;
 * ``<system-out>``: the row's ``param_*`` and ``note_*`` values, then its key metrics
   (p95, p99, throughput_rps, energy_raw_j when present), one ``name=value`` a line.
+
+Times: a JUnit reader takes a test case's ``time`` as what the test cost and the suite's
+``time`` as the suite's duration (Jenkins reads the suite's attribute and sums the cases'
+only when it is absent), so both count every repetition, never a mean; the suite's equals
+the sum of its cases', as Jenkins would compute it. The run's wall time (cases side by side
+with ``--jobs``, warm-ups, start-up) is a different figure and goes to ``wall_time_s``.
 
 The schema allows ``<properties>`` only on the suite, never on a test case, so the
 parameters go to the test case's ``<system-out>``; ``testcase_properties=True`` adds a
@@ -58,12 +69,14 @@ def xml_text(text: object) -> str:
 class JunitSuite:
     """What a JUnit report is written from: metrics.csv rows as cells (every value a
     string, missing = ``""``), the suite's name, the run directory's ``logs/`` (None: no
-    log tails), and whether test cases carry ``<properties>`` too."""
+    log tails), whether test cases carry ``<properties>`` too, and the run's wall time in
+    seconds (None: unknown, no suite ``<properties>``)."""
 
     rows: Iterable[Mapping[str, str]]
     suite_name: str
     log_dir: Path | None = None
     testcase_properties: bool = False
+    wall_s: float | None = None
 
 
 class Junit(OutputFormat):
@@ -74,7 +87,7 @@ class Junit(OutputFormat):
 
     def write(self, data: JunitSuite, stream: IO[bytes]) -> None:
         root = junit_element(data.rows, data.suite_name, data.log_dir,
-                             testcase_properties=data.testcase_properties)
+                             testcase_properties=data.testcase_properties, wall_s=data.wall_s)
         ET.indent(root)
         ET.ElementTree(root).write(stream, encoding="utf-8", xml_declaration=True)
         stream.write(b"\n")
@@ -82,27 +95,32 @@ class Junit(OutputFormat):
 
 def write_junit(path: str | os.PathLike[str], rows: Iterable[Mapping[str, str]],
                 suite_name: str, log_dir: Path | None = None, *,
-                testcase_properties: bool = False) -> None:
+                testcase_properties: bool = False, wall_s: float | None = None) -> None:
     """Write the JUnit XML of ``rows`` to ``path``, atomically (``Junit`` through
     ``outputs.base.write_to``). ``log_dir`` is the run directory's ``logs/``; ``None`` or a
-    missing file means no log tail. Raises ``OSError`` when ``path`` cannot be written.
+    missing file means no log tail; ``wall_s`` the run's wall time (seconds) or None.
+    Raises ``OSError`` when ``path`` cannot be written.
     """
-    write_to(Junit(), JunitSuite(rows, suite_name, log_dir, testcase_properties), path)
+    write_to(Junit(), JunitSuite(rows, suite_name, log_dir, testcase_properties, wall_s),
+             path)
 
 
 def junit_element(rows: Iterable[Mapping[str, str]], suite_name: str,
                   log_dir: Path | None = None, *,
-                  testcase_properties: bool = False) -> ET.Element:
-    """The ``<testsuite>`` element of ``rows`` (see the module docstring)."""
+                  testcase_properties: bool = False,
+                  wall_s: float | None = None) -> ET.Element:
+    """The ``<testsuite>`` element of ``rows`` (see the module docstring); ``wall_s``: the
+    run's wall time in seconds, or None."""
     suite = ET.Element("testsuite", {"name": xml_text(suite_name)})
-    tests = failures = errors = 0
+    tests = failures = errors = repetitions = 0
     total_s = 0.0
     timestamp = hostname = ""
     for row in rows:
         tests += 1
-        seconds = _number(row.get("run_seconds", ""))
+        seconds, runs = measured_seconds(row)
         if seconds is not None:
             total_s += seconds
+            repetitions += runs
         timestamp = timestamp or row.get("ts_start", "")
         hostname = hostname or row.get("env_hostname", "")
         case, kind = _testcase(row, seconds, log_dir, testcase_properties)
@@ -118,7 +136,25 @@ def junit_element(rows: Iterable[Mapping[str, str]], suite_name: str,
         suite.set("timestamp", xml_text(timestamp))
     if hostname:
         suite.set("hostname", xml_text(hostname))
+    if wall_s is not None and math.isfinite(wall_s):
+        props = ET.Element("properties")
+        for name, value in (("wall_time_s", round_half_away(wall_s, 6)),
+                            ("repetitions", str(repetitions))):
+            ET.SubElement(props, "property", {"name": name, "value": value})
+        suite.insert(0, props)
     return suite
+
+
+def measured_seconds(row: Mapping[str, str]) -> tuple[float | None, int]:
+    """A row's total measured time in seconds, ``run_seconds`` (the mean over repetitions) ×
+    ``runs`` (1 when absent or empty), and that number of repetitions; ``(None, 0)`` when the
+    row has no ``run_seconds``."""
+    seconds = _number(row.get("run_seconds", ""))
+    if seconds is None:
+        return None, 0
+    runs = _number(row.get("runs", ""))
+    n = 1 if runs is None else max(0, int(runs))
+    return seconds * n, n
 
 
 def _testcase(row: Mapping[str, str], seconds: float | None, log_dir: Path | None,

@@ -14,6 +14,7 @@ from doerunner.outputs.export_json import ExportJson
 from doerunner.outputs.export_parquet import ExportParquet
 from doerunner.outputs.junit import Junit
 from doerunner.outputs.metrics_csv import MetricsCsv
+from doerunner.outputs.repetitions import RepetitionsCsv
 from doerunner.outputs.report_html import ReportHtml
 from doerunner.outputs.report_text import ReportMarkdown, ReportText
 from doerunner.outputs.run_json import RunJson
@@ -25,6 +26,7 @@ FORMATS: dict[str, type[OutputFormat]] = {
     Junit.NAME: Junit,
     CaseTimeseries.NAME: CaseTimeseries,
     TimeseriesCsv.NAME: TimeseriesCsv,
+    RepetitionsCsv.NAME: RepetitionsCsv,
     CasesCsv.NAME: CasesCsv,
     ExportJson.NAME: ExportJson,
     ExportCsv.NAME: ExportCsv,

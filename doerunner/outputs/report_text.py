@@ -37,11 +37,11 @@ def headline(r: Report) -> list[str]:
                      + f", started {rj.get('started', '?')}")
     lines.append(f"metrics: {r.source.metrics_path}")
     lines.append(head)
-    timing = f"time: {_num(r.total_run_seconds, 'run_seconds')} s measured in total"
-    elapsed = (rj.get("summary") or {}).get("elapsed_s")
-    if isinstance(elapsed, (int, float)):
-        timing += f" (the run took {elapsed:.1f} s)"
-    lines.append(timing)
+    reps = f"{r.repetitions} repetition" + ("" if r.repetitions == 1 else "s")
+    wall = (f"{round_half_away(r.wall_s, 1)} s" if r.wall_s is not None
+            else "unknown (no run.json)" if not rj else "unknown")
+    lines.append(f"measured: {_num(r.total_run_seconds, 'run_seconds')} s over {reps}; "
+                 f"run wall time {wall}")
     if r.energy_col:
         lines.append(f"energy: {_num(r.total_energy_j, r.energy_col)} J in total "
                      f"({r.energy_col})")

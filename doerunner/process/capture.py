@@ -5,7 +5,9 @@ A log holds at most ``cap`` bytes of its stream: its first half and its last hal
 one-line note where bytes were left out. A stream that prints nothing leaves no file, and a
 file left by an earlier execution at the same path is removed: a log never shows stale
 output. Lines that may be metrics lines (they hold ``=`` or ``{``) go to an
-``OutputParser``; stdout is also kept whole while it may be one JSON object.
+``OutputParser``; stdout is also kept whole while it may be one JSON object (or an array of
+one). A case with ``metric_*`` patterns also has every line go to its ``Extractor``; a case
+without pays nothing for them.
 
 Most streams are short. A stream is kept in memory as it arrives and handled once, when it
 ends: one parse, one file write. Only a stream that grows past ``SMALL`` bytes, or still
@@ -29,7 +31,8 @@ import re
 import time
 from typing import BinaryIO
 
-from doerunner.backends.outparse import OutputParser
+from doerunner.backends.outparse import Extractor, OutputParser
+from doerunner.inputs.patterns import MetricPattern
 
 SMALL = 64 * 1024  # a stream is handled in one piece while it is no longer than this
 MAX_LINE = 1 << 20  # longer lines are not metrics lines: not kept for the parser
@@ -40,6 +43,7 @@ MEMORY_LOG_MAX = 256 * 1024
 LIVE_AFTER_S = 2.0
 
 _CANDIDATE = re.compile(rb"[={]")  # a metrics line holds one of these
+_JSON_START = (b"{", b"[")  # how a whole stdout that may be JSON metrics begins
 LogPath = str | os.PathLike[str]
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | _CLOEXEC
@@ -108,12 +112,14 @@ def _write_whole(path: LogPath, data: bytes, cap: int) -> None:
 class Capture:
     """One captured stream: ``feed`` what arrives, ``finish`` when it ends, ``close`` in
     every case (it writes what a stream that never finished had). ``path`` is its log file
-    (None: no log); ``keep_json``: keep the whole text while it may be one JSON object."""
+    (None: no log); ``keep_json``: keep the whole text while it may be one JSON object;
+    ``patterns``: the case's ``metric_*`` patterns, matched by ``extractor``."""
 
     __slots__ = ("_cap", "_chunks", "_done", "_keep_json", "_path", "_size", "_streaming",
-                 "_t_open", "parser")
+                 "_t_open", "extractor", "parser")
 
-    def __init__(self, path: LogPath | None, cap: int, keep_json: bool) -> None:
+    def __init__(self, path: LogPath | None, cap: int, keep_json: bool,
+                 patterns: tuple[MetricPattern, ...] = ()) -> None:
         self._path = path
         self._cap = cap
         self._keep_json = keep_json
@@ -123,6 +129,7 @@ class Capture:
         self._streaming: _Streaming | None = None
         self._done = False
         self.parser = OutputParser()
+        self.extractor = Extractor(patterns) if patterns else None
 
     def feed(self, data: bytes) -> None:
         streaming = self._streaming
@@ -133,7 +140,7 @@ class Capture:
         self._size += len(data)
         if self._size > SMALL or time.monotonic() - self._t_open > LIVE_AFTER_S:
             streaming = self._streaming = _Streaming(self._path, self._cap, self._keep_json,
-                                                     self.parser, self._t_open)
+                                                     self.parser, self._t_open, self.extractor)
             chunks, self._chunks = self._chunks, []
             streaming.feed(b"".join(chunks))
 
@@ -148,9 +155,11 @@ class Capture:
         data = b"".join(self._chunks)
         self._chunks = []
         parse_lines(self.parser, data)
+        if self.extractor is not None:
+            self.extractor.feed(data.decode("utf-8", "replace"))
         if self._path is not None:
             _write_whole(self._path, data, self._cap)
-        if self._keep_json and len(data) <= self._cap and data.lstrip().startswith(b"{"):
+        if self._keep_json and len(data) <= self._cap and data.lstrip().startswith(_JSON_START):
             return data.decode("utf-8", "replace")
         return None
 
@@ -166,15 +175,16 @@ class Capture:
 
 
 class _Streaming:
-    """A stream handled as it arrives: the line parser on complete lines, a ``_CappedLog``
-    and the whole text while it may be one JSON object."""
+    """A stream handled as it arrives: the line parser (and extractor) on complete lines, a
+    ``_CappedLog`` and the whole text while it may be one JSON object."""
 
     __slots__ = ("_cap", "_closed", "_log", "_overlong", "_partial", "_seen_text", "_whole",
-                 "parser")
+                 "extractor", "parser")
 
     def __init__(self, path: LogPath | None, cap: int, keep_json: bool,
-                 parser: OutputParser, t_open: float) -> None:
+                 parser: OutputParser, t_open: float, extractor: Extractor | None) -> None:
         self.parser = parser
+        self.extractor = extractor
         self._log = _CappedLog(path, cap, t_open) if path is not None else None
         self._cap = cap
         self._partial = bytearray()
@@ -194,13 +204,19 @@ class _Streaming:
             return
         if self._overlong:  # the rest of an overlong line: skip it
             self._overlong = False
-            parse_lines(self.parser, data[data.find(b"\n") + 1:last_nl + 1])
+            self._lines(data[data.find(b"\n") + 1:last_nl + 1])
         elif self._partial:
-            parse_lines(self.parser, bytes(self._partial) + data[:last_nl + 1])
+            self._lines(bytes(self._partial) + data[:last_nl + 1])
         else:
-            parse_lines(self.parser, data[:last_nl + 1])
+            self._lines(data[:last_nl + 1])
         self._partial.clear()
         self._add_partial(data[last_nl + 1:])
+
+    def _lines(self, buf: bytes) -> None:
+        """Complete lines: to the parser, and to the extractor when there is one."""
+        parse_lines(self.parser, buf)
+        if self.extractor is not None:
+            self.extractor.feed(buf.decode("utf-8", "replace"))
 
     def _add_partial(self, data: bytes) -> None:
         if self._overlong or not data:
@@ -219,7 +235,7 @@ class _Streaming:
                 self._whole += data
                 return
             self._seen_text = True
-            if not stripped.startswith(b"{"):
+            if not stripped.startswith(_JSON_START):
                 self._whole = None
                 return
         self._whole += data
@@ -229,7 +245,7 @@ class _Streaming:
     def finish(self) -> str | None:
         """End of the stream: parse the last line if it had no newline, close the log."""
         if self._partial and not self._overlong:
-            parse_lines(self.parser, bytes(self._partial))
+            self._lines(bytes(self._partial))
         self._partial.clear()
         self.close()
         return None if self._whole is None else self._whole.decode("utf-8", "replace")

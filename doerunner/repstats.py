@@ -1,0 +1,73 @@
+"""Statistics of a case's repetitions, decided once: the robust columns of metrics.csv
+(median and MAD), which repetitions are outliers, whether the first one was slow, the
+coefficient of variation. Plain ``statistics``/``math`` (the run imports no numpy for this).
+
+Outliers follow hyperfine: the modified z-score of a value is ``(x - median) / MAD``; a
+value is an outlier when it exceeds ``OUTLIER_Z`` (10 standard deviations of a normal
+sample, ``1.4826 * 10``) in absolute value — and, so that a flat series with a MAD near 0
+does not flag microsecond jitter, when it is also more than ``OUTLIER_FLOOR`` (1 %) away
+from the median. A first repetition that is such an outlier above the median is "slow"
+(cold caches: a warm-up would have absorbed it); the others are plain outliers.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+
+MAD_TO_STD = 1.4826  # a normal sample's std is 1.4826 × its MAD
+OUTLIER_Z = MAD_TO_STD * 10.0
+OUTLIER_FLOOR = 0.01
+HIGH_CV = 0.10  # sample std / mean of run_seconds above which a case is "noisy"
+MIN_FOR_OUTLIERS = 3  # with two values neither is an outlier of the other
+
+
+def median(values: Sequence[float]) -> float:
+    """The median (the mean of the two middle values for an even count)."""
+    return float(statistics.median(values))
+
+
+def mad(values: Sequence[float], centre: float | None = None) -> float:
+    """The median absolute deviation from the median (raw, not scaled to a standard
+    deviation: multiply by 1.4826 for that), in the values' unit."""
+    m = median(values) if centre is None else centre
+    return median([abs(v - m) for v in values])
+
+
+def robust_columns(name: str, values: Sequence[float]) -> dict[str, float]:
+    """``<name>_median`` and ``<name>_mad`` of two values or more, else nothing."""
+    if len(values) < 2:
+        return {}
+    m = median(values)
+    return {f"{name}_median": m, f"{name}_mad": mad(values, m)}
+
+
+def cv(values: Sequence[float]) -> float:
+    """The coefficient of variation, sample std / mean; NaN for fewer than two values or
+    a mean <= 0."""
+    if len(values) < 2:
+        return math.nan
+    mean = math.fsum(values) / len(values)
+    return statistics.stdev(values, mean) / mean if mean > 0 else math.nan
+
+
+def outliers(values: Sequence[float]) -> list[int]:
+    """The positions of the outliers among ``values`` (see the module's rule); none with
+    fewer than ``MIN_FOR_OUTLIERS`` values."""
+    if len(values) < MIN_FOR_OUTLIERS:
+        return []
+    m = median(values)
+    spread = mad(values, m)
+    floor = OUTLIER_FLOOR * abs(m)
+    out = []
+    for i, v in enumerate(values):
+        dev = abs(v - m)
+        if dev > floor and (spread == 0 or dev / spread > OUTLIER_Z):
+            out.append(i)
+    return out
+
+
+def slow_first(values: Sequence[float]) -> bool:
+    """True when the first value is an outlier above the median of all of them."""
+    return 0 in outliers(values) and values[0] > median(values)

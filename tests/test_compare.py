@@ -1,0 +1,261 @@
+"""`srd compare` that cannot be fooled (issue 14), on real runs: a design with an added level
+(ids re-labelled), a case that broke in the new run, a noisy baseline; the repetitions kept
+in the run directory, the robust columns and the end-of-run warnings."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from doerunner.analysis.compare import compare
+from doerunner.analysis.significance import MANN_WHITNEY, WELCH, significance, smallest_p
+from doerunner.cli import cli
+from doerunner.repstats import mad, median, outliers, robust_columns, slow_first
+from tests.conftest import run_srd
+
+
+def _run(tmp_path: Path, name: str, cases: str) -> tuple[Path, str]:
+    """Run a cases.csv (a real srd process); metrics.csv and stderr."""
+    src = tmp_path / f"{name}_cases.csv"
+    src.write_text(cases, encoding="utf-8")
+    out = tmp_path / f"{name}.csv"
+    p = run_srd("run", "--cases", str(src), "--out", str(out))
+    assert p.returncode in (0, 3), p.stderr
+    return out, p.stderr
+
+
+def _compare(*args: str):
+    return CliRunner().invoke(cli, ["compare", *args], catch_exceptions=False)
+
+
+# A counter file per case picks the value of this repetition from a list: the command
+# prints the list's next value as p95, or sleeps that long.
+NTH = "i=$(cat {ctr} 2>/dev/null || echo 0); echo $((i+1)) > {ctr}; set -- {vals}; shift $i"
+
+
+def _cases(tmp_path: Path, rows: list[tuple[str, str, int]], action: str,
+           run: str = "") -> str:
+    """Cases whose commands hold no parameter (base and new pair by id)."""
+    lines = ["case_id,cmd,repeat"]
+    for cid, vals, repeat in rows:
+        nth = NTH.format(ctr=tmp_path / f"{run}{cid}.ctr", vals=vals)
+        lines.append(f'{cid},"{nth}; {action}",{repeat}')
+    return "\n".join(lines) + "\n"
+
+
+# --- pairing ------------------------------------------------------------------------------
+
+
+def _design(tmp_path: Path, levels: str) -> Path:
+    spec = tmp_path / f"design{len(levels)}.yaml"
+    spec.write_text("design: full\nfactors:\n  mode: [fast, safe]\n"
+                    f"  level: [{levels}]\nprefix: pt\ntemplate:\n"
+                    "  cmd: \"echo p95=0.{level}\"\n", encoding="utf-8")
+    out = tmp_path / f"cases{len(levels)}.csv"
+    p = run_srd("design", str(spec), "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    return out
+
+
+def test_design_with_an_added_level_is_refused_by_id_and_paired_by_params(
+        tmp_path: Path) -> None:
+    base_cases, new_cases = _design(tmp_path, "1, 2, 3"), _design(tmp_path, "1, 2, 3, 4")
+    base, _ = _run(tmp_path, "base", base_cases.read_text())
+    new, _ = _run(tmp_path, "new", new_cases.read_text())
+    b, n = pd.read_csv(base, dtype=str), pd.read_csv(new, dtype=str)
+    # srd design numbered the points by position: the same ids name other points.
+    assert b.loc[0, ["case_id", "param_mode", "param_level"]].tolist() == ["pt-001", "fast",
+                                                                          "2"]
+    assert n.loc[0, ["case_id", "param_mode", "param_level"]].tolist() == ["pt-001", "fast",
+                                                                          "1"]
+    r = _compare(str(base), str(new), "--metric", "p95")
+    assert r.exit_code == 4, r.output
+    assert r.output.splitlines()[2:] == [
+        "pt-001   p95     0.200000  0.100000          MISMATCH  level: 2 → 1",
+        "pt-002   p95     0.300000  0.200000          MISMATCH  level: 3 → 2; mode: fast → safe",
+        "pt-003   p95     0.100000  0.300000          MISMATCH  level: 1 → 3",
+        "pt-004   p95     0.100000  0.400000          MISMATCH  level: 1 → 4",
+        "pt-005   p95     0.200000  0.100000          MISMATCH  level: 2 → 1",
+        "pt-006   p95     0.300000  0.200000          MISMATCH  level: 3 → 2; mode: safe → fast",
+        "pt-007   p95               0.300000          new       only in new",
+        "pt-008   p95               0.400000          new       only in new",
+        "6 cases in both files; 0 regression(s), 0 improved, 0 noisy (cannot tell), 2 new, "
+        "6 refused; max regression 5%",
+        "refused: 6 case_id(s) name different parameters in base and new: pt-001 (level: 2 → "
+        "1), pt-002 (level: 3 → 2; mode: fast → safe), pt-003 (level: 1 → 3), pt-004 (level: "
+        "1 → 4), pt-005 (level: 2 → 1) and 1 more; pair the cases by their parameters with "
+        "--match params",
+        "new cases (only in new): pt-007, pt-008",
+    ]
+    # Paired by their parameters, every common point measured the same: nothing changed.
+    r = _compare(str(base), str(new), "--metric", "p95", "--match", "params")
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines()[2:] == [
+        "pt-006   p95     0.200000  0.200000  +0.00%  ok       base id pt-001",
+        "pt-003   p95     0.300000  0.300000  +0.00%  ok       base id pt-002",
+        "pt-001   p95     0.100000  0.100000  +0.00%  ok       base id pt-003",
+        "pt-005   p95     0.100000  0.100000  +0.00%  ok       base id pt-004",
+        "pt-002   p95     0.200000  0.200000  +0.00%  ok       base id pt-005",
+        "pt-007   p95     0.300000  0.300000  +0.00%  ok       base id pt-006",
+        "pt-004   p95               0.400000          new      only in new",
+        "pt-008   p95               0.400000          new      only in new",
+        "6 cases in both files; 0 regression(s), 0 improved, 0 noisy (cannot tell), 2 new; "
+        "max regression 5%",
+        "new cases (only in new): pt-004, pt-008",
+    ]
+
+
+def test_match_params_refuses_a_point_that_appears_twice(tmp_path: Path) -> None:
+    base = pd.DataFrame({"case_id": ["a", "b"], "status": ["OK", "OK"], "p95": ["1", "1"],
+                         "param_x": ["1", "1.0"]})
+    with pytest.raises(Exception, match=r"base: cases 'a' and 'b' have the same parameters "
+                                        r"\(x=1.0\): --match params needs each parameter "
+                                        r"point once"):
+        compare(base, base, ["p95"], match="params")
+    no_params = base.drop(columns="param_x")
+    with pytest.raises(Exception, match="no param_\\* column in common"):
+        compare(no_params, no_params, ["p95"], match="params")
+
+
+# --- broken and missing cases ----------------------------------------------------------
+
+
+def test_a_case_broken_in_new_fails_the_compare(tmp_path: Path) -> None:
+    base, _ = _run(tmp_path, "base", "case_id,cmd,timeout_s\nok,echo p95=0.1,10\n"
+                                     "fails,echo p95=0.1,10\nslow,echo p95=0.1,10\n"
+                                     "gone,echo p95=0.1,10\n")
+    new, _ = _run(tmp_path, "new", "case_id,cmd,timeout_s\nok,echo p95=0.1,10\n"
+                                   "fails,exit 1,10\nslow,sleep 5,0.3\nadded,echo p95=0.1,10\n")
+    r = _compare(str(base), str(new), "--metric", "p95")
+    assert r.exit_code == 3, r.output
+    lines = r.output.splitlines()
+    assert lines[2:7] == [
+        "ok       p95     0.100000  0.100000  +0.00%  ok",
+        "fails    p95     0.100000                    BROKEN   new: FAIL",
+        "slow     p95     0.100000                    BROKEN   new: TIMEOUT",
+        "gone     p95     0.100000                    missing  only in base",
+        "added    p95               0.100000          new      only in new",
+    ]
+    assert lines[7:] == [
+        "3 cases in both files; 0 regression(s), 0 improved, 0 noisy (cannot tell), 2 broken, "
+        "1 missing, 1 new; max regression 5%",
+        "broken (OK in base, FAIL or TIMEOUT in new): fails, slow",
+        "missing from new (OK in base): gone; --allow-missing accepts that",
+        "new cases (only in new): added",
+    ]
+    # --allow-missing accepts a missing case, never a broken one.
+    assert _compare(str(base), str(new), "--metric", "p95", "--allow-missing").exit_code == 3
+    only_gone = tmp_path / "only_gone.csv"
+    pd.read_csv(new, dtype=str, keep_default_na=False).iloc[[0]].to_csv(only_gone, index=False)
+    assert _compare(str(base), str(only_gone), "--metric", "p95").exit_code == 3
+    r = _compare(str(base), str(only_gone), "--metric", "p95", "--allow-missing")
+    assert r.exit_code == 0, r.output
+
+
+# --- statistics behind a verdict ---------------------------------------------------------
+
+
+def test_noisy_baseline_cannot_tell_and_a_real_regression_is_significant(
+        tmp_path: Path) -> None:
+    # run_seconds: a baseline with CV ~73 % (sleeps 0.05..0.35 s, mean 0.19 s) against a
+    # steady 0.11 s (-42 %): not significant. p95: a clear +200 % regression over 5 vs 5
+    # repetitions (Mann-Whitney U), and a -50 % change over 3 vs 3 (Welch's t-test).
+    base_rows = [("noisy", "0.05 0.35 0.05 0.30 0.20", 5), ("clear", "0.10 0.11 0.10 0.12 0.10", 5),
+                 ("small", "0.20 0.21 0.20", 3)]
+    new_rows = [("noisy", "0.11 0.11 0.11 0.11 0.11", 5), ("clear", "0.30 0.31 0.30 0.32 0.30", 5),
+                ("small", "0.10 0.11 0.10", 3)]
+    base, err = _run(tmp_path, "base", _cases(tmp_path, base_rows, "sleep $1; echo p95=$1", "b"))
+    assert re.search(r"run_seconds varies by more than 10% between repetitions in 1 case\(s\): "
+                     r"noisy \(CV 7[0-9]%\); the figures are noisy", err), err
+    new, _ = _run(tmp_path, "new", _cases(tmp_path, new_rows, "sleep $1; echo p95=$1", "n"))
+    reps = pd.read_csv(tmp_path / "base_run" / "repetitions.csv")
+    assert reps[reps.metric == "p95"].groupby("case_id", sort=False)["value"].apply(
+        list).to_dict() == {"noisy": [0.05, 0.35, 0.05, 0.3, 0.2],
+                            "clear": [0.1, 0.11, 0.1, 0.12, 0.1], "small": [0.2, 0.21, 0.2]}
+    r = _compare(str(base), str(new), "--metric", "run_seconds", "--metric", "p95")
+    assert r.exit_code == 2, r.output
+    rows = {(line[:7].strip(), line[9:21].strip()): line for line in r.output.splitlines()[2:8]}
+    assert re.search(r"-4[0-9]\.[0-9]{2}%  noisy: cannot tell  p=0\.[0-9]+, Mann-Whitney U, 5 vs 5 "
+                     r"repetitions: not significant at 0\.05; CV base [0-9]+%$",
+                     rows["noisy", "run_seconds"]), r.output
+    assert rows["noisy", "p95"].endswith(
+        "-42.11%  noisy: cannot tell  p=0.65, Mann-Whitney U, 5 vs 5 repetitions: not "
+        "significant at 0.05; CV base 73%")
+    assert rows["clear", "p95"].endswith(
+        "+188.68%  REGRESSION          p=0.01, Mann-Whitney U, 5 vs 5 repetitions")
+    assert rows["small", "p95"].endswith(
+        "-49.18%  improved            p=2.9e-05, Welch t, 3 vs 3 repetitions")
+    # Without the run directories the files still have the spread columns (the std of
+    # run_seconds, the MAD of p95): the noisy pair is still not called a change.
+    for f in (base, new):
+        (f.parent / (f.stem + "_run") / "repetitions.csv").unlink()
+    r = _compare(str(base), str(new), "--metric", "p95")
+    assert r.exit_code == 2, r.output
+    assert r.output.splitlines()[2:6] == [
+        "noisy    p95     0.190000  0.110000   -42.11%  noisy: cannot tell  diff 0.080000 <= "
+        "noise 0.444780",
+        "clear    p95     0.106000  0.306000  +188.68%  REGRESSION          diff 0.200000 > "
+        "noise 0.000000",
+        "small    p95     0.203333  0.103333   -49.18%  improved            diff 0.100000 > "
+        "noise 0.000000",
+        "3 cases in both files; 1 regression(s), 1 improved, 1 noisy (cannot tell); max "
+        "regression 5%"]
+
+
+def test_significance_tests() -> None:
+    assert smallest_p(3, 3) == pytest.approx(0.1)
+    assert smallest_p(4, 4) == pytest.approx(2 / 70)
+    t = significance(np.array([1.0, 1.1, 1.2, 1.3]), np.array([2.0, 2.1, 2.2, 2.3]))
+    assert (t.method, t.p, t.describe()) == (
+        MANN_WHITNEY, pytest.approx(2 / 70), "p=0.029, Mann-Whitney U, 4 vs 4 repetitions")
+    t = significance(np.array([1.0, 1.1, 1.2]), np.array([2.0, 2.1, 2.2]))
+    assert t.method == WELCH and t.p < 0.001
+    assert significance(np.array([1.0, 1.0]), np.array([1.0, 1.0])).p == 1.0
+    assert significance(np.array([1.0, 1.0]), np.array([2.0, 2.0])).p == 0.0
+
+
+# --- robust columns, repetitions.csv, end-of-run warnings -------------------------------
+
+
+def test_repstats_rules() -> None:
+    assert (median([3, 1, 2, 10]), mad([3, 1, 2, 10])) == (2.5, 1.0)
+    assert robust_columns("p95", [0.1]) == {}
+    assert robust_columns("p95", [0.1, 0.3, 0.2]) == {"p95_median": 0.2,
+                                                      "p95_mad": pytest.approx(0.1)}
+    # hyperfine's rule: |x - median| / MAD > 14.826, and over 1 % of the median.
+    assert outliers([1.0, 1.01, 0.99, 1.0, 1.3]) == [4]
+    assert outliers([1.0, 1.01, 0.99, 1.0, 1.2]) == [4]
+    assert outliers([1.0, 1.01, 0.99, 1.0, 1.1]) == []  # 10 MADs: not 14.8
+    assert outliers([1.0, 1.1, 0.9, 1.0, 1.3]) == []
+    assert outliers([1.0, 1.0, 1.0, 1.005]) == []  # MAD 0, but within 1 %
+    assert outliers([2.0, 1.0]) == []
+    assert slow_first([3.0, 1.0, 1.01, 0.99]) and not slow_first([0.5, 1.0, 1.01, 0.99])
+
+
+def test_robust_columns_and_warnings_of_a_real_run(tmp_path: Path) -> None:
+    rows = [("steady", "0.20 0.22 0.21", 3), ("cold", "0.60 0.05 0.05 0.05 0.05", 5),
+            ("hiccup", "0.05 0.05 0.60 0.05 0.05", 5)]
+    out, err = _run(tmp_path, "m", _cases(tmp_path, rows, "sleep $1; echo p95=$1 n=$#"))
+    df = pd.read_csv(out, dtype=str, keep_default_na=False).set_index("case_id")
+    assert df.loc["steady", ["p95", "p95_median", "p95_mad", "n", "n_median", "n_mad"]].tolist() \
+        == ["0.210000", "0.210000", "0.010000", "2", "2.00", "1.00"]
+    assert float(df.loc["cold", "run_seconds_median"]) == pytest.approx(0.05, abs=0.02)
+    assert float(df.loc["cold", "run_seconds_mad"]) < 0.01
+    assert "p95_min" not in df.columns and "run_seconds_max_median" not in df.columns
+    warnings = [line for line in err.splitlines() if line.startswith("srd: warning:")]
+    assert len(warnings) == 2, err
+    assert re.fullmatch(
+        r"srd: warning: statistical outliers among the repetitions of 1 case\(s\): hiccup "
+        r"\(repetition 3: 0\.6[0-9]* s; median 0\.05[0-9]* s\); other programs may have "
+        r"interfered: run again on a quiet machine", warnings[0]), warnings[0]
+    assert re.fullmatch(
+        r"srd: warning: the first repetition was much slower than the rest in 1 case\(s\): "
+        r"cold \(0\.6[0-9]* s, median 0\.05[0-9]* s\); caches were probably cold: add a "
+        r"warm-up \(warmup column, or warmup=auto\)", warnings[1]), warnings[1]
+    p = run_srd("validate", str(out))
+    assert p.returncode == 0, p.stdout + p.stderr
