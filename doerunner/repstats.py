@@ -3,11 +3,15 @@
 coefficient of variation. Plain ``statistics``/``math`` (the run imports no numpy for this).
 
 Outliers follow hyperfine: the modified z-score of a value is ``(x - median) / MAD``; a
-value is an outlier when it exceeds ``OUTLIER_Z`` (10 standard deviations of a normal
-sample, ``1.4826 * 10``) in absolute value — and, so that a flat series with a MAD near 0
-does not flag microsecond jitter, when it is also more than ``OUTLIER_FLOOR`` (1 %) away
-from the median. A first repetition that is such an outlier above the median is "slow"
-(cold caches: a warm-up would have absorbed it); the others are plain outliers.
+value is an outlier when it is more than ``OUTLIER_SIGMAS`` (10) standard deviations from
+the median, the standard deviation estimated robustly as 1.4826 × MAD (hyperfine's
+threshold, ``1.4826 * 10`` MADs) — and, so that a flat series does not flag microsecond
+jitter, when it is also more than ``OUTLIER_FLOOR`` (1 %) away from the median. When more
+than half the values are equal the MAD is 0; the estimate is then 1.2533 × the mean absolute
+deviation from the median (Iglewicz and Hoaglin's fallback), so that two equal values of
+three do not make the third an outlier. A first repetition that is such an outlier above
+the median is "slow" (cold caches: a warm-up would have absorbed it); the others are plain
+outliers.
 """
 
 from __future__ import annotations
@@ -17,10 +21,14 @@ import statistics
 from collections.abc import Sequence
 
 MAD_TO_STD = 1.4826  # a normal sample's std is 1.4826 × its MAD
-OUTLIER_Z = MAD_TO_STD * 10.0
+MEANAD_TO_STD = 1.2533  # ... and 1.2533 × its mean absolute deviation (sqrt(pi / 2))
+OUTLIER_SIGMAS = 10.0
 OUTLIER_FLOOR = 0.01
 HIGH_CV = 0.10  # sample std / mean of run_seconds above which a case is "noisy"
 MIN_FOR_OUTLIERS = 3  # with two values neither is an outlier of the other
+# Executions shorter than this (seconds) are not judged: process start-up and timer noise
+# dominate them (hyperfine's limit for a timing it trusts).
+MIN_JUDGED_S = 0.005
 
 
 def median(values: Sequence[float]) -> float:
@@ -58,14 +66,10 @@ def outliers(values: Sequence[float]) -> list[int]:
     if len(values) < MIN_FOR_OUTLIERS:
         return []
     m = median(values)
-    spread = mad(values, m)
-    floor = OUTLIER_FLOOR * abs(m)
-    out = []
-    for i, v in enumerate(values):
-        dev = abs(v - m)
-        if dev > floor and (spread == 0 or dev / spread > OUTLIER_Z):
-            out.append(i)
-    return out
+    devs = [abs(v - m) for v in values]
+    sigma = MAD_TO_STD * median(devs) or MEANAD_TO_STD * math.fsum(devs) / len(devs)
+    floor = max(OUTLIER_FLOOR * abs(m), OUTLIER_SIGMAS * sigma)
+    return [i for i, dev in enumerate(devs) if dev > floor]
 
 
 def slow_first(values: Sequence[float]) -> bool:

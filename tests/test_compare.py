@@ -259,3 +259,16 @@ def test_robust_columns_and_warnings_of_a_real_run(tmp_path: Path) -> None:
         r"warm-up \(warmup column, or warmup=auto\)", warnings[1]), warnings[1]
     p = run_srd("validate", str(out))
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_stability_judges_cases_of_5_ms_or_more() -> None:
+    from doerunner.campaign.stability import Stability
+
+    s = Stability()
+    s.add("fast", [0.001, 0.003, 0.001])  # CV 69 %, but start-up noise at 1 ms
+    s.add("once", [0.5])
+    s.add("wobbly", [0.10, 0.13, 0.10])
+    s.add("steady", [0.100, 0.101, 0.099, 0.100])
+    assert s.warnings() == [
+        "run_seconds varies by more than 10% between repetitions in 1 case(s): wobbly (CV 16%); "
+        "the figures are noisy: run on a quiet machine, or raise repeat"]

@@ -209,8 +209,9 @@ def test_srd_run_junit_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 def test_times_count_every_repetition_and_the_wall_time_is_apart(tmp_path: Path) -> None:
     """run_seconds is a mean over repetitions: a test case's time is run_seconds x runs (1
-    when the column is absent or empty) and the suite's time their sum; the run's wall time
-    is a suite property."""
+    when the column is absent or empty; a FAIL row's run_seconds is its failing execution's,
+    counted once) and the suite's time their sum; the run's wall time is a suite
+    property."""
     header = ["case_id", "status", "run_seconds", "errors", "backend", "runs"]
     rows = [dict(zip(header, cells, strict=True)) for cells in (
         ["three", "OK", "0.500000", "0", "dummy", "3"],
@@ -222,13 +223,13 @@ def test_times_count_every_repetition_and_the_wall_time_is_apart(tmp_path: Path)
     write_junit(out, rows, "s", None, wall_s=12.3456789)
     xmlschema.XMLSchema(XSD).validate(str(out))
     suite = ET.parse(out).getroot()
-    assert suite.get("time") == "2.000000"  # 0.5 x 3 + 0.25 + 0.125 x 2
+    assert suite.get("time") == "1.875000"  # 0.5 x 3 + 0.25 + 0.125
     assert [(c.get("name"), c.get("time")) for c in suite.findall("testcase")] == [
-        ("three", "1.500000"), ("once", "0.250000"), ("failed", "0.250000"),
+        ("three", "1.500000"), ("once", "0.250000"), ("failed", "0.125000"),
         ("nothing", None)]
     assert suite[0].tag == "properties"
     assert [(p.get("name"), p.get("value")) for p in suite.findall("properties/property")] == [
-        ("wall_time_s", "12.345679"), ("repetitions", "6")]
+        ("wall_time_s", "12.345679"), ("repetitions", "5")]
     write_junit(out, rows[:1], "s", None)  # wall time unknown: no suite properties
     assert ET.parse(out).getroot().find("properties") is None
 

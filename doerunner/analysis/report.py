@@ -128,9 +128,10 @@ def build_report(src: RunInput, response: str | None = None, top: int = 5) -> Re
 
     rs = numeric(df, "run_seconds") if "run_seconds" in df.columns else pd.Series(
         np.nan, index=df.index)
-    # run_seconds is a mean over repetitions: a case's measured time is run_seconds x runs
+    # run_seconds is a mean over repetitions: a case's measured time is run_seconds x runs;
+    # a FAIL or TIMEOUT row's is its failing execution's alone: counted once (as JUnit does)
     runs = (numeric(df, "runs").fillna(1) if "runs" in df.columns
-            else pd.Series(1.0, index=df.index)).where(rs.notna(), 0)
+            else pd.Series(1.0, index=df.index)).where(ok, 1).where(rs.notna(), 0)
     slow = rs[ok].dropna().sort_values(ascending=False, kind="stable").head(top)
     slowest = pd.DataFrame({"case_id": df["case_id"][slow.index], "run_seconds": slow})
 

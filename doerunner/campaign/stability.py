@@ -27,8 +27,10 @@ class Stability:
         """Judge the measured repetitions' wall times (seconds) of one OK case."""
         if len(walls) < 2:
             return
-        from doerunner.repstats import HIGH_CV, cv, median, outliers
+        from doerunner.repstats import HIGH_CV, MIN_JUDGED_S, cv, median, outliers
 
+        if median(walls) < MIN_JUDGED_S:  # start-up and timer noise: nothing to learn
+            return
         odd = outliers(walls)
         if not odd:  # an outlier explains a high CV: it is named for itself
             spread = cv(walls)

@@ -13,8 +13,8 @@ it, ``tests/data/junit-10.xsd``):
 * one ``<testcase>`` per row, in row order: ``name`` = case_id, ``classname`` =
   ``srd.<tag>`` for the alphabetically first tag set on the row, else ``srd.<backend>``,
   ``time`` = the case's total measured time, ``run_seconds`` (a mean over repetitions) ×
-  ``runs`` (1 when absent; on a FAIL or TIMEOUT row ``run_seconds`` is the failing
-  execution's, so the product is an estimate there);
+  ``runs`` (1 when absent; a FAIL or TIMEOUT row's ``run_seconds`` is the failing
+  execution's alone, counted once: a lower bound);
 * FAIL → ``<error type="FAIL" message="exit code 7">``, TIMEOUT → ``<error type="TIMEOUT"
   message="timed out after 1 s">``, the body holding the violations and the last
   ``LOG_TAIL_LINES`` lines of the case's ``logs/<case_id>.stderr`` and ``.stdout``;
@@ -148,12 +148,14 @@ def junit_element(rows: Iterable[Mapping[str, str]], suite_name: str,
 def measured_seconds(row: Mapping[str, str]) -> tuple[float | None, int]:
     """A row's total measured time in seconds, ``run_seconds`` (the mean over repetitions) ×
     ``runs`` (1 when absent or empty), and that number of repetitions; ``(None, 0)`` when the
-    row has no ``run_seconds``."""
+    row has no ``run_seconds``. A FAIL or TIMEOUT row's ``run_seconds`` is its failing
+    execution's alone: counted once."""
     seconds = _number(row.get("run_seconds", ""))
     if seconds is None:
         return None, 0
     runs = _number(row.get("runs", ""))
-    n = 1 if runs is None else max(0, int(runs))
+    ok = row.get("status", "OK") == "OK"
+    n = 1 if runs is None or not ok else max(0, int(runs))
     return seconds * n, n
 
 
