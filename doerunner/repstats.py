@@ -7,10 +7,9 @@ value is an outlier when it is more than ``OUTLIER_SIGMAS`` (10) standard deviat
 the median, the standard deviation estimated robustly as 1.4826 × MAD (hyperfine's
 threshold, ``1.4826 * 10`` MADs) — and, so that a flat series does not flag microsecond
 jitter, when it is also more than ``OUTLIER_FLOOR`` (1 %) away from the median. When more
-than half the values are equal the MAD is 0; the estimate is then 1.2533 × the mean absolute
-deviation from the median (Iglewicz and Hoaglin's fallback), so that two equal values of
-three do not make the third an outlier. A first repetition that is such an outlier above
-the median is "slow" (cold caches: a warm-up would have absorbed it); the others are plain
+than half the values are equal the MAD is 0 and any value more than 1 % away is an outlier
+(hyperfine: an infinite z-score). A first repetition that is such an outlier above the
+median is "slow" (cold caches: a warm-up would have absorbed it); the others are plain
 outliers.
 """
 
@@ -21,7 +20,6 @@ import statistics
 from collections.abc import Sequence
 
 MAD_TO_STD = 1.4826  # a normal sample's std is 1.4826 × its MAD
-MEANAD_TO_STD = 1.2533  # ... and 1.2533 × its mean absolute deviation (sqrt(pi / 2))
 OUTLIER_SIGMAS = 10.0
 OUTLIER_FLOOR = 0.01
 HIGH_CV = 0.10  # sample std / mean of run_seconds above which a case is "noisy"
@@ -54,10 +52,13 @@ def robust_columns(name: str, values: Sequence[float]) -> dict[str, float]:
 def cv(values: Sequence[float]) -> float:
     """The coefficient of variation, sample std / mean; NaN for fewer than two values or
     a mean <= 0."""
-    if len(values) < 2:
+    n = len(values)
+    if n < 2:
         return math.nan
-    mean = math.fsum(values) / len(values)
-    return statistics.stdev(values, mean) / mean if mean > 0 else math.nan
+    mean = math.fsum(values) / n
+    if not mean > 0:
+        return math.nan
+    return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1)) / mean
 
 
 def outliers(values: Sequence[float]) -> list[int]:
@@ -67,8 +68,7 @@ def outliers(values: Sequence[float]) -> list[int]:
         return []
     m = median(values)
     devs = [abs(v - m) for v in values]
-    sigma = MAD_TO_STD * median(devs) or MEANAD_TO_STD * math.fsum(devs) / len(devs)
-    floor = max(OUTLIER_FLOOR * abs(m), OUTLIER_SIGMAS * sigma)
+    floor = max(OUTLIER_FLOOR * abs(m), OUTLIER_SIGMAS * MAD_TO_STD * median(devs))
     return [i for i, dev in enumerate(devs) if dev > floor]
 
 

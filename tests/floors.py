@@ -6,8 +6,9 @@ Every ``name>=X`` of ``[project.dependencies]`` and of the ``hf`` extra becomes 
 (the lowest direct versions), so a floor that does not install, does not resolve with the
 others, or breaks a test is found here rather than by a user. torch comes first, at its floor,
 from the package index (for old versions that is the CUDA build: it runs on the CPU too).
-Then the hf, telemetry (simulated NVML driver) and GPU-ownership tests run in that venv, and
-the versions installed are printed.
+Then the hf, telemetry (simulated NVML driver), GPU-ownership, compare (scipy's tests) and
+output-parsing (the regex module's timeout) tests run in that venv, and the versions
+installed are printed.
 
 Usage: python tests/floors.py [--venv .venv-floors] [pytest args...]
 """
@@ -24,7 +25,8 @@ import tomllib
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = ["tests/test_hf.py", "tests/test_telemetry.py", "tests/test_gpu_device.py",
-         "tests/test_gpu_ownership.py", "tests/test_energy_edges.py"]
+         "tests/test_gpu_ownership.py", "tests/test_energy_edges.py", "tests/test_compare.py",
+         "tests/test_outparse.py"]
 TEST_TOOLS = ["pytest>=8", "hypothesis>=6.100"]
 _FLOOR = re.compile(r"^([A-Za-z0-9_.-]+)(\[[^\]]*\])?\s*>=\s*([0-9][^,;\s]*)$")
 

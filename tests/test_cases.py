@@ -241,7 +241,10 @@ def test_semicolon_export_is_read_with_a_notice(tmp_path: Path) -> None:
                      (), 3)
     assert (b.timeout_s, b.params, b.line) == (0.5, {"n": "1,25"}, 4)
     assert notices == [f"{p}: read as ;-separated",
-                       f"{p}: ignored 2 empty columns at the end of the header"]
+                       f"{p}: ignored 2 empty columns at the end of the header",
+                       f"{p}: parameter 'n' holds numbers with a decimal comma (0,5): "
+                       "commands get them as written; write 0.5 where a command expects a "
+                       "point"]
 
 
 def test_a_decimal_comma_in_a_number_is_an_error_with_a_hint(tmp_path: Path) -> None:
@@ -268,7 +271,10 @@ def test_tab_separated_file_is_read_with_a_notice(tmp_path: Path) -> None:
     [case] = read_cases(p, notices=notices)
     assert case == Case("a", "shell", "echo a, b; c", 600.0, 3, 0, {"size": "1,5"}, {}, {}, (),
                         2)
-    assert notices == [f"{p}: read as tab-separated"]
+    assert notices == [f"{p}: read as tab-separated",
+                       f"{p}: parameter 'size' holds numbers with a decimal comma (0,5): "
+                       "commands get them as written; write 0.5 where a command expects a "
+                       "point"]
 
 
 def test_csv_faults_are_located_in_a_semicolon_file(tmp_path: Path) -> None:
@@ -685,6 +691,7 @@ def test_metric_column_problems(tmp_path: Path) -> None:
         return (f"1:{col}: column {name!r} would be read as a parameter: did you mean "
                 f"{hit!r}? (a parameter of that name is written 'param_{name}')")
     one_group = "the pattern must have exactly one capturing group, ( ) around the number"
+    hint = " (a parameter of that name is written 'param_metric_{}')"
     assert problems_of(p) == [f"{p}:{e}" for e in [
         "1:6: metric name 'run_seconds' is not allowed: srd writes the run_seconds column "
         "itself",
@@ -695,15 +702,16 @@ def test_metric_column_problems(tmp_path: Path) -> None:
         "1:12: metric 'b' is given twice: as 'metric_B' (column 5) and 'metric_b' (column 12)",
         "1:13: metric name 'Errors' is not allowed: the errors column must hold a count in "
         "every row (print errors=N, or name the metric otherwise)",
-        "2:4: metric_a: the pattern does not compile: missing ), unterminated subpattern at "
-        "position 0",
-        f"2:5: metric_B: {one_group}; it has none",
+        "2:4: metric_a: the pattern does not compile: missing ) at position 4" + hint.format("a"),
+        f"2:5: metric_B: {one_group}; it has none" + hint.format("B"),
         f"3:4: metric_a: {one_group}; it has 2 (write (?:...) for a group that does not "
-        "capture)",
+        "capture)" + hint.format("a"),
         "4:4: metric_a: the dummy backend reads no command output; metric_* columns are for "
         "the shell backend",
-        "5:4: metric_a: the pattern does not compile: unknown group name 'y' at position 12",
-        "5:5: metric_B: the pattern does not compile: the repetition number is too large",
+        "5:4: metric_a: the pattern does not compile: unknown group at position 11"
+        + hint.format("a"),
+        "5:5: metric_B: the pattern does not compile: repeat count too big at position 2"
+        + hint.format("B"),
     ]]
 
 
@@ -713,6 +721,13 @@ def test_srd_run_refuses_a_bad_pattern_and_runs_nothing(tmp_path: Path) -> None:
     r = run_srd("run", "--cases", "cases.csv", "--out", "m.csv", cwd=tmp_path)
     assert (r.returncode, r.stdout) == (4, "")
     assert r.stderr.splitlines() == [
-        "cases.csv:2:3: metric_rate: the pattern does not compile: missing ), unterminated "
-        "subpattern at position 5"]
+        "cases.csv:2:3: metric_rate: the pattern does not compile: missing ) at position 9 (a "
+        "parameter of that name is written 'param_metric_rate')"]
     assert not (tmp_path / "m.csv").exists() and not (tmp_path / "ran").exists()
+
+
+def test_decimal_comma_parameters_are_named_only_when_every_value_has_one() -> None:
+    from doerunner.inputs.csvtext import decimal_comma_params
+
+    assert decimal_comma_params([{"a": "0,5", "b": "1,5", "c": "x", "d": ""},
+                                 {"a": ",25", "b": "2", "c": "1,0", "d": "-1,5"}]) == ["a", "d"]

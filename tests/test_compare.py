@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from doerunner.analysis.compare import compare
 from doerunner.analysis.significance import MANN_WHITNEY, WELCH, significance, smallest_p
 from doerunner.cli import cli
+from doerunner.errors import InputError
 from doerunner.repstats import mad, median, outliers, robust_columns, slow_first
 from tests.conftest import run_srd
 
@@ -84,8 +85,8 @@ def test_design_with_an_added_level_is_refused_by_id_and_paired_by_params(
         "pt-006   p95     0.300000  0.200000          MISMATCH  level: 3 → 2; mode: safe → fast",
         "pt-007   p95               0.300000          new       only in new",
         "pt-008   p95               0.400000          new       only in new",
-        "6 cases in both files; 0 regression(s), 0 improved, 0 noisy (cannot tell), 2 new, "
-        "6 refused; max regression 5%",
+        "6 cases in both files; 0 regression(s), 0 improved, 0 noisy (cannot tell); cases: "
+        "2 new, 6 refused; max regression 5%",
         "refused: 6 case_id(s) name different parameters in base and new: pt-001 (level: 2 → "
         "1), pt-002 (level: 3 → 2; mode: fast → safe), pt-003 (level: 1 → 3), pt-004 (level: "
         "1 → 4), pt-005 (level: 2 → 1) and 1 more; pair the cases by their parameters with "
@@ -104,22 +105,33 @@ def test_design_with_an_added_level_is_refused_by_id_and_paired_by_params(
         "pt-007   p95     0.300000  0.300000  +0.00%  ok       base id pt-006",
         "pt-004   p95               0.400000          new      only in new",
         "pt-008   p95               0.400000          new      only in new",
-        "6 cases in both files; 0 regression(s), 0 improved, 0 noisy (cannot tell), 2 new; "
-        "max regression 5%",
+        "6 cases in both files; 0 regression(s), 0 improved, 0 noisy (cannot tell); cases: "
+        "2 new; max regression 5%",
         "new cases (only in new): pt-004, pt-008",
     ]
 
 
-def test_match_params_refuses_a_point_that_appears_twice(tmp_path: Path) -> None:
+def test_match_params_refuses_a_point_that_appears_twice() -> None:
     base = pd.DataFrame({"case_id": ["a", "b"], "status": ["OK", "OK"], "p95": ["1", "1"],
-                         "param_x": ["1", "1.0"]})
-    with pytest.raises(Exception, match=r"base: cases 'a' and 'b' have the same parameters "
-                                        r"\(x=1.0\): --match params needs each parameter "
-                                        r"point once"):
+                         "param_x": ["1", " 1 "]})
+    with pytest.raises(InputError, match=r"base: cases 'a' and 'b' have the same parameters "
+                                         r"\(x= 1 \): --match params needs each parameter "
+                                         r"point once"):
         compare(base, base, ["p95"], match="params")
     no_params = base.drop(columns="param_x")
-    with pytest.raises(Exception, match="no param_\\* column in common"):
+    with pytest.raises(InputError, match="no param_\\* column in common"):
         compare(no_params, no_params, ["p95"], match="params")
+
+
+def test_parameters_are_compared_as_text() -> None:
+    # The command received the text: 2.0 and 2, or versions 1.10 and 1.1, are other points.
+    base = pd.DataFrame({"case_id": ["a", "b", "c"], "status": ["OK"] * 3,
+                         "p95": ["1", "1", "1"], "param_x": ["2.0", "1.10", "x"]})
+    new = base.assign(param_x=["2", "1.1", " x "])
+    r = compare(base, new, ["p95"])
+    assert r.table["verdict"].tolist() == ["MISMATCH", "MISMATCH", "ok"]
+    assert r.table["note"].tolist() == ["x: 2.0 → 2", "x: 1.10 → 1.1", ""]
+    assert r.exit_code() == 4
 
 
 # --- broken and missing cases ----------------------------------------------------------
@@ -142,9 +154,9 @@ def test_a_case_broken_in_new_fails_the_compare(tmp_path: Path) -> None:
         "added    p95               0.100000          new      only in new",
     ]
     assert lines[7:] == [
-        "3 cases in both files; 0 regression(s), 0 improved, 0 noisy (cannot tell), 2 broken, "
-        "1 missing, 1 new; max regression 5%",
-        "broken (OK in base, FAIL or TIMEOUT in new): fails, slow",
+        "3 cases in both files; 0 regression(s), 0 improved, 0 noisy (cannot tell); cases: "
+        "2 broken, 1 missing, 1 new; max regression 5%",
+        "broken (FAIL or TIMEOUT in new, OK in base or new): fails, slow",
         "missing from new (OK in base): gone; --allow-missing accepts that",
         "new cases (only in new): added",
     ]
@@ -267,8 +279,85 @@ def test_stability_judges_cases_of_5_ms_or_more() -> None:
     s = Stability()
     s.add("fast", [0.001, 0.003, 0.001])  # CV 69 %, but start-up noise at 1 ms
     s.add("once", [0.5])
-    s.add("wobbly", [0.10, 0.13, 0.10])
+    s.add("flat", [0.10, 0.13, 0.10])  # the MAD is 0: 0.13 is an outlier, as in hyperfine
     s.add("steady", [0.100, 0.101, 0.099, 0.100])
+    s.add("wobbly", [0.10, 0.13, 0.11])
     assert s.warnings() == [
-        "run_seconds varies by more than 10% between repetitions in 1 case(s): wobbly (CV 16%); "
-        "the figures are noisy: run on a quiet machine, or raise repeat"]
+        "run_seconds varies by more than 10% between repetitions in 1 case(s): wobbly (CV 13%); "
+        "the figures are noisy: run on a quiet machine, or raise repeat",
+        "statistical outliers among the repetitions of 1 case(s): flat (repetition 2: 0.13 s; "
+        "median 0.1 s); other programs may have interfered: run again on a quiet machine"]
+
+
+def _run_files(tmp_path: Path, name: str, reps: dict[str, list[float]]) -> Path:
+    """A metrics.csv of OK cases and the repetitions.csv of its run: run_seconds."""
+    rows = ["case_id,status,run_seconds,runs"]
+    lines = ["case_id,repetition,metric,value"]
+    for cid, values in reps.items():
+        rows.append(f"{cid},OK,{np.mean(values):.6f},{len(values)}")
+        lines += [f"{cid},{k},run_seconds,{v!r}" for k, v in enumerate(values, start=1)]
+    out = tmp_path / f"{name}.csv"
+    out.write_text("\n".join(rows) + "\n")
+    (tmp_path / f"{name}_run").mkdir()
+    (tmp_path / f"{name}_run" / "repetitions.csv").write_text("\n".join(lines) + "\n")
+    return out
+
+
+def test_a_mean_dragged_by_outliers_is_not_called_a_change(tmp_path: Path) -> None:
+    # 8 of 10 repetitions got 50 % slower; two slow outliers of base make the mean fall.
+    base = _run_files(tmp_path, "base", {"c1": [1, 1, 1.01, .99, 1, 1.02, .98, 1, 10, 10]})
+    new = _run_files(tmp_path, "new", {"c1": [1.5] * 10})
+    r = _compare(str(base), str(new), "--metric", "run_seconds")
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines()[2] == (
+        "c1       run_seconds  2.800000  1.500000  -46.43%  noisy: cannot tell  p=0.017, "
+        "Mann-Whitney U, 10 vs 10 repetitions, but most repetitions moved the other way: the "
+        "mean follows a few; CV base 136%")
+
+
+def test_repetitions_of_another_run_are_not_used(tmp_path: Path) -> None:
+    base = _run_files(tmp_path, "base", {"c1": [1.0, 1.01, 0.99, 1.0, 1.0]})
+    new = _run_files(tmp_path, "new", {"c1": [1.0, 1.01, 0.99, 1.0, 1.0]})
+    # new.csv re-measured elsewhere (--run-dir): slower, its run directory left as it was.
+    new.write_text("case_id,status,run_seconds,runs\nc1,OK,2.000000,5\n")
+    r = run_srd("compare", str(base), str(new), "--metric", "run_seconds")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr == (
+        f"srd: warning: {tmp_path / 'new_run' / 'repetitions.csv'} does not hold the "
+        "repetitions of this metrics.csv (case c1: runs 5, run_seconds 2.000000; repetitions: "
+        "5 with mean 1.000000): its repetitions are not used\n")
+    assert "c1       run_seconds  1.000000  2.000000  +100.00%  REGRESSION  untested: no " \
+           "repetitions to test" in r.stdout
+
+
+def test_a_value_lost_or_a_new_case_failing_fails_the_compare(tmp_path: Path) -> None:
+    base = tmp_path / "base.csv"
+    base.write_text("case_id,status,p95,run_seconds\na,OK,0.1,1\nb,OK,0.1,1\n")
+    new = tmp_path / "new.csv"
+    new.write_text("case_id,status,p95,run_seconds\na,OK,0.1,1\nb,OK,,1\nc,FAIL,,1\n")
+    r = _compare(str(base), str(new), "--metric", "p95")
+    assert r.exit_code == 3, r.output
+    assert r.output.splitlines()[2:] == [
+        "a        p95     0.100000  0.100000  +0.00%  ok",
+        "b        p95     0.100000                    missing  no value in new",
+        "c        p95                                 new      only in new: FAIL",
+        "2 cases in both files; 0 regression(s), 0 improved, 0 noisy (cannot tell); cases: "
+        "1 broken, 1 new; max regression 5%",
+        "broken (FAIL or TIMEOUT in new, OK in base or new): c",
+        "values missing from new (base had them): b:p95; --allow-missing accepts that",
+        "new cases (only in new): c",
+    ]
+    new.write_text("case_id,status,p95,run_seconds\na,OK,0.1,1\nb,OK,,1\n")
+    r = _compare(str(base), str(new), "--metric", "p95", "--allow-missing")
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines()[-1] == ("values missing from new (base had them): b:p95; "
+                                         "accepted (--allow-missing)")
+    # A metric that new does not measure at all: every value is lost.
+    new.write_text("case_id,status,run_seconds\na,OK,1\nb,OK,1\n")
+    assert _compare(str(base), str(new), "--metric", "p95").exit_code == 3
+
+
+def test_a_backends_own_median_wins_over_the_robust_column(tmp_path: Path) -> None:
+    out, _ = _run(tmp_path, "m", "case_id,cmd,repeat\nx,echo lat=1 lat_median=5 lat_mad=7,3\n")
+    df = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert df.loc[0, ["lat", "lat_median", "lat_mad"]].tolist() == ["1", "5", "7"]

@@ -264,3 +264,32 @@ def test_pattern_that_finds_no_number_leaves_the_metric_empty_with_a_warning():
 def test_ext_pattern_keeps_the_text():
     assert extracted("model: llama-3 (v1.50)\n", ext_model=r"model: (\S+)",
                      ext_v=r"\(v([0-9.]+)\)") == ({"ext_model": "llama-3", "ext_v": "1.50"}, [])
+
+
+def test_a_backtracking_pattern_is_stopped_with_a_warning(monkeypatch):
+    import time
+
+    from doerunner.backends import outparse
+
+    monkeypatch.setattr(outparse, "PATTERN_BUDGET_S", 0.2)
+    slow, fine = compile_pattern("x", r"(a|aa)+$"), compile_pattern("n", r"n=(\d+)")
+    out = outparse.Extractor((slow, fine))
+    err = outparse.Extractor((slow, fine))
+    t0 = time.monotonic()
+    out.feed("n=3\n" + "a" * 60 + "b\n" + "a" * 60 + "b\n")
+    assert time.monotonic() - t0 < 1.0  # the budget is the stream's, not each line's
+    metrics: dict = {}
+    assert outparse.extract(metrics, out, err) == [
+        "metric 'x' is empty: pattern '(a|aa)+$' took over 0.2 s on the output and was "
+        "stopped (it backtracks: simplify it, e.g. no nested repeats like (\\d+)+)"]
+    assert metrics == {"x": None, "n": 3}
+
+
+def test_patterns_see_lines_ended_by_cr_only():
+    from doerunner.backends.outparse import Extractor
+
+    e = Extractor((compile_pattern("pct", r"(\d+)%"),))
+    e.feed("10%\r20%\r30%\r\n\x0c40%x\n")  # a form feed does not end a line
+    assert e.found == {"pct": "40"}
+    e.feed("50%\r60%")
+    assert e.found == {"pct": "60"}

@@ -555,8 +555,8 @@ def test_srd_run_extracts_timeit_prose_per_repetition(tmp_path):
     assert (timeit_row["usec_per_loop"], timeit_row["loops"], timeit_row["runs"]) == (
         round_half_away(math.fsum(values) / 2, 2), "300", "2")  # the mean, as written
     assert (once_row["value"], once_row["usec_per_loop"], once_row["loops"]) == ("7", "", "")
-    warning = ("once: metric 'value' is empty: pattern 'value: (\\d+)' matched no line of "
-               "stdout or stderr (in 1 of 2 repetitions)")
+    warning = ("metric 'value' is empty: pattern 'value: (\\d+)' matched no line of "
+               "stdout or stderr, in 1 case(s): once (1 of 2 repetitions)")
     assert [w for w in r.stderr.splitlines() if "metric" in w] == [f"srd: warning: {warning}"]
     assert [w for w in run["warnings"] if "metric" in w] == [warning]
     assert run["cases"][0]["definition"]["metric_patterns"] == {
@@ -585,3 +585,17 @@ def test_srd_run_warns_once_of_cases_whose_output_gave_no_metric(tmp_path):
     assert r.stderr.splitlines()[-1] == f"srd: warning: {warning}"
     run = json.loads((tmp_path / "m_run" / "run.json").read_text())
     assert run["warnings"] == [warning]
+
+
+def test_a_pattern_finds_the_last_progress_line_of_a_long_cr_redrawn_stream(tmp_path):
+    # 1.5 MB of "123456%\r" without a newline: longer than a line srd keeps for the parser,
+    # but every CR ends a line for the patterns: the final figure is found.
+    (tmp_path / "bar.py").write_text("import sys\nfor i in range(200000):\n"
+                                     "    sys.stdout.write('%d%%\\r' % i)\n")
+    cmd = f"{sys.executable} bar.py"
+    write_rows(tmp_path / "cases.csv", [["case_id", "cmd", "metric_pct"],
+                                        ["bar", cmd, r"(\d+)%"]])
+    r = run_srd("run", "--cases", "cases.csv", "--out", "m.csv", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    with open(tmp_path / "m.csv", newline="") as f:
+        assert next(csv.DictReader(f))["pct"] == "199999"

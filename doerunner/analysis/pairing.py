@@ -5,13 +5,13 @@ have) must be the same point: ``srd design`` numbers its points by position, so 
 level re-labels them, and the same id then names another configuration. Such a pair is
 refused (``mismatched``). By parameters (``--match params``), rows pair by the values of the
 ``param_*`` columns both files have, whatever their ids. Parameter values are compared as
-text, except that two numbers are the same value when they are equal (``2`` and ``2.0``:
-a spreadsheet may have rewritten one).
+text (surrounding spaces ignored): the command received the text, and ``1.10`` and ``1.1``
+may be two versions. A spreadsheet that rewrote ``2.0`` as ``2`` gets a refused pair, which
+says so, rather than a silent match.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -51,12 +51,7 @@ class Pairing:
 
 
 def _canonical(text: str) -> str:
-    t = text.strip()
-    try:
-        value = float(t)
-    except ValueError:
-        return t
-    return repr(value) if math.isfinite(value) else t
+    return text.strip()
 
 
 def _param_columns(df: pd.DataFrame) -> set[str]:

@@ -3,6 +3,7 @@ series) — what ``srd report`` and ``srd export`` read. Errors are ``InputError
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import orjson
 import pandas as pd
 
 from doerunner.analysis.metrics import read_metrics
-from doerunner.analysis.significance import Samples, read_samples
+from doerunner.analysis.significance import Repetitions
 from doerunner.errors import InputError
 from doerunner.outputs.repetitions import FILE_NAME as REPETITIONS_FILE
 
@@ -56,14 +57,26 @@ def load_run(path: str | Path) -> RunInput:
     return RunInput(df, p, run_dir if doc is not None else None, doc)
 
 
-def load_samples(path: str | Path) -> tuple[pd.DataFrame, Samples | None]:
-    """A metrics.csv (or the one of a run directory) and the repetitions its run kept
-    (``repetitions.csv``; ``None`` without one). Raises ``InputError``."""
+def load_with_repetitions(path: str | Path, columns: Callable[[str], bool] | None = None
+                          ) -> tuple[pd.DataFrame, Repetitions | None, str | None]:
+    """A metrics.csv (or the one of a run directory; ``columns``: which columns to keep
+    besides case_id), the repetitions its run kept (``repetitions.csv``; ``None`` without
+    one, or when they are not this file's: another run's left in the folder) and why they
+    were left out (or None). Raises ``InputError``."""
     p = Path(path)
     if p.is_dir():
-        run = load_run(p)
-        return run.df, read_samples(p / REPETITIONS_FILE)
-    return read_metrics(p), read_samples(p.with_name(p.stem + "_run") / REPETITIONS_FILE)
+        rj = p / "run.json"
+        if not rj.is_file():
+            raise InputError(f"{path}: a directory without run.json, not a run directory")
+        df = read_metrics(_metrics_of_run_dir(p, read_run_json(rj)), columns)
+        reps = Repetitions.read(p / REPETITIONS_FILE)
+    else:
+        df = read_metrics(p, columns)
+        reps = Repetitions.read(p.with_name(p.stem + "_run") / REPETITIONS_FILE)
+    why = reps.mismatch(df) if reps is not None else None
+    if why is not None:
+        return df, None, f"{why}: its repetitions are not used"
+    return df, reps, None
 
 
 def _metrics_of_run_dir(run_dir: Path, doc: dict[str, Any]) -> Path:

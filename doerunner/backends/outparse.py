@@ -42,6 +42,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 
 from doerunner.inputs.patterns import MetricPattern
 from doerunner.inputs.vocabulary import ECHOED_PREFIXES, RUN_COLUMNS
@@ -230,27 +231,47 @@ def _add(metrics: dict[str, Metric], raw_key: str, number_text: str | None,
     metrics[key] = value
 
 
-class Extractor:
-    """A case's ``metric_<name>`` patterns applied to one stream, line by line: for each
-    metric, the text its group matched in the last match of the last line that matched. Feed
-    the stream's text in order, in pieces made of whole lines."""
+# How long a case's patterns may spend on one execution's output (seconds, per stream): a
+# pattern that backtracks catastrophically is stopped there instead of hanging the run.
+PATTERN_BUDGET_S = 1.0
+_LINE_END = re.compile(r"\r\n|\r|\n")
 
-    __slots__ = ("found", "patterns")
+
+class Extractor:
+    """A case's ``metric_<name>`` patterns applied to one stream, line by line (a line ends
+    at LF, CR or CRLF: progress redrawn with CR counts): for each metric, the text its group
+    matched in the last match of the last line that matched. Feed the stream's text in
+    order, in pieces made of whole lines. Matching runs under the ``regex`` module's
+    timeout: a pattern that spends ``PATTERN_BUDGET_S`` on the stream is given up
+    (``timed_out``)."""
+
+    __slots__ = ("found", "left_s", "patterns", "timed_out")
 
     def __init__(self, patterns: tuple[MetricPattern, ...]) -> None:
         self.patterns = patterns
         self.found: dict[str, str] = {}  # metric -> the group's text
+        self.timed_out: set[str] = set()
+        self.left_s = {p.name: PATTERN_BUDGET_S for p in patterns}
 
     def feed(self, text: str) -> None:
         """Match the lines of ``text``; a match here overrides one in an earlier piece."""
-        lines = text.splitlines()
+        lines = _LINE_END.split(text)
         for pattern in self.patterns:
+            name = pattern.name
+            if name in self.timed_out:
+                continue
             findall = pattern.regex.findall  # one group: the group's text of each match
-            for line in reversed(lines):  # the last match: look from the end
-                texts = findall(line)
-                if texts:
-                    self.found[pattern.name] = texts[-1]
-                    break
+            t0 = time.monotonic()
+            try:
+                for line in reversed(lines):  # the last match: look from the end
+                    texts = findall(line, timeout=max(self.left_s[name], 1e-3))
+                    if texts:
+                        self.found[name] = texts[-1]
+                        break
+            except TimeoutError:
+                self.timed_out.add(name)
+                self.found.pop(name, None)
+            self.left_s[name] -= time.monotonic() - t0
 
 
 def extract(metrics: dict[str, Metric | None], stdout: Extractor,
@@ -265,6 +286,12 @@ def extract(metrics: dict[str, Metric | None], stdout: Extractor,
         if text is None:
             text = stderr.found.get(name)
         metrics.pop(name, None)
+        if name in stdout.timed_out or name in stderr.timed_out:
+            metrics[name] = None
+            warnings.append(f"metric {name!r} is empty: pattern '{pattern.text}' took over "
+                            f"{PATTERN_BUDGET_S:g} s on the output and was stopped (it "
+                            "backtracks: simplify it, e.g. no nested repeats like (\\d+)+)")
+            continue
         if text is not None:
             _add(metrics, name, text, text)  # type: ignore[arg-type]
             if name in metrics:

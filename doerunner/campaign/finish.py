@@ -65,15 +65,17 @@ def write_outputs(opts: RunOptions, plan: ExecutionPlan, ledger: Ledger, summary
     is kept: ``--resume`` writes them again)."""
     out = opts.output
     try:
+        # repetitions.csv first: metrics.csv beside an older one would be compared with
+        # another run's repetitions (srd compare checks that they agree, too)
+        repeated = [o for c, o in done if c.case_id in ledger.repeated]
+        write_to(RepetitionsCsv(), (orjson.loads(case_json(line))
+                                    for line in iter_lines(journal_path, repeated)),
+                 summary.run_dir / REPETITIONS_FILE)
         write_to(MetricsCsv(), MetricsTable(ledger.finished_rows(), ledger.stats, out.zone,
                                             out.csv_safe), out.out, errors=ENCODING_ERRORS)
         write_to(RunJson(), _run_document(opts, plan, summary, done, journal_path,
                                           cases_file, t0, telemetry),
                  summary.run_dir / "run.json")
-        repeated = [o for c, o in done if c.case_id in ledger.repeated]
-        write_to(RepetitionsCsv(), (orjson.loads(case_json(line))
-                                    for line in iter_lines(journal_path, repeated)),
-                 summary.run_dir / REPETITIONS_FILE)
         _write_timeseries_csv(opts, summary.run_dir, [c for c, _ in done])
     except OSError as e:
         raise output_error("cannot write the outputs", e, f"; the journal {journal_path} is "

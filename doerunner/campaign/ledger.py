@@ -11,6 +11,7 @@ from doerunner.campaign.rows import build_row
 from doerunner.campaign.stability import Stability
 from doerunner.columns import ColumnStats, family_of
 from doerunner.inputs.case import Case
+from doerunner.listing import listed
 from doerunner.results import FAIL, OK, TIMEOUT, CaseResult
 from doerunner.telemetry.throttle import ADVICE, COLUMNS
 
@@ -35,6 +36,7 @@ class Ledger:
         self.no_metric_ids: list[str] = []  # OK cases whose output gave no metric
         self.stability = Stability()
         self.repeated: set[str] = set()  # OK cases measured more than once
+        self.output_warnings: dict[str, list[str]] = {}  # an execution warning -> its cases
 
     def account(self, i: int, case: Case, result: CaseResult) -> dict[str, Any]:
         """Take case ``i``'s result into account; its row (typed values)."""
@@ -67,10 +69,9 @@ class Ledger:
         for run in runs:
             for w in run.warnings:
                 seen[w] = seen.get(w, 0) + 1
-        for w, k in seen.items():
-            self.warnings.append(f"{case.case_id}: {w}"
-                                 + (f" (in {k} of {len(runs)} repetitions)" if len(runs) > 1
-                                    else ""))
+        for w, k in seen.items():  # grouped by warning: one line for many cases
+            self.output_warnings.setdefault(w, []).append(
+                case.case_id + (f" ({k} of {len(runs)} repetitions)" if len(runs) > 1 else ""))
         backend = BACKENDS.get(case.backend)
         if backend is not None and backend.PARSES_OUTPUT and not any(
                 v is not None and family_of(k) not in _ADDED_BY_SRD
@@ -87,15 +88,14 @@ class Ledger:
         for cause, cases in self.throttled.items():
             if cases:
                 what, advice = ADVICE[cause]
-                out.append(f"{what} in {len(cases)} case(s): " + ", ".join(cases[:10])
-                           + (" ..." if len(cases) > 10 else "") + f"; {advice}")
+                out.append(f"{what} in {len(cases)} case(s): {listed(cases)}; {advice}")
+        for w, cases in self.output_warnings.items():
+            out.append(f"{w}, in {len(cases)} case(s): {listed(cases)}")
         ids = self.no_metric_ids
         if ids:
             out.append(f"no metric parsed from the output of {len(ids)} case(s): "
-                       + ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10
-                                                else "")
-                       + " (only run_seconds); print key=value or JSON lines, or extract with "
-                         "metric_<name> columns (FORMAT.md §3)")
+                       f"{listed(ids)} (only run_seconds); print key=value or JSON lines, or "
+                       "extract with metric_<name> columns (FORMAT.md §3)")
         return out + self.stability.warnings()
 
     def exit_code(self, interrupted: bool) -> int:

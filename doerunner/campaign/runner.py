@@ -258,7 +258,8 @@ def aggregate(runs: list[Execution]) -> dict[str, Metric]:
     is the mean wall time; with several runs ``runs``, ``run_seconds_min``/``_max``/``_std``
     (sample standard deviation) are added, and the robust columns ``<metric>_median`` and
     ``<metric>_mad`` of ``run_seconds`` and of each metric ``columns.gets_robust_columns``
-    names that two runs or more measured."""
+    names that two runs or more measured (unless the backend reported a metric of that
+    name: its own wins)."""
     if len(runs) == 1:
         m: dict[str, Metric] = dict(runs[0].metrics)
         m["run_seconds"] = runs[0].wall_s
@@ -301,10 +302,12 @@ def aggregate(runs: list[Execution]) -> dict[str, Metric]:
     from doerunner.repstats import robust_columns
 
     out["run_seconds_std"] = statistics.stdev(walls)
-    out.update(robust_columns("run_seconds", walls))
+    robust = robust_columns("run_seconds", walls)
     for k, vs in values.items():
         if gets_robust_columns(k):
             nums = [v for v in vs if isinstance(v, (int, float)) and not isinstance(v, bool)
                     and math.isfinite(v)]
-            out.update(robust_columns(k, nums))
+            robust.update(robust_columns(k, nums))
+    for k, v in robust.items():  # what the backend reported under such a name wins
+        out.setdefault(k, v)
     return out

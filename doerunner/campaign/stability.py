@@ -7,12 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-_SHOWN = 10
-
-
-def _listed(items: list[str]) -> str:
-    more = f" and {len(items) - _SHOWN} more" if len(items) > _SHOWN else ""
-    return ", ".join(items[:_SHOWN]) + more
+from doerunner.listing import listed
 
 
 class Stability:
@@ -51,14 +46,14 @@ class Stability:
         out = []
         if self.noisy:
             out.append(f"run_seconds varies by more than {HIGH_CV:.0%} between repetitions in "
-                       f"{len(self.noisy)} case(s): {_listed(self.noisy)}; the figures are "
+                       f"{len(self.noisy)} case(s): {listed(self.noisy)}; the figures are "
                        "noisy: run on a quiet machine, or raise repeat")
         if self.outlying:
             out.append(f"statistical outliers among the repetitions of {len(self.outlying)} "
-                       f"case(s): {_listed(self.outlying)}; other programs may have "
+                       f"case(s): {listed(self.outlying)}; other programs may have "
                        "interfered: run again on a quiet machine")
         if self.slow_first:
             out.append(f"the first repetition was much slower than the rest in "
-                       f"{len(self.slow_first)} case(s): {_listed(self.slow_first)}; caches "
+                       f"{len(self.slow_first)} case(s): {listed(self.slow_first)}; caches "
                        "were probably cold: add a warm-up (warmup column, or warmup=auto)")
         return out

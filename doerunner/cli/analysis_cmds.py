@@ -68,26 +68,32 @@ def compare_cmd(base: str, new: str, metrics: tuple[str, ...], max_regression: s
     """Compare the cases of NEW with those of BASE (each a metrics.csv or a run
     directory). Exit 4 when a pair is refused (the same case_id names different
     parameters: use --match params) or on bad input, 3 when a case OK in BASE is FAIL,
-    TIMEOUT or missing in NEW (--allow-missing: not missing), 2 when a metric got worse by
+    TIMEOUT or missing in NEW, or a value of BASE has none in NEW (--allow-missing: not
+    missing), 2 when a metric got worse by
     more than --max-regression and significantly, 0 otherwise (FORMAT.md section 1).
 
     Significance: when both runs kept their repetitions (repetitions.csv in the run
     directory, repeat >= 2), a change beyond the tolerance counts only when a Mann-Whitney
     U test (Welch's t-test for samples too small for it) finds it significant at --alpha;
-    else, when a file has a spread column (run_seconds_std, <metric>_std), only when
-    |new - base| exceeds 2 x sqrt(std_base^2 + std_new^2). Otherwise it is "noisy: cannot
-    tell", with the figures.
+    else, when a file has a spread column (run_seconds_std, <metric>_std, or 1.4826 x
+    <metric>_mad), only when |new - base| exceeds 2 x sqrt(std_base^2 + std_new^2).
+    Otherwise it is "noisy: cannot tell", with the figures.
     """
-    from doerunner.analysis.compare import compare, parse_ratio
-    from doerunner.analysis.runfiles import load_samples
+    from doerunner.analysis.compare import compare, compared_columns, parse_ratio
+    from doerunner.analysis.runfiles import load_with_repetitions
     from doerunner.outputs.compare_table import CompareText
 
     ratio = parse_ratio(max_regression)
-    (b, b_samples), (n, n_samples) = load_samples(base), load_samples(new)
-    result = compare(b, n, list(metrics) or None, ratio, match=match,
-                     base_samples=b_samples, new_samples=n_samples, alpha=alpha)
+    columns = compared_columns(metrics)
+    b, b_reps, b_why = load_with_repetitions(base, columns)
+    n, n_reps, n_why = load_with_repetitions(new, columns)
+    result = compare(b, n, list(metrics) or None, ratio, match=match, base_reps=b_reps,
+                     new_reps=n_reps, alpha=alpha, allow_missing=allow_missing)
+    for why in (b_why, n_why):
+        if why is not None:
+            click.echo(f"srd: warning: {why}", err=True)
     write_output(CompareText(markdown), result, None)
-    return result.exit_code(allow_missing)
+    return result.exit_code()
 
 
 @cli.command("report")

@@ -131,6 +131,10 @@ class _Reader(Layout):
         self.end_of_rows()
         if cases:
             self._finish(cases)
+            for name in csvtext.decimal_comma_params(c.params for c in cases):
+                self.notices.append(f"{self.file}: parameter {name!r} holds numbers with a "
+                                    "decimal comma (0,5): commands get them as written; "
+                                    "write 0.5 where a command expects a point")
         if self.problems:
             self.problems.sort(key=lambda p: (p.line, p.column))
             raise InputError(self.problems)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 from doerunner.errors import InputError, Problem
 
@@ -98,6 +98,22 @@ def decimal_comma_hint(value: str) -> str:
     if not _DECIMAL_COMMA.fullmatch(value):
         return ""
     return f" (a decimal comma: write {value.replace(',', '.')!r})"
+
+
+_COMMA_NUMBER = re.compile(r"[+-]?\d*,\d+")
+
+
+def decimal_comma_params(params: Iterable[Mapping[str, str]]) -> list[str]:
+    """The parameters whose every non-empty value is a number written with a decimal comma
+    (``0,5``), in the order first seen. They reach commands as written: ``strtod`` in a C
+    locale, or Python's ``float``, reads ``0,5`` as 0 or refuses it."""
+    seen: dict[str, bool] = {}  # name -> every value so far has a decimal comma
+    for p in params:
+        for name, value in p.items():
+            value = value.strip()
+            if value:
+                seen[name] = seen.get(name, True) and bool(_COMMA_NUMBER.fullmatch(value))
+    return [name for name, comma in seen.items() if comma]
 
 
 class Locator:

@@ -10,9 +10,12 @@ error rather than a column that silently stays empty.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import regex
 
 from doerunner.inputs.vocabulary import metric_name, metric_name_problem
 
@@ -24,7 +27,7 @@ class MetricPattern:
 
     name: str
     text: str
-    regex: re.Pattern[str]
+    regex: regex.Pattern[str]
 
 
 def header_problem(header: str, column: str, col: int,
@@ -45,22 +48,26 @@ def header_problem(header: str, column: str, col: int,
 
 def compile_pattern(header: str, text: str) -> MetricPattern:
     """The pattern ``text`` of column ``metric_<header>``. Raises ``ValueError`` with the
-    message to report when it does not compile or has not exactly one capturing group."""
+    message to report when it does not compile or has not exactly one capturing group (and
+    the hint that a parameter of that name is written ``param_metric_<header>``: a
+    ``metric_*`` column was a parameter before it was reserved)."""
+    import regex  # the regex module: the same syntax as re, and matching with a timeout
+
     column = f"metric_{header}"
+    hint = f" (a parameter of that name is written 'param_{column}')"
     try:
-        regex = re.compile(text)
-    except re.error as e:
-        raise ValueError(f"{column}: the pattern does not compile: {e}") from None
+        compiled = regex.compile(text)
+    except regex.error as e:
+        raise ValueError(f"{column}: the pattern does not compile: {e}{hint}") from None
     except (RecursionError, OverflowError) as e:  # too deeply nested, a huge repeat count
-        raise ValueError(f"{column}: the pattern does not compile: "
-                         f"{'too deeply nested' if isinstance(e, RecursionError) else e}"
-                         ) from None
-    if regex.groups != 1:
-        has = "none" if regex.groups == 0 else (
-            f"{regex.groups} (write (?:...) for a group that does not capture)")
+        why = "too deeply nested" if isinstance(e, RecursionError) else e
+        raise ValueError(f"{column}: the pattern does not compile: {why}{hint}") from None
+    if compiled.groups != 1:
+        has = "none" if compiled.groups == 0 else (
+            f"{compiled.groups} (write (?:...) for a group that does not capture)")
         raise ValueError(f"{column}: the pattern must have exactly one capturing group, ( ) "
-                         f"around the number; it has {has}")
-    return MetricPattern(metric_name(header), text, regex)
+                         f"around the number; it has {has}{hint}")
+    return MetricPattern(metric_name(header), text, compiled)
 
 
 class PatternCells:

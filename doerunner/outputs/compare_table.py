@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from doerunner.analysis.compare import NOISY, CompareResult
+from doerunner.listing import listed
 from doerunner.outputs.tables import TableText, fmt_change, fmt_number, fmt_numbers, render_table
 
 
@@ -30,36 +29,37 @@ def render_compare(result: CompareResult, markdown: bool = False) -> str:
     return render_table(headers, columns, right, markdown) + sep + summary + "\n"
 
 
-def _listed(ids: Sequence[str], limit: int = 10) -> str:
-    more = f" and {len(ids) - limit} more" if len(ids) > limit else ""
-    return ", ".join(ids[:limit]) + more
-
-
 def _summary(result: CompareResult) -> str:
     """The counts of the verdicts, then a line for each thing a CI should know."""
     counts = [f"{result.count('REGRESSION')} regression(s)", f"{result.count('improved')} "
               f"improved", f"{result.count(NOISY)} noisy (cannot tell)"]
-    counts += [f"{result.count(v)} {label}" for v, label in (
-        ("BROKEN", "broken"), ("missing", "missing"), ("new", "new"), ("MISMATCH", "refused"))
-        if result.count(v)]
-    lines = [f"{result.common} cases in both files; {', '.join(counts)}; max regression "
-             f"{result.max_regression * 100:g}%"]
+    cases = [f"{len(ids)} {label}" for ids, label in (
+        (result.broken, "broken"), (result.gone, "missing"), (result.only_new, "new"),
+        (result.pairing.mismatched, "refused")) if ids]
+    lines = [f"{result.common} cases in both files; {', '.join(counts)}"
+             + (f"; cases: {', '.join(cases)}" if cases else "")
+             + f"; max regression {result.max_regression * 100:g}%"]
     pairing = result.pairing
     if pairing.mismatched:
         shown = [f"{pairing.labels[i]} ({what})" for i, what in pairing.mismatched.items()]
         lines.append(f"refused: {len(shown)} case_id(s) name different parameters in base "
-                     f"and new: {_listed(shown, 5)}; pair the cases by their parameters "
+                     f"and new: {listed(shown, 5)}; pair the cases by their parameters "
                      "with --match params")
     if result.broken:
-        lines.append(f"broken (OK in base, FAIL or TIMEOUT in new): {_listed(result.broken)}")
+        lines.append(f"broken (FAIL or TIMEOUT in new, OK in base or new): "
+                     f"{listed(result.broken)}")
+    accept = "accepted (--allow-missing)" if result.allow_missing else \
+        "--allow-missing accepts that"
     if result.gone:
-        lines.append(f"missing from new (OK in base): {_listed(result.gone)}; "
-                     "--allow-missing accepts that")
+        lines.append(f"missing from new (OK in base): {listed(result.gone)}; {accept}")
+    if result.lost:
+        lines.append(f"values missing from new (base had them): {listed(result.lost)}; "
+                     f"{accept}")
     only_base = [i for i in result.only_base if i not in set(result.gone)]
     if only_base:
-        lines.append(f"only in base: {_listed(only_base)}")
+        lines.append(f"only in base: {listed(only_base)}")
     if result.only_new:
-        lines.append(f"new cases (only in new): {_listed(result.only_new)}")
+        lines.append(f"new cases (only in new): {listed(result.only_new)}")
     if pairing.one_sided:
         lines.append(f"in one file only, not used to pair: {', '.join(pairing.one_sided)}")
     notes = result.table["note"]

@@ -223,8 +223,15 @@ class _Streaming:
             return
         self._partial += data
         if len(self._partial) > MAX_LINE:
-            self._partial.clear()
-            self._overlong = True
+            cr = self._partial.rfind(b"\r") if self.extractor is not None else -1
+            if cr >= 0:  # progress redrawn with CR: those lines are done for the patterns
+                self.extractor.feed(bytes(self._partial[:cr + 1]).decode("utf-8", "replace"))
+                del self._partial[:cr + 1]
+                self._overlong = len(self._partial) > MAX_LINE
+            else:
+                self._overlong = True
+            if self._overlong:
+                self._partial.clear()
 
     def _keep_whole(self, data: bytes) -> None:
         if self._whole is None:
