@@ -44,7 +44,7 @@ _PREFIX_GROUPS = (("param_", 4, "params"), ("threshold_", 5, "thresholds"), ("ex
 _MEASURED_FAMILIES = (("energy_", "energy"), ("gpu_", "gpu"), ("thermal_", "thermal"),
                       ("env_", "env"))
 FAMILIES = ("core", "run_info", "metrics", "params", "thresholds", "ext", "tags", "notes",
-            "energy", "gpu", "thermal", "env")
+            "energy", "gpu", "thermal", "env", "host")
 
 
 def group_of(name: str) -> int:
@@ -63,7 +63,8 @@ def group_of(name: str) -> int:
 def family_of(name: str) -> str:
     """The family of a column: ``core``, ``run_info``, ``params``, ``thresholds``, ``ext``,
     ``tags``, ``notes`` (input columns, by prefix), ``energy``, ``gpu``, ``thermal``, ``env``
-    (telemetry, by prefix), else ``metrics`` (the other measured columns)."""
+    (telemetry, by prefix), ``host`` (what srd measured of the host: ``HOST_COLUMNS``
+    but ``energy_total_j``), else ``metrics`` (the other measured columns)."""
     if name in CORE:
         return "core"
     if name in RUN_INFO:
@@ -74,7 +75,7 @@ def family_of(name: str) -> str:
     for prefix, family in _MEASURED_FAMILIES:
         if name.startswith(prefix):
             return family
-    return "metrics"
+    return "host" if name in HOST_COLUMNS else "metrics"
 
 
 def sort_key(name: str) -> tuple[int, int, str]:
@@ -99,7 +100,12 @@ NUMBER = "number"
 TIMESTAMP = "timestamp"
 
 INT_COLUMNS = frozenset({"errors", "exit_code", "runs", "attempts", "gpu_samples", "gpu_count",
-                         "warmup_runs", "tokens_in", "tokens_out"})
+                         "warmup_runs", "tokens_in", "tokens_out", "threads_active"})
+# What srd measures of the host for an execution (FORMAT.md §3, "Host columns"): its process
+# tree's CPU, memory, threads and disk I/O, and the host-wide network bytes and RAPL energy.
+HOST_COLUMNS = frozenset({"cpu_user_s", "cpu_sys_s", "cpu_util", "mem_peak_mb", "disk_io_mb",
+                          "threads_active", "network_io_mb", "cpu_energy_j", "dram_energy_j",
+                          "energy_total_j"})
 BOOL_COLUMNS = frozenset({"warmup_converged", "thermal_throttle_detected", "env_in_container"})
 BOOL_PREFIXES = ("tag_",)
 # ts_start/ts_end are text in the file, but they are written from epoch seconds.
@@ -167,7 +173,8 @@ def robust_base(name: str) -> str | None:
 def gets_robust_columns(name: str) -> bool:
     """True for a metric that a case measured more than once gets ``_median`` and ``_mad``
     columns for: ``run_seconds`` and the other measured metrics (what the backend parsed
-    or reported), not telemetry (``energy_*``, ``gpu_*``, ``thermal_*``, ``env_*``),
+    or reported), not telemetry (``energy_*``, ``gpu_*``, ``thermal_*``, ``env_*``, the
+    host columns),
     counts (integer columns), extremes (``_peak``, ``_max``, ``_min``), ``warmup_*`` or a
     robust column itself."""
     return (family_of(name) in ("core", "metrics") and kind_of(name) == NUMBER

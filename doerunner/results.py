@@ -34,6 +34,9 @@ class Execution:
     metrics: dict[str, Metric] = field(default_factory=dict)
     telemetry: dict[str, Any] | None = None  # run.json only: the measurement windows
     warnings: tuple[str, ...] = ()
+    # What the backend measured of its process tree (FORMAT.md §3, host columns): the runner
+    # adds it to ``metrics`` under what the backend reported; never serialised itself.
+    host: dict[str, float] | None = None
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"status": self.status, "wall_s": self.wall_s,

@@ -29,7 +29,8 @@ CASES = "case_id,cmd,timeout_s,repeat,param_n\n" + "".join(
 # Times, and what says which machine ran the case.
 DROP = {"run_seconds", "run_seconds_min", "run_seconds_max", "run_seconds_std",
         "run_seconds_median", "run_seconds_mad", "ts_start",
-        "ts_end"}
+        "ts_end", "cpu_user_s", "cpu_sys_s", "cpu_util", "mem_peak_mb", "disk_io_mb",
+        "threads_active", "network_io_mb"}  # timings and what the host measured
 
 
 @pytest.fixture(scope="module")

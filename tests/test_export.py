@@ -133,7 +133,8 @@ def test_split_files_per_metric_group(runs, tmp_path) -> None:
     assert r.exit_code == 0, r.output
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(["runs.csv", "core.csv", "run_info.csv", "custom.csv",
-                            "params.csv", "energy.csv", "gpu.csv", "thermal.csv", "env.csv"])
+                            "params.csv", "energy.csv", "gpu.csv", "thermal.csv", "env.csv",
+                            "host.csv"])
     for p in out.iterdir():
         with open(p, newline="") as f:
             rows = list(csv.DictReader(f))
@@ -163,7 +164,7 @@ def test_json_structure(runs, tmp_path) -> None:
                                                     "slow_b2", "broken", "hang"]
     c = doc["cases"][2]
     assert set(c) == {"case_id", "core", "run_info", "metrics", "params", "thresholds",
-                      "ext", "tags", "notes", "energy", "gpu", "thermal", "env"}
+                      "ext", "tags", "notes", "energy", "gpu", "thermal", "env", "host"}
     assert c["core"]["p95"] == 0.03 and c["core"]["throughput_rps"] == 300
     assert c["core"]["errors"] == 0 and c["core"]["status"] == "OK"
     assert c["run_info"] == {"backend": "shell", "exit_code": 0, "message": None,

@@ -17,7 +17,9 @@ CASES = "case_id,cmd,timeout_s\n" + "".join(
     f"c{i},sleep 0.{i % 3 + 2}; echo p95=0.0{i + 1} n={i},10\n" for i in range(6)) + \
     "slow,sleep 30,0.5\n"
 
-DROP = {"run_seconds", "ts_start", "ts_end"}
+# Timings, and what srd measured of the host (a serial run also has the host-wide columns).
+DROP = {"run_seconds", "ts_start", "ts_end", "cpu_user_s", "cpu_sys_s", "cpu_util",
+        "mem_peak_mb", "disk_io_mb", "threads_active", "network_io_mb"}
 
 
 def rows(path: Path) -> list[dict[str, str]]:

@@ -18,6 +18,7 @@ found, and compare calls a change only when the two agree.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -199,7 +200,9 @@ def significance_matrix(base: np.ndarray, new: np.ndarray, alpha: float = DEFAUL
                 direction[rows] = np.sign(nb * nn / 2 - np.asarray(r.statistic))
         return p, direction
     flat = (np.ptp(base, axis=1) == 0) & (np.ptp(new, axis=1) == 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    # Rows without spread are decided below: scipy's warning about them says nothing.
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         r = stats.ttest_ind(base, new, axis=1, equal_var=False)
     ps = np.asarray(r.pvalue, dtype=float)
     ps = np.where(flat, np.where(base[:, 0] == new[:, 0], 1.0, 0.0), ps)

@@ -24,7 +24,8 @@ class ExecContext:
     what it started and raise ``CaseInterrupted`` promptly. ``env`` holds extra environment
     variables for the execution (e.g. ``CUDA_VISIBLE_DEVICES``). ``progress``, when set, takes
     a backend's progress inside a long execution as ``(what, done, total)``, e.g.
-    ``("batch", 3, 8)``; it only shows, it never measures.
+    ``("batch", 3, 8)``; it only shows, it never measures. ``sample_s``: how often a backend
+    samples the host resources its execution uses (seconds; the telemetry rate).
     """
 
     timeout_s: float
@@ -35,6 +36,7 @@ class ExecContext:
     cancel: threading.Event = field(default_factory=threading.Event)
     env: Mapping[str, str] = field(default_factory=dict)
     progress: Callable[[str, int, int], None] | None = None
+    sample_s: float = 0.1
 
 
 @dataclass(slots=True)

@@ -45,6 +45,7 @@ from doerunner.inputs.template import TemplateError, render, unknown_message, un
 from doerunner.inputs.vocabulary import param_env_name
 from doerunner.process import spawn
 from doerunner.process import tree as proctree
+from doerunner.process.accounting import FIRST_SAMPLE_S, TreeMeter
 from doerunner.process.capture import Capture
 from doerunner.results import FAIL, OK, TIMEOUT, Execution
 
@@ -173,6 +174,8 @@ def _supervise(case: Case, proc: spawn.Child | subprocess.Popen, marker: str,
     """Read the pipes until the command exits, watching the clock and the cancel event;
     kill what it left; the ``Execution``."""
     tree = proctree.CaseTree(proc, marker)
+    meter = TreeMeter(proc.pid, proc.pid, isinstance(proc, spawn.Child))
+    next_sample = t0 + min(FIRST_SAMPLE_S, ctx.sample_s)
     deadline = t0 + ctx.timeout_s if math.isfinite(ctx.timeout_s) else math.inf
     pidfd = spawn.pidfd_open(proc.pid)
     poller = select.poll()
@@ -194,7 +197,10 @@ def _supervise(case: Case, proc: spawn.Child | subprocess.Popen, marker: str,
             if cancel.is_set():
                 tree.kill(ctx.kill_grace_s)
                 raise CaseInterrupted(case.case_id)
-            wait = min(_POLL_S, deadline - now)
+            if now >= next_sample:
+                meter.sample()
+                next_sample = now + ctx.sample_s
+            wait = min(_POLL_S, deadline - now, max(next_sample - now, 0.0))
             if pidfd is None and not live:
                 # Both pipes closed and no pidfd: wait for the exit itself.
                 try:
@@ -206,6 +212,7 @@ def _supervise(case: Case, proc: spawn.Child | subprocess.Popen, marker: str,
             for fd, _ in poller.poll(wait * 1000.0):
                 if fd == pidfd:
                     t_exit = perf_counter()
+                    meter.last_look()  # exited, not reaped yet: its whole tree's figures
                 else:
                     _read(poller, fd, live)
             if t_exit is None and pidfd is None and proc.poll() is not None:
@@ -229,15 +236,17 @@ def _supervise(case: Case, proc: spawn.Child | subprocess.Popen, marker: str,
     warnings: tuple[str, ...] = ()
     if out.extractor is not None and err.extractor is not None:
         warnings = tuple(extract(metrics, out.extractor, err.extractor))  # type: ignore[arg-type]
+    wall_s = timed_out if timed_out is not None else t_exit - t0  # type: ignore[operator]
+    host = meter.metrics(wall_s, getattr(proc, "rusage", None))
     if timed_out is not None:
         return Execution(TIMEOUT, timed_out, t_start, t_start + timed_out, None,
-                         f"timed out after {ctx.timeout_s:g} s", metrics)
-    wall_s = t_exit - t0  # type: ignore[operator]
+                         f"timed out after {ctx.timeout_s:g} s", metrics, host=host)
     rc = proc.returncode
     if rc == 0:
         return Execution(OK, wall_s, t_start, t_start + wall_s, 0, "", metrics,
-                         warnings=warnings)
-    return Execution(FAIL, wall_s, t_start, t_start + wall_s, rc, _rc_message(rc), metrics)
+                         warnings=warnings, host=host)
+    return Execution(FAIL, wall_s, t_start, t_start + wall_s, rc, _rc_message(rc), metrics,
+                     host=host)
 
 
 def _rc_message(rc: int) -> str:

@@ -124,9 +124,20 @@ def _run_document(opts: RunOptions, plan: ExecutionPlan, summary: RunSummary,
         "options": opts.replace(telemetry=opts.telemetry.with_mode(plan.telemetry)).to_json(),
         "plan": plan.to_json(), "environment": host_environment(),
         "summary": summary.to_json(), "warnings": summary.warnings, "telemetry": telemetry,
+        "host": _host_info(plan),
     }
     lines = iter_lines(journal_path, [o for _, o in done])
     return RunDocument(head, (case_json(line) for line in lines))
+
+
+def _host_info(plan: ExecutionPlan) -> dict[str, Any]:
+    """run.json's ``host``: the RAPL zones read (or why none), when this process measured the
+    host."""
+    from doerunner.telemetry.host import host_meter, measures_host
+
+    if not measures_host(plan.mode, plan.telemetry):
+        return {"measured": False}
+    return host_meter().info()
 
 
 def _write_timeseries_csv(opts: RunOptions, run_dir: Path, cases: Sequence[Case]) -> None:

@@ -17,7 +17,7 @@ from doerunner.telemetry.throttle import ADVICE, COLUMNS
 
 # Column families srd's telemetry adds to an execution's metrics (columns.family_of): not
 # something a case's output said.
-_ADDED_BY_SRD = frozenset({"energy", "gpu", "thermal", "env"})
+_ADDED_BY_SRD = frozenset({"energy", "gpu", "thermal", "env", "host"})
 
 
 class Ledger:

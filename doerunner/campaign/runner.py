@@ -14,8 +14,10 @@ from doerunner.backends.base import Backend, ExecContext, WarmupSpec
 from doerunner.inputs.case import Case
 from doerunner.policy import DEFAULT_POLICY, WARMUP_WINDOW, ExecutionPolicy
 from doerunner.results import OK, CaseResult, Execution, Metric
+from doerunner.telemetry.options import DEFAULT_CARBON_G_PER_KWH, DEFAULT_PRICE_PER_KWH
 
 if TYPE_CHECKING:
+    from doerunner.telemetry.host import HostMeter
     from doerunner.telemetry.monitor import Monitor
 
 
@@ -35,6 +37,9 @@ class RunnerSettings:
     # Shown, never measured: (case, what, done, total) as warm-up, repetitions and a backend's
     # own steps (e.g. hf batches) go by. total is 0 when not known in advance.
     progress: Callable[[Case, str, int, int], None] | None = None
+    sample_s: float = 0.1  # how often host resources are sampled (the telemetry rate)
+    host: HostMeter | None = None  # host-wide windows (network, RAPL); None: not measured
+    prices: tuple[float, float] = (DEFAULT_CARBON_G_PER_KWH, DEFAULT_PRICE_PER_KWH)
 
 
 def _mean(values: list[float]) -> float:
@@ -76,6 +81,7 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings) -> CaseResu
         cancel=settings.cancel,
         env=settings.env,
         progress=progress if shown is not None else None,
+        sample_s=settings.sample_s,
     )
     warm: list[Execution] = []
     warnings: list[str] = []
@@ -159,12 +165,18 @@ def run_with_retries(case: Case, backend: Backend, settings: RunnerSettings,
 
 def _measured(case: Case, backend: Backend, ctx: ExecContext, settings: RunnerSettings,
               series: list[Any], warnings: list[str]) -> Execution:
-    """One measured execution, inside a telemetry window when GPUs are monitored."""
+    """One measured execution, inside a telemetry window when GPUs are monitored and a
+    host window (network, RAPL) when the host is."""
+    host = settings.host
+    mark = host.begin() if host is not None else None
     monitor = settings.monitor
     if monitor is None or not monitor.active:
-        return backend.execute(case, ctx)
+        ex = _executed(case, backend, ctx)
+        if host is not None and mark is not None:
+            host.end(mark, ex.metrics, *settings.prices)
+        return ex
     with monitor.window(case.case_id, settings.gpus) as m:
-        ex = backend.execute(case, ctx)
+        ex = _executed(case, backend, ctx)
     # The backend's own readings win (e.g. gpu_mem_peak_mb from torch's allocator).
     ex.metrics = {**m.metrics, **ex.metrics}
     elsewhere = device_elsewhere(ex.metrics.get("ext_device_uuid"), m.details)
@@ -172,6 +184,8 @@ def _measured(case: Case, backend: Backend, ctx: ExecContext, settings: RunnerSe
         m.warnings.append(elsewhere)
         for k in [k for k in ex.metrics if k.startswith(("energy_", "gpu_power_"))]:
             ex.metrics[k] = None  # measured on a GPU the work did not run on
+    if host is not None and mark is not None:
+        host.end(mark, ex.metrics, *settings.prices)
     tokens = ex.metrics.get("tokens_out")
     energy = ex.metrics.get("energy_adjusted_j")
     if energy is None:
@@ -183,6 +197,17 @@ def _measured(case: Case, backend: Backend, ctx: ExecContext, settings: RunnerSe
     for w in m.warnings:
         if w not in warnings:
             warnings.append(w)
+    return ex
+
+
+def _executed(case: Case, backend: Backend, ctx: ExecContext) -> Execution:
+    """One execution, with what the backend measured of its process tree among its metrics
+    (under what it reported: a command's own ``mem_peak_mb`` wins)."""
+    ex = backend.execute(case, ctx)
+    if ex.host:
+        for name, value in ex.host.items():
+            ex.metrics.setdefault(name, value)
+        ex.host = None
     return ex
 
 

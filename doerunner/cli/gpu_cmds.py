@@ -43,7 +43,8 @@ def baseline_cmd(duration: float, force: bool, ttl: float, gpus: str | None,
 @debug_option
 @handle_errors
 def env_cmd(as_json: bool, gpus: str | None, debug: bool) -> int:
-    """Print the environment srd records: host, CPU, container, Python, packages, GPUs."""
+    """Print the environment srd records: host, CPU (model, cores, governor), memory, whether
+    RAPL (CPU/DRAM energy) can be read, container, Python, packages, GPUs."""
     import json
 
     from doerunner.telemetry.environment import gpu_environment, host_environment
@@ -61,6 +62,8 @@ def env_cmd(as_json: bool, gpus: str | None, debug: bool) -> int:
     for k, v in info.items():
         if k == "packages":
             v = ", ".join(f"{n} {ver}" for n, ver in v.items())
+        if k == "memory_mb" and v is not None:
+            v = f"{v:.0f}"
         if k == "gpu":
             if "unavailable" in v:
                 click.echo(f"gpu: none ({v['unavailable']})")

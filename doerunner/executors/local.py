@@ -45,10 +45,18 @@ class LocalExecutor(Executor):
         # are for this mode): a per-GPU run on one GPU still runs its case in a slot thread.
         self.serial = context.plan.mode == "serial"
         reporter = context.reporter
+        tel = context.telemetry
+        host = None
+        from doerunner.telemetry.host import host_meter, measures_host
+
+        if measures_host(context.plan.mode, context.plan.telemetry):
+            host = host_meter()
         self.settings = [RunnerSettings(
             context.logs_dir, context.policy, context.cancel, context.monitor,
             {**context.env, **slot.environment}, slot.measured,
-            reporter.case_progress if self.serial else None) for slot in slots]
+            reporter.case_progress if self.serial else None,
+            1.0 / tel.sample_hz, host, (tel.carbon_g_per_kwh, tel.price_per_kwh))
+            for slot in slots]
         self.free = list(range(len(slots)))
         self.backends: dict[tuple[str, int], Backend] = {}
         self.pool: ThreadPoolExecutor | None = None

@@ -51,23 +51,90 @@ class Proc:
     zombie: bool
 
 
-def read_stat(pid: int) -> Proc | None:
+def _read(path: str, size: int = 1024) -> bytes | None:
     try:
-        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return None
     try:
-        data = os.read(fd, 1024)
+        return os.read(fd, size)
     except OSError:
         return None
     finally:
         os.close(fd)
+
+
+def _stat_fields(pid: int) -> list[bytes] | None:
+    data = _read(f"/proc/{pid}/stat")
     # "pid (comm) state ppid pgrp session ..." — comm may hold spaces and parentheses.
-    fields = data[data.rfind(b")") + 2:].split()
+    return None if data is None else data[data.rfind(b")") + 2:].split()
+
+
+def read_stat(pid: int) -> Proc | None:
+    fields = _stat_fields(pid)
     try:
         return Proc(pid, int(fields[1]), int(fields[2]), int(fields[3]), fields[0] == b"Z")
-    except (IndexError, ValueError):
+    except (TypeError, IndexError, ValueError):
         return None
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What ``/proc/<pid>/stat`` says a process used: CPU seconds (its own, and its reaped
+    children's), threads, resident bytes; its session and whether it is a zombie."""
+
+    sid: int
+    zombie: bool
+    user_s: float
+    sys_s: float
+    child_user_s: float
+    child_sys_s: float
+    threads: int
+    rss: int
+
+
+def read_usage(pid: int) -> Usage | None:
+    """The ``Usage`` of ``pid``, or None when it is gone (Linux)."""
+    f = _stat_fields(pid)
+    try:
+        return Usage(int(f[3]), f[0] == b"Z", int(f[11]) / _TICK, int(f[12]) / _TICK,
+                     int(f[13]) / _TICK, int(f[14]) / _TICK, int(f[17]), int(f[21]) * _PAGE)
+    except (TypeError, IndexError, ValueError):
+        return None
+
+
+def read_io(pid: int) -> int | None:
+    """Bytes ``pid`` (with the children it reaped) read from and wrote to storage:
+    ``read_bytes + write_bytes`` of ``/proc/<pid>/io``; None when unreadable."""
+    data = _read(f"/proc/{pid}/io", 4096)
+    if data is None:
+        return None
+    total = 0
+    for line in data.splitlines():
+        if line.startswith((b"read_bytes:", b"write_bytes:")):
+            total += int(line.split()[1])
+    return total
+
+
+def children(pid: int, threads: int = 1) -> list[int]:
+    """The children of ``pid`` (of each of its threads when it has several), from
+    ``/proc/<pid>/task/<tid>/children``."""
+    tids = [pid]
+    if threads > 1:
+        try:
+            tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+        except OSError:
+            return []
+    out: list[int] = []
+    for tid in tids:
+        data = _read(f"/proc/{pid}/task/{tid}/children", 65536)
+        if data:
+            out.extend(int(c) for c in data.split())
+    return out
 
 
 # ns_last_pid is read through one descriptor kept open: pread at offset 0 asks the kernel

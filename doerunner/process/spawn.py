@@ -126,23 +126,25 @@ class Child:
     """A process started with ``posix_spawn``: what ``process.tree`` and the backend use of the
     ``Popen`` interface (``pid``, ``returncode``, ``poll``, ``wait``)."""
 
-    __slots__ = ("_lock", "args", "pid", "returncode")
+    __slots__ = ("_lock", "args", "pid", "returncode", "rusage")
 
     def __init__(self, pid: int, args: list[str]) -> None:
         self.pid = pid
         self.args = args
         self.returncode: int | None = None
+        self.rusage: os.struct_rusage | None = None  # from wait4: it and its reaped children
         self._lock = threading.Lock()
 
     def _try_wait(self, flags: int) -> None:
         """Call with ``_lock`` held."""
         try:
-            pid, status = os.waitpid(self.pid, flags)
+            pid, status, usage = os.wait4(self.pid, flags)
         except ChildProcessError:  # SIGCHLD ignored: the status is lost (as Popen does)
             self.returncode = 0
             return
         if pid == self.pid:
             self.returncode = os.waitstatus_to_exitcode(status)
+            self.rusage = usage
 
     def poll(self) -> int | None:
         if self.returncode is None and self._lock.acquire(False):

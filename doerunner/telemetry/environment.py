@@ -88,8 +88,27 @@ def _package_versions() -> dict[str, str]:
     return {n: versions[n] for n in _PACKAGES if n in versions}
 
 
+def memory_mb() -> float | None:
+    """The host's physical memory in MiB (``sysconf``), None when unknown."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1048576.0
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def rapl_status() -> str:
+    """Whether RAPL can be read here: ``readable (package-0 cpu, ...)`` or why not."""
+    from doerunner.telemetry.rapl import find_zones
+
+    zones, note = find_zones()
+    if not zones:
+        return note or "no RAPL"
+    return "readable (" + ", ".join(f"{z.path.name} {z.name}" for z in zones) + ")"
+
+
 def host_environment() -> dict[str, Any]:
-    """Host, OS, CPU, container, Python and package versions."""
+    """Host, OS, CPU (model, cores, frequency governor), memory, RAPL, container, Python
+    and package versions."""
     import platform
 
     return {
@@ -99,6 +118,8 @@ def host_environment() -> dict[str, Any]:
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpu_governor": cpu_governor(),
+        "memory_mb": memory_mb(),
+        "rapl": rapl_status(),
         "in_container": in_container(),
         "python": sys.version.split()[0],
         "python_executable": sys.executable,
