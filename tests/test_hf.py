@@ -100,6 +100,10 @@ def test_metrics_present_and_consistent(sweep, case: str, batch: int) -> None:
     assert f(r, "generate_s") <= f(r, "run_seconds")
     assert f(r, "mem_peak_mb") > 10
     assert r["errors"] == "0" and r["message"] == ""
+    # The worker's share of the host in the window: its CPU and threads (torch's pool).
+    assert f(r, "cpu_user_s") > 0 and int(r["threads_active"]) >= 2
+    assert f(r, "cpu_util") == pytest.approx(
+        (f(r, "cpu_user_s") + f(r, "cpu_sys_s")) / f(r, "run_seconds") * 100, abs=0.5)
 
 
 def test_warmup_is_per_request(sweep) -> None:

@@ -76,6 +76,7 @@ from doerunner.backends.hf_job import parse_job
 from doerunner.errors import CaseInterrupted
 from doerunner.inputs.case import Case
 from doerunner.process import tree as proctree
+from doerunner.process.accounting import ShareMeter
 from doerunner.results import FAIL, OK, TIMEOUT, Execution, Metric
 
 MISSING_EXTRA = ("backend 'hf' needs the hf extra: pip install 'doerunner[hf]' "
@@ -372,6 +373,7 @@ class HfBackend(Backend):
             return loaded
         assert self.worker is not None
         w = self.worker
+        share = ShareMeter(w.pid)  # the worker's share of the host in this execution
         t_start, t0 = time.time(), time.perf_counter()
         try:
             w.send({"op": "run", "job": job})
@@ -380,6 +382,7 @@ class HfBackend(Backend):
                                    case.case_id)
                 if "batch" not in reply:
                     break
+                share.sample()
                 if ctx.progress is not None:
                     ctx.progress("batch", int(reply["batch"]), int(reply.get("of", 0)))
         except _Timeout:
@@ -401,7 +404,8 @@ class HfBackend(Backend):
         metrics["ext_worker_pid"] = str(w.pid)
         if w.device_uuid:
             metrics["ext_device_uuid"] = w.device_uuid  # the runner checks it is measured
-        return Execution(OK, wall_s, t_start, t_start + wall_s, None, "", metrics)
+        return Execution(OK, wall_s, t_start, t_start + wall_s, None, "", metrics,
+                         host=share.finish(wall_s))
 
     def close(self) -> None:
         """Stop the worker (asked to exit; killed after 5 s)."""

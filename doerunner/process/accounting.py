@@ -128,3 +128,37 @@ class TreeMeter:
         if self.peak_threads:
             out["threads_active"] = self.peak_threads
         return out
+
+
+class ShareMeter(TreeMeter):
+    """The share of one window in what a long-lived process (the hf worker) and its
+    children use: CPU time and disk I/O as differences of its counters between ``__init__``
+    and ``finish``, resident memory and threads as the peaks of the looks in between
+    (``sample``: at the start, after each batch, at the end)."""
+
+    def __init__(self, root: int) -> None:
+        super().__init__(root, -1)  # -1: no session to find orphans in (the worker's are its)
+        self.sample()
+        self.cpu0 = self.root_cpu
+        self.io0 = read_io(root) if AVAILABLE else None
+
+    def finish(self, wall_s: float) -> dict[str, float]:
+        """The host columns of the window (see ``TreeMeter.metrics``)."""
+        if not AVAILABLE:
+            return {}
+        self.sample()
+        io = read_io(self.root)
+        out: dict[str, float] = {}
+        if self.cpu0 is not None and self.root_cpu is not None:
+            user = max(0.0, self.root_cpu[0] - self.cpu0[0])
+            system = max(0.0, self.root_cpu[1] - self.cpu0[1])
+            out["cpu_user_s"], out["cpu_sys_s"] = user, system
+            if wall_s > 0:
+                out["cpu_util"] = (user + system) / wall_s * 100
+        if self.peak_rss:
+            out["mem_peak_mb"] = self.peak_rss / MB
+        if io is not None and self.io0 is not None:
+            out["disk_io_mb"] = max(0, io - self.io0) / MB
+        if self.peak_threads:
+            out["threads_active"] = self.peak_threads
+        return out
