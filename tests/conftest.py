@@ -37,8 +37,11 @@ def run_srd(*args: str, cwd: Path | None = None, timeout: float = 120,
 
 @pytest.fixture(autouse=True)
 def _isolated_srd_home(tmp_path_factory, monkeypatch):
-    """Tests never touch the user's run history or baseline cache."""
+    """Tests never touch the user's run history or baseline cache, nor read the host's
+    RAPL (a root runner would add energy columns to some runs and not others): a test that
+    wants RAPL points SRD_POWERCAP_ROOT at a simulated tree (tests/powercapsim.py)."""
     monkeypatch.setenv("SRD_HOME", str(tmp_path_factory.mktemp("srd_home")))
+    monkeypatch.setenv("SRD_POWERCAP_ROOT", str(tmp_path_factory.getbasetemp() / "no-rapl"))
 
 
 @pytest.fixture(scope="session")

@@ -218,6 +218,7 @@ def _supervise(case: Case, proc: spawn.Child | subprocess.Popen, marker: str,
             if t_exit is None and pidfd is None and proc.poll() is not None:
                 t_exit = perf_counter()
         if timed_out is not None:
+            meter.sample(full=True)  # what the tree used until now: the kill reaps it
             tree.kill(ctx.kill_grace_s)
         else:
             proc.wait()
@@ -237,7 +238,7 @@ def _supervise(case: Case, proc: spawn.Child | subprocess.Popen, marker: str,
     if out.extractor is not None and err.extractor is not None:
         warnings = tuple(extract(metrics, out.extractor, err.extractor))  # type: ignore[arg-type]
     wall_s = timed_out if timed_out is not None else t_exit - t0  # type: ignore[operator]
-    host = meter.metrics(wall_s, getattr(proc, "rusage", None))
+    host = meter.metrics(wall_s, getattr(proc, "rusage", None), timed_out is not None)
     if timed_out is not None:
         return Execution(TIMEOUT, timed_out, t_start, t_start + timed_out, None,
                          f"timed out after {ctx.timeout_s:g} s", metrics, host=host)

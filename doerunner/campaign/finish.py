@@ -135,7 +135,7 @@ def _host_info(plan: ExecutionPlan) -> dict[str, Any]:
     host."""
     from doerunner.telemetry.host import host_meter, measures_host
 
-    if not measures_host(plan.mode, plan.telemetry):
+    if not measures_host(plan.mode, plan.telemetry, len(plan.slots)):
         return {"measured": False}
     return host_meter().info()
 

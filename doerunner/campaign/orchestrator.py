@@ -137,7 +137,7 @@ def _monitoring(opts: RunOptions, plan: ExecutionPlan, gpus: Gpus | None, run_di
         reporter.info(f"GPU telemetry off: {plan.unavailable}")
     from doerunner.telemetry.host import host_meter, measures_host
 
-    if measures_host(plan.mode, plan.telemetry) and host_meter().rapl_refused:
+    if measures_host(plan.mode, plan.telemetry, len(plan.slots)) and host_meter().rapl_refused:
         reporter.info(f"CPU and DRAM energy off: {host_meter().rapl_note}")
     if gpus is None:
         yield None

@@ -171,12 +171,16 @@ def _measured(case: Case, backend: Backend, ctx: ExecContext, settings: RunnerSe
     mark = host.begin() if host is not None else None
     monitor = settings.monitor
     if monitor is None or not monitor.active:
-        ex = _executed(case, backend, ctx)
+        ex = backend.execute(case, ctx)
+        own = frozenset(ex.metrics)
+        _add_tree(ex)
         if host is not None and mark is not None:
-            host.end(mark, ex.metrics, *settings.prices)
+            host.end(mark, ex.metrics, *settings.prices, own=own)
         return ex
     with monitor.window(case.case_id, settings.gpus) as m:
-        ex = _executed(case, backend, ctx)
+        ex = backend.execute(case, ctx)
+    own = frozenset(ex.metrics)
+    _add_tree(ex)
     # The backend's own readings win (e.g. gpu_mem_peak_mb from torch's allocator).
     ex.metrics = {**m.metrics, **ex.metrics}
     elsewhere = device_elsewhere(ex.metrics.get("ext_device_uuid"), m.details)
@@ -185,7 +189,7 @@ def _measured(case: Case, backend: Backend, ctx: ExecContext, settings: RunnerSe
         for k in [k for k in ex.metrics if k.startswith(("energy_", "gpu_power_"))]:
             ex.metrics[k] = None  # measured on a GPU the work did not run on
     if host is not None and mark is not None:
-        host.end(mark, ex.metrics, *settings.prices)
+        host.end(mark, ex.metrics, *settings.prices, own=own, gpu_measured=True)
     tokens = ex.metrics.get("tokens_out")
     energy = ex.metrics.get("energy_adjusted_j")
     if energy is None:
@@ -200,15 +204,13 @@ def _measured(case: Case, backend: Backend, ctx: ExecContext, settings: RunnerSe
     return ex
 
 
-def _executed(case: Case, backend: Backend, ctx: ExecContext) -> Execution:
-    """One execution, with what the backend measured of its process tree among its metrics
-    (under what it reported: a command's own ``mem_peak_mb`` wins)."""
-    ex = backend.execute(case, ctx)
+def _add_tree(ex: Execution) -> None:
+    """What the backend measured of its process tree, among the execution's metrics (under
+    what it reported: a command's own ``mem_peak_mb`` wins)."""
     if ex.host:
         for name, value in ex.host.items():
             ex.metrics.setdefault(name, value)
         ex.host = None
-    return ex
 
 
 def _hex(uuid: str) -> str:
@@ -275,16 +277,15 @@ def _int(v: Metric) -> int:
 
 
 def aggregate(runs: list[Execution]) -> dict[str, Metric]:
-    """Combine the measured runs' metrics into the row's.
-
-    Numbers are means, except ``errors`` (the total count), names holding ``_peak`` or
-    ``_max`` (the maximum), and ``_min`` (the minimum). Booleans are true when any run's is;
-    ``thermal_throttle_reasons`` is the union; other text keeps the last value. ``run_seconds``
-    is the mean wall time; with several runs ``runs``, ``run_seconds_min``/``_max``/``_std``
-    (sample standard deviation) are added, and the robust columns ``<metric>_median`` and
-    ``<metric>_mad`` of ``run_seconds`` and of each metric ``columns.gets_robust_columns``
-    names that two runs or more measured (unless the backend reported a metric of that
-    name: its own wins)."""
+    """Combine the measured runs' metrics into the row's. Numbers are means, except ``errors`` (the
+    total count), names holding ``_peak`` or ``_max`` and ``threads_active`` (the maximum),
+    and ``_min`` (the minimum). Booleans are true when any run's is;
+    ``thermal_throttle_reasons`` is the union; other text keeps the last value.
+    ``run_seconds`` is the mean wall time; with several runs ``runs``,
+    ``run_seconds_min``/``_max``/``_std`` (sample standard deviation) are added, and the
+    robust columns ``<metric>_median`` and ``<metric>_mad`` of ``run_seconds`` and of each
+    metric ``columns.gets_robust_columns`` names that two runs or more measured (unless the
+    backend reported a metric of that name: its own wins)."""
     if len(runs) == 1:
         m: dict[str, Metric] = dict(runs[0].metrics)
         m["run_seconds"] = runs[0].wall_s
@@ -306,7 +307,7 @@ def aggregate(runs: list[Execution]) -> dict[str, Metric]:
             out[k] = _union(present) if k == "thermal_throttle_reasons" else present[-1]
         elif k == "errors":
             out[k] = sum(_int(v) for v in nums)
-        elif "_peak" in k or "_max" in k:
+        elif "_peak" in k or "_max" in k or k == "threads_active":
             out[k] = max(nums)
         elif "_min" in k:
             out[k] = min(nums)

@@ -95,14 +95,10 @@ def run_on_worker(case: Case, policy: ExecutionPolicy, telemetry: TelemetryOptio
             # The plan's rule on a worker: the case gets the GPUs this worker measures.
             own[CUDA_VISIBLE_DEVICES] = ",".join(
                 d.info.token or d.info.uuid for d in monitor.gpus.devices)
-        host = None
-        if telemetry.mode != "off":
-            from doerunner.telemetry.host import host_meter
-
-            host = host_meter()
+        # No host-wide windows on a worker: workers may share a host (FORMAT.md §3).
         settings = RunnerSettings(
             logs, policy, cancel, monitor, {**env, **own}, sample_s=1.0 / telemetry.sample_hz,
-            host=host, prices=(telemetry.carbon_g_per_kwh, telemetry.price_per_kwh))
+            prices=(telemetry.carbon_g_per_kwh, telemetry.price_per_kwh))
         try:
             result = run_with_retries(case, _backend(case.backend), settings)
         except CaseInterrupted:

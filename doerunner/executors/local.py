@@ -49,7 +49,7 @@ class LocalExecutor(Executor):
         host = None
         from doerunner.telemetry.host import host_meter, measures_host
 
-        if measures_host(context.plan.mode, context.plan.telemetry):
+        if measures_host(context.plan.mode, context.plan.telemetry, len(context.plan.slots)):
             host = host_meter()
         self.settings = [RunnerSettings(
             context.logs_dir, context.policy, context.cancel, context.monitor,

@@ -47,6 +47,7 @@ MARKER_VAR = "SRD_EXEC_ID"
 _PR_SET_CHILD_SUBREAPER = 36
 
 _subreaper: bool | None = None
+_subreaper_lock = threading.Lock()
 _protected: set[int] = set()
 _lock = threading.Lock()  # guards _protected and reaping of children we do not own
 _exec_ids = itertools.count(1)
@@ -60,25 +61,32 @@ def become_subreaper() -> bool:
     whether srd is a subreaper (always False elsewhere than Linux).
     """
     global _subreaper
-    if _subreaper is None:
-        _subreaper = False
-        if LINUX:
-            import ctypes
-
-            try:
-                # The running program's own symbols hold libc's prctl; find_library (which
-                # may run ldconfig) only when they do not.
-                try:
-                    prctl = ctypes.CDLL(None, use_errno=True).prctl
-                except (OSError, AttributeError):
-                    import ctypes.util
-
-                    prctl = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6",
-                                        use_errno=True).prctl
-                _subreaper = prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-            except (OSError, AttributeError):
-                _subreaper = False
+    if _subreaper is not None:
+        return _subreaper
+    with _subreaper_lock:  # slots start together: none may spawn before the prctl is done
+        if _subreaper is None:
+            _subreaper = _set_subreaper()
     return _subreaper
+
+
+def _set_subreaper() -> bool:
+    if not LINUX:
+        return False
+    import ctypes
+
+    try:
+        # The running program's own symbols hold libc's prctl; find_library (which may run
+        # ldconfig) only when they do not.
+        try:
+            prctl = ctypes.CDLL(None, use_errno=True).prctl
+        except (OSError, AttributeError):
+            import ctypes.util
+
+            prctl = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6",
+                                use_errno=True).prctl
+        return bool(prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
 
 
 def new_exec_id() -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,7 +59,7 @@ class Mark:
 
     net: bytes | None  # the /proc/net/dev table (parsed only when it changed)
     energy: dict[str, float]
-    t: float
+    failures: int  # RAPL reads that had failed when the window began
 
 
 class HostMeter:
@@ -72,36 +71,45 @@ class HostMeter:
         self.rapl_note = rapl_note
 
     def begin(self) -> Mark:
-        return Mark(network_table(), self.rapl.totals() if self.rapl else {}, time.monotonic())
+        rapl = self.rapl
+        return Mark(network_table(), rapl.totals() if rapl else {}, rapl.failures if rapl else 0)
 
     def end(self, mark: Mark, metrics: dict[str, Any], carbon_g_per_kwh: float,
-            price_per_kwh: float) -> None:
-        """Add the window's host-wide columns to ``metrics`` (what the backend reported
-        under these names wins). With host energy, ``energy_total_j`` = ``energy_raw_j``
-        (GPU, when measured) + ``cpu_energy_j`` + ``dram_energy_j``, and ``energy_co2_g``
-        and ``energy_cost_usd`` follow it."""
+            price_per_kwh: float, own: frozenset[str] = frozenset(),
+            gpu_measured: bool = False) -> None:
+        """Add the window's host-wide columns to ``metrics``; ``own``: the names the backend
+        reported itself (they win). With RAPL read through the whole window,
+        ``energy_total_j`` = ``energy_raw_j`` (the GPUs) + ``cpu_energy_j`` +
+        ``dram_energy_j``, and ``energy_co2_g`` and ``energy_cost_usd`` follow it — unless
+        GPUs were measured (``gpu_measured``) and their energy is missing: then no total. A
+        RAPL read that failed during the window leaves the energy columns empty."""
         table = network_table()
-        if table is not None and mark.net is not None:
+        if table is not None and mark.net is not None and "network_io_mb" not in own:
             moved = 0 if table == mark.net else max(
                 0, (network_bytes(table) or 0) - (network_bytes(mark.net) or 0))
-            metrics.setdefault("network_io_mb", moved / MB)
-        if self.rapl is None:
+            metrics["network_io_mb"] = moved / MB
+        rapl = self.rapl
+        if rapl is None:
             return
-        now = self.rapl.totals()
+        now = rapl.totals()
+        if rapl.failures != mark.failures:
+            return  # a counter went unreadable meanwhile: its energy is not known
         parts: dict[str, float] = {}
         for kind, column in (("cpu", "cpu_energy_j"), ("dram", "dram_energy_j")):
-            if kind in now and kind in mark.energy:
-                metrics.setdefault(column, now[kind] - mark.energy[kind])
+            if column not in own and kind in now and kind in mark.energy:
+                metrics[column] = now[kind] - mark.energy[kind]
             if isinstance(metrics.get(column), (int, float)):
                 parts[column] = float(metrics[column])
-        if not parts:
-            return
         gpu = metrics.get("energy_raw_j")
-        total = sum(parts.values()) + (gpu if isinstance(gpu, (int, float)) else 0.0)
-        metrics.setdefault("energy_total_j", total)
+        if not parts or (gpu_measured and not isinstance(gpu, (int, float))):
+            return
+        if "energy_total_j" not in own:
+            metrics["energy_total_j"] = sum(parts.values()) + (gpu if gpu_measured else 0.0)
         kwh = float(metrics["energy_total_j"]) / 3.6e6
-        metrics["energy_co2_g"] = kwh * carbon_g_per_kwh
-        metrics["energy_cost_usd"] = kwh * price_per_kwh
+        if "energy_co2_g" not in own:
+            metrics["energy_co2_g"] = kwh * carbon_g_per_kwh
+        if "energy_cost_usd" not in own:
+            metrics["energy_cost_usd"] = kwh * price_per_kwh
 
     @property
     def rapl_refused(self) -> bool:
@@ -117,11 +125,11 @@ class HostMeter:
                 "energy_total": "energy_raw_j (GPU) + cpu_energy_j + dram_energy_j"}
 
 
-def measures_host(plan_mode: str, telemetry: str) -> bool:
-    """Whether this process takes host-wide windows for a plan: not with telemetry off (cases
-    side by side turn it off: their windows would overlap), not for a remote executor (its
-    workers do)."""
-    return telemetry != "off" and plan_mode != "remote"
+def measures_host(plan_mode: str, telemetry: str, slots: int) -> bool:
+    """Whether this process takes host-wide windows (network, RAPL) for a plan: only when one
+    case runs at a time — cases side by side (``--jobs``, ``--per-gpu``, Dask workers, which
+    may share a host) would each count the whole host — and not with telemetry off."""
+    return telemetry != "off" and plan_mode != "remote" and slots <= 1
 
 
 _meters: dict[str, HostMeter] = {}

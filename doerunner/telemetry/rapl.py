@@ -77,6 +77,8 @@ def find_zones(root: str | os.PathLike[str] | None = None) -> tuple[list[Zone], 
         try:
             max_uj = _read_int(folder / "max_energy_range_uj")
             _read_int(folder / "energy_uj")
+            if max_uj <= 0:
+                continue  # no range to wrap at: the counter cannot be trusted
         except PermissionError:
             unreadable.append(entry)
             continue
@@ -101,6 +103,7 @@ class Rapl:
         self._last: list[int | None] = [None] * len(zones)
         self._joules = [0.0] * len(zones)
         self.unreadable: set[str] = set()
+        self.failures = 0  # reads that failed: a window that saw one has no exact energy
         if poll_s is None:  # twice per wrap at MAX_WATTS, within [10 ms, POLL_S]
             fastest = min(z.max_uj for z in zones) / 1e6 / MAX_WATTS if zones else POLL_S
             poll_s = min(POLL_S, max(0.01, fastest / 2))
@@ -129,6 +132,7 @@ class Rapl:
                     now = _read_int(z.path / "energy_uj")
                 except (OSError, ValueError):
                     self.unreadable.add(z.name)
+                    self.failures += 1
                     continue
                 last = self._last[i]
                 if last is not None:
@@ -139,7 +143,8 @@ class Rapl:
                 self._last[i] = now
 
     def totals(self) -> dict[str, float]:
-        """Joules since the start, per kind (``cpu``, ``dram``), read now."""
+        """Joules since the start, per kind (``cpu``, ``dram``), read now (a counter that
+        cannot be read keeps its total; ``failures`` counts such reads)."""
         self._poll()
         out: dict[str, float] = {}
         with self._lock:
