@@ -269,3 +269,20 @@ def test_cases_side_by_side_get_no_host_wide_columns(tmp_path: Path) -> None:
     for r in rows.values():
         assert "cpu_energy_j" not in r and "network_io_mb" not in r  # windows would overlap
         assert r["cpu_user_s"] != ""  # each case's own tree is still its own
+
+
+def test_the_report_plots_the_host_columns_that_vary(tmp_path: Path) -> None:
+    from doerunner.outputs.plots import host_columns_that_vary
+
+    m = tmp_path / "m.csv"
+    m.write_text("case_id,status,run_seconds,cpu_util,mem_peak_mb,threads_active\n"
+                 "a,OK,1.0,50.00,10.00,3\nb,OK,2.0,150.00,10.00,3\nc,FAIL,1.0,900.00,99.00,9\n")
+    import pandas as pd
+
+    df = pd.read_csv(m, dtype=str, keep_default_na=False)
+    assert host_columns_that_vary(df) == [("cpu_util", "CPU (% of one core)")]  # OK rows only
+    p = run_srd("report", str(m), "--html", str(tmp_path / "r.html"))
+    assert p.returncode == 0, p.stderr
+    html = (tmp_path / "r.html").read_text()
+    assert "<h2>What the cases cost the host</h2>" in html
+    assert 'alt="host columns per case"' in html

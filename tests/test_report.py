@@ -145,11 +145,12 @@ def test_html_is_self_contained_with_plots(runs, tmp_path) -> None:
     assert "http://" not in page and "https://" not in page
     assert "<script" not in page.lower() and "<link" not in page.lower()
     imgs = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    assert len(imgs) == 4  # main effects, Pareto front, 2 time series
+    assert len(imgs) == 5  # main effects, Pareto front, host columns, 2 time series
     assert all(len(i) > 2000 for i in imgs)
     for section in ("<h2>Summary</h2>", "<h2>Run</h2>", "<h2>Environment</h2>",
                     "<h2>Main effects</h2>", "<h2>Pareto front: energy against latency</h2>",
-                    "<h2>GPU power and temperature</h2>", "<h2>All cases (2)</h2>"):
+                    "<h2>GPU power and temperature</h2>", "<h2>All cases (2)</h2>",
+                    "<h2>What the cases cost the host</h2>"):
         assert section in page
     assert "NVIDIA H100 80GB HBM3" in page and "on the front:" in page
     assert "<td>hot</td>" in page and "<td>cool</td>" in page
@@ -157,7 +158,8 @@ def test_html_is_self_contained_with_plots(runs, tmp_path) -> None:
 
 def test_html_without_energy_or_time_series_says_so(runs, tmp_path) -> None:
     page = _html(runs, tmp_path, runs["alpha"].parent / "metrics_run")
-    assert len(re.findall(r'<img src="data:image/png;base64,', page)) == 1
+    # main effects, and the host columns (CPU and the like vary between real commands)
+    assert len(re.findall(r'<img src="data:image/png;base64,', page)) == 2
     assert "no energy column" in page and "no time series" in page
     assert '<tr class="TIMEOUT"><td>hang</td>' in page
 

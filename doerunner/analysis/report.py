@@ -41,9 +41,10 @@ def report_response(df: pd.DataFrame) -> str:
 
 
 def energy_column(df: pd.DataFrame) -> str | None:
-    """``energy_adjusted_j`` when it has values, else ``energy_raw_j`` when it has, else
+    """``energy_adjusted_j`` when it has values, else ``energy_raw_j`` when it has (the
+    GPUs), else ``energy_total_j`` (GPU + CPU + DRAM: a host with RAPL and no GPU), else
     None."""
-    for c in ("energy_adjusted_j", "energy_raw_j"):
+    for c in ("energy_adjusted_j", "energy_raw_j", "energy_total_j"):
         if c in df.columns and numeric(df, c).notna().any():
             return c
     return None

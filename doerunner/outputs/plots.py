@@ -155,3 +155,41 @@ def plot_timeseries(doc: dict[str, Any]) -> str:
     return _png(fig)
 
 
+
+
+# What a case cost the host (FORMAT.md §3, "Host columns"), with the unit shown on the plot.
+HOST_PLOTTED = (("cpu_util", "CPU (% of one core)"), ("mem_peak_mb", "peak RSS (MiB)"),
+                ("threads_active", "threads"), ("disk_io_mb", "disk I/O (MiB)"),
+                ("network_io_mb", "network, host-wide (MiB)"), ("cpu_energy_j", "CPU energy (J)"),
+                ("dram_energy_j", "DRAM energy (J)"))
+
+
+def host_columns_that_vary(df: pd.DataFrame) -> list[tuple[str, str]]:
+    """The host columns whose values differ between the OK rows: (column, label)."""
+    ok = df["status"] == "OK" if "status" in df.columns else pd.Series(True, index=df.index)
+    out = []
+    for column, label in HOST_PLOTTED:
+        if column in df.columns:
+            values = numeric(df[ok], column).dropna()
+            if values.nunique() > 1:
+                out.append((column, label))
+    return out
+
+
+def plot_host(df: pd.DataFrame, columns: Sequence[tuple[str, str]]) -> str:
+    """One panel per host column that varies: each OK case's value, in row order (case ids
+    on the axis for up to 40 cases). A PNG data URI."""
+    ok = df[df["status"] == "OK"] if "status" in df.columns else df
+    n = len(columns)
+    fig = _figure(min(3.2 * n, 12.0), 2.8 * math.ceil(n / 4))
+    axes = fig.subplots(math.ceil(n / 4), min(n, 4), squeeze=False)
+    x = np.arange(len(ok))
+    for ax, (column, label) in zip(axes.flat, columns, strict=False):
+        ax.plot(x, numeric(ok, column).to_numpy(), marker="o", linestyle="", color="#1f77b4")
+        ax.set_title(label, fontsize=9)
+        if len(ok) <= 40:
+            ax.set_xticks(x, ok["case_id"].tolist(), rotation=90, fontsize=6)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    return _png(fig)

@@ -13,7 +13,13 @@ import pandas as pd
 from doerunner.analysis.report import Report
 from doerunner.analysis.runfiles import timeseries_files
 from doerunner.outputs.base import OutputFormat
-from doerunner.outputs.plots import plot_effects, plot_pareto, plot_timeseries
+from doerunner.outputs.plots import (
+    host_columns_that_vary,
+    plot_effects,
+    plot_host,
+    plot_pareto,
+    plot_timeseries,
+)
 from doerunner.outputs.report_text import headline, sections
 
 TIMESERIES_CAP = 24
@@ -116,14 +122,22 @@ def render_html(r: Report) -> str:
 
     parts.append("<h2>Pareto front: energy against latency</h2>")
     if r.energy_col is None:
-        parts.append('<p class="note">no energy column (energy_adjusted_j / energy_raw_j): '
-                     "run with GPU telemetry to see the trade-off</p>")
+        parts.append('<p class="note">no energy column (energy_adjusted_j / energy_raw_j / '
+                     "energy_total_j): run with GPU telemetry, or where RAPL can be read, to "
+                     "see the trade-off</p>")
     else:
         try:
             uri, caption = plot_pareto(df, r.energy_col)
             parts.append(_img(uri, "Pareto front") + f"<p>{_e(caption)}</p>")
         except ValueError as e:
             parts.append(f'<p class="note">no Pareto front: {_e(e)}</p>')
+
+    parts.append("<h2>What the cases cost the host</h2>")
+    varying = host_columns_that_vary(df)
+    if varying:
+        parts.append(_img(plot_host(df, varying), "host columns per case"))
+    else:
+        parts.append('<p class="note">no host column varies between the OK cases</p>')
 
     parts.append("<h2>GPU power and temperature</h2>")
     parts.append(_timeseries_html(r))
