@@ -142,14 +142,14 @@ def test_no_rapl_and_unreadable_rapl_are_notices(tmp_path: Path,
     assert find_zones(tmp_path / "none") == (
         [], f"no RAPL: {tmp_path / 'none'} cannot be read (a VM, or no RAPL driver)")
     powercapsim.build(tmp_path)
-    real = Path.read_text
+    real = rapl._read_int
 
-    def root_only(self: Path, *a: object, **k: object) -> str:
-        if self.name == "energy_uj":
-            raise PermissionError(13, "Permission denied", str(self))
-        return real(self, *a, **k)
+    def root_only(path: Path | str) -> int:  # what a non-root reader gets (mode 0400)
+        if str(path).endswith("energy_uj"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
 
-    monkeypatch.setattr(Path, "read_text", root_only)
+    monkeypatch.setattr(rapl, "_read_int", root_only)
     assert find_zones(tmp_path) == (
         [], f"no RAPL: {tmp_path}/intel-rapl:0/energy_uj is readable by root only (since the "
             "PLATYPUS fix, CVE-2020-8694)")
