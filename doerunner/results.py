@@ -37,6 +37,7 @@ class Execution:
     # What the backend measured of its process tree (FORMAT.md §3, host columns): the runner
     # adds it to ``metrics`` under what the backend reported; never serialised itself.
     host: dict[str, float] | None = None
+    host_series: list[dict[str, Any]] | None = None  # the time-series files only
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"status": self.status, "wall_s": self.wall_s,
@@ -84,6 +85,7 @@ class CaseResult:
     warnings: list[str] = field(default_factory=list)
     definition: dict[str, Any] | None = None  # the case as it ran (backend, cmd, params...)
     series: list[Any] | None = None  # telemetry samples, for the time-series files only
+    host_series: list[dict[str, Any]] | None = None  # the process tree's, the same
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {

@@ -286,3 +286,27 @@ def test_the_report_plots_the_host_columns_that_vary(tmp_path: Path) -> None:
     html = (tmp_path / "r.html").read_text()
     assert "<h2>What the cases cost the host</h2>" in html
     assert 'alt="host columns per case"' in html
+
+
+def test_gpu_and_rapl_together_total_and_host_series(tmp_path: Path, lib_dir: Path) -> None:
+    import time
+
+    from tests import nvmlsim
+    from tests.nvmlsim import Profile
+
+    root = powercapsim.build(tmp_path / "powercap", max_range_j=50.0)
+    env = nvmlsim.sim_env(lib_dir, profiles=[Profile([(0, 100.0)])], t0=time.time())
+    env[rapl.ROOT_VAR] = str(root)
+    with powercapsim.Advancer(root, max_range_j=50.0):
+        rows, _ = _run(tmp_path, "case_id,cmd\nboth,sleep 1\n", "--baseline", "off",
+                       "--sample-hz", "20", env=env)
+    r = rows["both"]
+    raw, cpu, dram = (float(r[c]) for c in ("energy_raw_j", "cpu_energy_j", "dram_energy_j"))
+    assert raw == pytest.approx(100.0 * float(r["run_seconds"]), rel=0.05)
+    assert float(r["energy_total_j"]) == pytest.approx(raw + cpu + dram, abs=0.02)
+    assert float(r["energy_co2_g"]) == pytest.approx(float(r["energy_total_j"]) / 3.6e6 * 475,
+                                                     abs=1e-5)
+    doc = json.loads((tmp_path / r["timeseries_path"]).read_text())
+    power = [h["rapl_w"] for h in doc["host"][2:]]  # 70 + 10 W, looked at every 50 ms
+    assert power and all(60 < w < 100 for w in power)
+    assert sorted(power)[len(power) // 2] == pytest.approx(80.0, rel=0.05)

@@ -159,9 +159,19 @@ def test_timeseries_files(tmp_path, lib_dir) -> None:
                                       "throttle"}
     with open(tmp_path / "m_run" / "timeseries.csv", newline="") as f:
         flat = list(csv.DictReader(f))
-    assert len(flat) == len(doc["samples"])
+    gpu_rows = [r for r in flat if r["gpu"] != "host"]
+    assert len(gpu_rows) == len(doc["samples"])
     assert flat[0]["case_id"] == "ts" and flat[0]["gpu"] == "0"
     assert flat[0]["timestamp"].endswith("+09:00")
+    assert (flat[0]["cpu_pct"], flat[0]["rss_mb"]) == ("", "")
+    # The process tree's samples, at the same rate, beside the GPU's (issue 15).
+    host = doc["host"]
+    assert abs(len(host) - window * 20) <= 0.15 * window * 20 + 2
+    assert all(h["threads"] >= 1 and h["rss_mb"] > 0 for h in host)
+    assert all(0 <= h["cpu_pct"] < 50 for h in host)  # sleep: idle
+    host_rows = [r for r in flat if r["gpu"] == "host"]
+    assert len(host_rows) == len(host) and host_rows[0]["power_w"] == ""
+    assert host_rows[0]["rss_mb"] == f"{host[0]['rss_mb']:.2f}"
 
 
 def test_two_gpus_energy_is_summed(tmp_path, lib_dir) -> None:

@@ -25,7 +25,9 @@ class ExecContext:
     variables for the execution (e.g. ``CUDA_VISIBLE_DEVICES``). ``progress``, when set, takes
     a backend's progress inside a long execution as ``(what, done, total)``, e.g.
     ``("batch", 3, 8)``; it only shows, it never measures. ``sample_s``: how often a backend
-    samples the host resources its execution uses (seconds; the telemetry rate).
+    samples the host resources its execution uses (seconds; the telemetry rate);
+    ``record_series``: keep those samples as the case's host series, with ``rapl_joules``
+    (the host's CPU and DRAM energy so far, J) when RAPL is read.
     """
 
     timeout_s: float
@@ -37,6 +39,8 @@ class ExecContext:
     env: Mapping[str, str] = field(default_factory=dict)
     progress: Callable[[str, int, int], None] | None = None
     sample_s: float = 0.1
+    record_series: bool = False  # keep the host series of the process tree (time series)
+    rapl_joules: Callable[[], float | None] | None = None  # the host's RAPL joules so far
 
 
 @dataclass(slots=True)

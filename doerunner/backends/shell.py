@@ -174,7 +174,8 @@ def _supervise(case: Case, proc: spawn.Child | subprocess.Popen, marker: str,
     """Read the pipes until the command exits, watching the clock and the cancel event;
     kill what it left; the ``Execution``."""
     tree = proctree.CaseTree(proc, marker)
-    meter = TreeMeter(proc.pid, proc.pid, isinstance(proc, spawn.Child))
+    meter = TreeMeter(proc.pid, proc.pid, isinstance(proc, spawn.Child),
+                      record=ctx.record_series, energy=ctx.rapl_joules)
     next_sample = t0 + min(FIRST_SAMPLE_S, ctx.sample_s)
     deadline = t0 + ctx.timeout_s if math.isfinite(ctx.timeout_s) else math.inf
     pidfd = spawn.pidfd_open(proc.pid)
@@ -239,15 +240,17 @@ def _supervise(case: Case, proc: spawn.Child | subprocess.Popen, marker: str,
         warnings = tuple(extract(metrics, out.extractor, err.extractor))  # type: ignore[arg-type]
     wall_s = timed_out if timed_out is not None else t_exit - t0  # type: ignore[operator]
     host = meter.metrics(wall_s, getattr(proc, "rusage", None), timed_out is not None)
+    series = meter.series() if ctx.record_series else None
     if timed_out is not None:
         return Execution(TIMEOUT, timed_out, t_start, t_start + timed_out, None,
-                         f"timed out after {ctx.timeout_s:g} s", metrics, host=host)
+                         f"timed out after {ctx.timeout_s:g} s", metrics, host=host,
+                         host_series=series)
     rc = proc.returncode
     if rc == 0:
         return Execution(OK, wall_s, t_start, t_start + wall_s, 0, "", metrics,
-                         warnings=warnings, host=host)
+                         warnings=warnings, host=host, host_series=series)
     return Execution(FAIL, wall_s, t_start, t_start + wall_s, rc, _rc_message(rc), metrics,
-                     host=host)
+                     host=host, host_series=series)
 
 
 def _rc_message(rc: int) -> str:

@@ -30,14 +30,14 @@ from doerunner.telemetry.environment import host_environment
 
 
 def write_case_timeseries(run_dir: Path, case_id: str, series: list[Any],
-                          sample_hz: float) -> Path:
-    """Write ``timeseries/<case_id>.json``; its path. ``OutputError`` when it cannot be
-    written."""
+                          sample_hz: float, host: list[dict[str, Any]] | None = None) -> Path:
+    """Write ``timeseries/<case_id>.json`` (the GPU ``series`` and the process tree's
+    ``host`` samples); its path. ``OutputError`` when it cannot be written."""
     from doerunner.outputs.timeseries import CaseTimeseries, case_document
     from doerunner.telemetry.throttle import THROTTLE_MASK
 
     path = run_dir / "timeseries" / f"{case_id}.json"
-    doc = case_document(case_id, series, sample_hz, THROTTLE_MASK)
+    doc = case_document(case_id, series, sample_hz, THROTTLE_MASK, host)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:

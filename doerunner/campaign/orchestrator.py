@@ -241,7 +241,7 @@ class _Campaign:
         result.metrics.update(env)
         if result.series:
             path = finish.write_case_timeseries(self.run_dir, case.case_id, result.series,
-                                                sample_hz)
+                                                sample_hz, result.host_series)
             result.metrics["timeseries_path"] = os.path.relpath(
                 path, self.opts.output.out.parent or ".")
 

@@ -39,6 +39,7 @@ class RunnerSettings:
     progress: Callable[[Case, str, int, int], None] | None = None
     sample_s: float = 0.1  # how often host resources are sampled (the telemetry rate)
     host: HostMeter | None = None  # host-wide windows (network, RAPL); None: not measured
+    record_series: bool = False  # keep the process tree's host series (--timeseries)
     prices: tuple[float, float] = (DEFAULT_CARBON_G_PER_KWH, DEFAULT_PRICE_PER_KWH)
 
 
@@ -82,6 +83,8 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings) -> CaseResu
         env=settings.env,
         progress=progress if shown is not None else None,
         sample_s=settings.sample_s,
+        record_series=settings.record_series,
+        rapl_joules=settings.host.rapl_joules if settings.host is not None else None,
     )
     warm: list[Execution] = []
     warnings: list[str] = []
@@ -129,8 +132,12 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings) -> CaseResu
                 return _failed(case, warm, [], ex, f"warm-up {i + 1}", t_case)
     runs: list[Execution] = []
     series: list[Any] = []
+    host_series: list[dict[str, Any]] = []
     for i in range(case.repeat):
         ex = _measured(case, backend, ctx, settings, series, warnings)
+        if ex.host_series:
+            host_series.extend(ex.host_series)
+            ex.host_series = None
         runs.append(ex)
         if case.repeat > 1:
             progress("repetition", i + 1, case.repeat)
@@ -144,6 +151,7 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings) -> CaseResu
             result.metrics["warmup_runs"] = own.runs
     result.warnings = warnings
     result.series = series if series else None
+    result.host_series = host_series if host_series else None
     return result
 
 

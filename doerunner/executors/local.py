@@ -51,11 +51,14 @@ class LocalExecutor(Executor):
 
         if measures_host(context.plan.mode, context.plan.telemetry, len(context.plan.slots)):
             host = host_meter()
+        # The host series go beside the GPU ones, in the same files: with GPU time series.
+        monitor = context.monitor
+        series = tel.timeseries and monitor is not None and monitor.active
         self.settings = [RunnerSettings(
             context.logs_dir, context.policy, context.cancel, context.monitor,
             {**context.env, **slot.environment}, slot.measured,
             reporter.case_progress if self.serial else None,
-            1.0 / tel.sample_hz, host, (tel.carbon_g_per_kwh, tel.price_per_kwh))
+            1.0 / tel.sample_hz, host, series, (tel.carbon_g_per_kwh, tel.price_per_kwh))
             for slot in slots]
         self.free = list(range(len(slots)))
         self.backends: dict[tuple[str, int], Backend] = {}

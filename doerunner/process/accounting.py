@@ -22,6 +22,8 @@ measured.
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from doerunner.process.procfs import LINUX, children, last_pid, read_io, read_usage
@@ -51,7 +53,20 @@ class TreeMeter:
     orphans: dict[int, tuple[float, float, int]] = field(default_factory=dict)
     exited: bool = False  # the root was looked at after it exited
     capped: bool = False  # a look stopped at MAX_WALK processes
+    # The host series (FORMAT.md §4): each look as (epoch s, the tree's CPU s so far, RSS
+    # bytes, threads, host RAPL joules so far or None), when ``record``; ``energy`` reads the
+    # RAPL joules.
+    record: bool = False
+    energy: Callable[[], float | None] | None = None
+    points: list[tuple[float, float, int, int, float | None]] = field(default_factory=list)
     _me: int = field(default_factory=os.getpid)
+
+    def __post_init__(self) -> None:
+        if self.record:  # the start: nothing used yet
+            self.points.append((time.time(), 0.0, 0, 0, self._joules()))
+
+    def _joules(self) -> float | None:
+        return self.energy() if self.energy is not None else None
 
     def sample(self, full: bool = False) -> None:
         """One look at the tree — the root's and the orphans' (re-parented to srd, same
@@ -95,6 +110,23 @@ class TreeMeter:
         self.peak_threads = max(self.peak_threads, threads)
         if full:
             self.tree_cpu, self.tree_io = (user, system), io_sum
+        if self.record and threads:  # something alive (not the look at an exited root)
+            self.points.append((time.time(), user + system, rss, threads, self._joules()))
+
+    def series(self) -> list[dict[str, float | int | None]]:
+        """The recorded looks as host samples: ``t`` (epoch s), ``cpu_pct`` (the tree's CPU
+        since the look before, % of one core), ``rss_mb``, ``threads``, ``rapl_w`` (host CPU
+        + DRAM power since the look before, W; None without RAPL)."""
+        out: list[dict[str, float | int | None]] = []
+        for (t0, c0, _, _, e0), (t1, c1, rss, threads, e1) in zip(
+                self.points, self.points[1:], strict=False):
+            dt = t1 - t0
+            if dt <= 0:
+                continue
+            out.append({"t": t1, "cpu_pct": max(0.0, c1 - c0) / dt * 100, "rss_mb": rss / MB,
+                        "threads": threads,
+                        "rapl_w": None if e0 is None or e1 is None else (e1 - e0) / dt})
+        return out
 
     def _orphans(self) -> list[int]:
         """srd's children (the kernel re-parents orphans to the subreaper's main thread) in

@@ -111,6 +111,11 @@ class HostMeter:
         if "energy_cost_usd" not in own:
             metrics["energy_cost_usd"] = kwh * price_per_kwh
 
+    def rapl_joules(self) -> float | None:
+        """The host's CPU and DRAM energy so far (J), for the host series; None without
+        RAPL."""
+        return sum(self.rapl.totals().values()) if self.rapl is not None else None
+
     @property
     def rapl_refused(self) -> bool:
         """RAPL is there, but its counters are root's: worth telling (absent is not)."""
