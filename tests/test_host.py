@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -85,6 +86,11 @@ def test_a_process_tree_is_measured_whole(tmp_path: Path) -> None:
     assert r["network_io_mb"] != ""  # host-wide, whatever it is
     # What a command prints under these names wins over srd's own reading.
     assert (rows["said"]["cpu_util"], rows["said"]["mem_peak_mb"]) == ("1.50", "7.00")
+    # Formatted by the column rules, which srd validate holds the file to.
+    assert re.fullmatch(r"[0-9]+\.[0-9]{6}", r["cpu_user_s"]) and r["threads_active"].isdigit()
+    assert re.fullmatch(r"[0-9]+\.[0-9]{2}", r["mem_peak_mb"])
+    v = run_srd("validate", "m.csv", cwd=tmp_path)
+    assert v.returncode == 0, v.stdout + v.stderr
 
 
 def test_a_command_shorter_than_a_sample_has_cpu_but_no_peaks(tmp_path: Path) -> None:

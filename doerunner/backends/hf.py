@@ -66,6 +66,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from functools import cache
 from pathlib import Path
@@ -140,13 +141,17 @@ class _Worker:
         except (BrokenPipeError, OSError):
             raise WorkerGone(self._how_it_ended()) from None
 
-    def recv(self, limit_s: float, cancel: Any, case_id: str) -> dict[str, Any]:
-        """The next message, waiting at most ``limit_s`` seconds. Raises ``_Timeout``,
-        ``WorkerGone``, or ``CaseInterrupted`` when ``cancel`` is set (worker killed)."""
+    def recv(self, limit_s: float, cancel: Any, case_id: str,
+             tick: Callable[[], None] | None = None) -> dict[str, Any]:
+        """The next message, waiting at most ``limit_s`` seconds (``tick`` is called at each
+        wake-up, every ``_POLL_S`` at least). Raises ``_Timeout``, ``WorkerGone``, or
+        ``CaseInterrupted`` when ``cancel`` is set (worker killed)."""
         assert self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
         deadline = time.monotonic() + limit_s
         while b"\n" not in self.buf:
+            if tick is not None:
+                tick()
             if cancel.is_set():
                 self.kill()
                 raise CaseInterrupted(case_id)
@@ -256,8 +261,9 @@ class HfBackend(Backend):
             w.ready = True
         return w
 
-    def _recv(self, w: _Worker, ctx: ExecContext, limit_s: float, case_id: str) -> dict[str, Any]:
-        return w.recv(limit_s, ctx.cancel, case_id)
+    def _recv(self, w: _Worker, ctx: ExecContext, limit_s: float, case_id: str,
+              tick: Callable[[], None] | None = None) -> dict[str, Any]:
+        return w.recv(limit_s, ctx.cancel, case_id, tick)
 
     def _discard_worker(self) -> None:
         if self.worker is not None:
@@ -374,15 +380,15 @@ class HfBackend(Backend):
         assert self.worker is not None
         w = self.worker
         share = ShareMeter(w.pid)  # the worker's share of the host in this execution
+        look = share.ticker(ctx.sample_s)
         t_start, t0 = time.time(), time.perf_counter()
         try:
             w.send({"op": "run", "job": job})
             while True:
                 reply = self._recv(w, ctx, ctx.timeout_s - (time.perf_counter() - t0),
-                                   case.case_id)
+                                   case.case_id, look)
                 if "batch" not in reply:
                     break
-                share.sample()
                 if ctx.progress is not None:
                     ctx.progress("batch", int(reply["batch"]), int(reply.get("of", 0)))
         except _Timeout:

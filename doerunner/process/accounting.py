@@ -194,14 +194,27 @@ class TreeMeter:
 class ShareMeter(TreeMeter):
     """The share of one window in what a long-lived process (the hf worker) and its
     children use: CPU time and disk I/O as differences of its counters between ``__init__``
-    and ``finish``, resident memory and threads as the peaks of the looks in between
-    (``sample``: at the start, after each batch, at the end)."""
+    and ``finish``, resident memory and threads as the peaks of the looks in between (at
+    the start, every ``sample_s`` while waiting for the worker — ``ticker`` — and at the
+    end)."""
 
     def __init__(self, root: int) -> None:
         super().__init__(root, -1)  # -1: no session to find orphans in (the worker's are its)
         self.sample()
         self.cpu0 = self.root_cpu
         self.io0 = read_io(root) if AVAILABLE else None
+
+    def ticker(self, every_s: float) -> Callable[[], None]:
+        """A function to call whenever convenient: it looks at the tree every ``every_s``."""
+        due = [time.monotonic() + every_s]
+
+        def tick() -> None:
+            now = time.monotonic()
+            if now >= due[0]:
+                due[0] = now + every_s
+                self.sample()
+
+        return tick
 
     def finish(self, wall_s: float) -> dict[str, float]:
         """The host columns of the window (see ``TreeMeter.metrics``)."""
