@@ -316,3 +316,11 @@ def test_gpu_and_rapl_together_total_and_host_series(tmp_path: Path, lib_dir: Pa
     power = [h["rapl_w"] for h in doc["host"][2:]]  # 70 + 10 W, looked at every 50 ms
     assert power and all(60 < w < 100 for w in power)
     assert sorted(power)[len(power) // 2] == pytest.approx(80.0, rel=0.05)
+
+
+def test_a_dummy_case_reports_its_threads_cpu_only(tmp_path: Path) -> None:
+    rows, _ = _run(tmp_path, "case_id,backend,sleep_s\nd,dummy,0.2\n")
+    r = rows["d"]
+    assert 0 <= float(r["cpu_user_s"]) + float(r["cpu_sys_s"]) < 0.1  # it sleeps
+    assert float(r["cpu_util"]) < 50
+    assert "mem_peak_mb" not in r and "disk_io_mb" not in r  # srd's process, not its own

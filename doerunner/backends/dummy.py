@@ -12,6 +12,7 @@ Parameters that shape it (all optional):
 from __future__ import annotations
 
 import hashlib
+import resource
 import time
 
 from doerunner.backends.base import Backend, ExecContext
@@ -46,6 +47,7 @@ class DummyBackend(Backend):
         return problems
 
     def execute(self, case: Case, ctx: ExecContext) -> Execution:
+        r0 = _thread_usage()
         t0 = time.perf_counter()
         t_start = time.time()
         sleep_s = _sleep_s(case)
@@ -61,7 +63,8 @@ class DummyBackend(Backend):
         if status == TIMEOUT:
             wall_s = ctx.timeout_s
         return Execution(status, wall_s, t_start, t_start + wall_s, None, message,
-                         self.metrics(case) if status == OK else {})
+                         self.metrics(case) if status == OK else {},
+                         host=_thread_share(r0, wall_s))
 
     @staticmethod
     def metrics(case: Case) -> dict[str, float | int]:
@@ -75,3 +78,25 @@ class DummyBackend(Backend):
         u2 = int.from_bytes(d[8:], "big") / _SCALE
         p95 = 0.01 + 0.09 * u1
         return {"p95": p95, "p99": 1.6 * p95, "throughput_rps": 500.0 + 1500.0 * u2, "errors": 0}
+
+
+def _thread_usage() -> tuple[float, float] | None:
+    """This thread's CPU seconds (user, system): the dummy runs in srd's own thread."""
+    try:
+        r = resource.getrusage(resource.RUSAGE_THREAD)
+    except (AttributeError, OSError, ValueError):  # not Linux
+        return None
+    return r.ru_utime, r.ru_stime
+
+
+def _thread_share(r0: tuple[float, float] | None, wall_s: float) -> dict[str, float] | None:
+    """The dummy's process-tree columns (FORMAT.md §3): the CPU its thread used. No memory,
+    threads or disk of its own: it is srd's process."""
+    r1 = _thread_usage()
+    if r0 is None or r1 is None:
+        return None
+    user, system = r1[0] - r0[0], r1[1] - r0[1]
+    out = {"cpu_user_s": user, "cpu_sys_s": system}
+    if wall_s > 0:
+        out["cpu_util"] = (user + system) / wall_s * 100
+    return out
