@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -178,17 +179,21 @@ def _measured(case: Case, backend: Backend, ctx: ExecContext, settings: RunnerSe
     host = settings.host
     mark = host.begin() if host is not None else None
     monitor = settings.monitor
-    if monitor is None or not monitor.active:
+    window = (monitor.window(case.case_id, settings.gpus)
+              if monitor is not None and monitor.active else contextlib.nullcontext())
+    with window as m:
         ex = backend.execute(case, ctx)
-        own = frozenset(ex.metrics)
-        _add_tree(ex)
-        if host is not None and mark is not None:
-            host.end(mark, ex.metrics, *settings.prices, own=own)
-        return ex
-    with monitor.window(case.case_id, settings.gpus) as m:
-        ex = backend.execute(case, ctx)
-    own = frozenset(ex.metrics)
+    own = frozenset(ex.metrics)  # what the backend reported: it wins everywhere below
     _add_tree(ex)
+    if m is not None:
+        _gpu_window(ex, m, series, warnings)
+    if host is not None and mark is not None:
+        host.end(mark, ex.metrics, *settings.prices, own=own, gpu_measured=m is not None)
+    return ex
+
+
+def _gpu_window(ex: Execution, m: Any, series: list[Any], warnings: list[str]) -> None:
+    """The GPU window's columns, details, samples and warnings, added to ``ex``."""
     # The backend's own readings win (e.g. gpu_mem_peak_mb from torch's allocator).
     ex.metrics = {**m.metrics, **ex.metrics}
     elsewhere = device_elsewhere(ex.metrics.get("ext_device_uuid"), m.details)
@@ -196,8 +201,6 @@ def _measured(case: Case, backend: Backend, ctx: ExecContext, settings: RunnerSe
         m.warnings.append(elsewhere)
         for k in [k for k in ex.metrics if k.startswith(("energy_", "gpu_power_"))]:
             ex.metrics[k] = None  # measured on a GPU the work did not run on
-    if host is not None and mark is not None:
-        host.end(mark, ex.metrics, *settings.prices, own=own, gpu_measured=True)
     tokens = ex.metrics.get("tokens_out")
     energy = ex.metrics.get("energy_adjusted_j")
     if energy is None:
@@ -209,7 +212,6 @@ def _measured(case: Case, backend: Backend, ctx: ExecContext, settings: RunnerSe
     for w in m.warnings:
         if w not in warnings:
             warnings.append(w)
-    return ex
 
 
 def _add_tree(ex: Execution) -> None:

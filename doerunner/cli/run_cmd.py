@@ -95,14 +95,16 @@ def _executor_names() -> list[str]:
               help="Neutralise text cells that spreadsheets would run as formulas (OWASP).")
 @click.option("--telemetry", type=click.Choice(MODES), default=_TEL.mode,
               show_default=True, help="GPU telemetry through NVML: auto samples when NVML works, "
-                                      "on fails (exit 4) when no GPU can be read.")
+                                      "on fails (exit 4) when no GPU can be read; off also "
+                                      "drops the host-wide network and RAPL columns.")
 @click.option("--gpus", default=None,
               help="GPUs the cases run on and are measured on, e.g. 0,1: positions among "
                    "the visible GPUs (nvidia-smi's order, or CUDA_VISIBLE_DEVICES's); cases "
                    "get them by UUID. Default: all visible.")
 @click.option("--sample-hz", type=click.FloatRange(min=MIN_SAMPLE_HZ, max=MAX_SAMPLE_HZ),
               default=_TEL.sample_hz,
-              show_default=True, help="GPU sampling rate.")
+              show_default=True, help="Sampling rate of the GPUs and of each case's "
+                                      "process tree.")
 @click.option("--baseline", "baseline", default=_TEL.baseline.text, show_default=True,
               help="Idle power to subtract: auto (cached per GPU, measured when stale), "
                    "measure, off, or watts per GPU.")

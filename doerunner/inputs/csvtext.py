@@ -23,7 +23,9 @@ MAX_FIELD_CHARS = 1 << 20  # csv's own limit (128 KiB) is too small for long com
 _QUOTED = re.compile(r'"[^"]*(?:""[^"]*)*"(?!")')
 # What a notice calls each separator srd reads ("read as ;-separated").
 SEPARATORS = {",": ",", ";": ";", "\t": "tab"}
-_DECIMAL_COMMA = re.compile(r"(?:[<>]=?)?\s*[+-]?\d*,\d+")
+_COMMA_NUMBER_TEXT = r"[+-]?\d*,\d+"  # a number written with a decimal comma
+_DECIMAL_COMMA = re.compile(r"(?:[<>]=?)?\s*" + _COMMA_NUMBER_TEXT)  # ... or a bound of one
+_COMMA_NUMBER = re.compile(_COMMA_NUMBER_TEXT)
 
 
 def read_bytes(path: str | os.PathLike[str], file: str) -> bytes:
@@ -98,9 +100,6 @@ def decimal_comma_hint(value: str) -> str:
     if not _DECIMAL_COMMA.fullmatch(value):
         return ""
     return f" (a decimal comma: write {value.replace(',', '.')!r})"
-
-
-_COMMA_NUMBER = re.compile(r"[+-]?\d*,\d+")
 
 
 def decimal_comma_params(params: Iterable[Mapping[str, str]]) -> list[str]:

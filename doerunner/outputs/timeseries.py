@@ -24,6 +24,7 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import IO, Any
 
+from doerunner.cells import round_half_away
 from doerunner.outputs.base import OutputFormat
 from doerunner.telemetry.gpu import GpuSample
 
@@ -118,7 +119,7 @@ class TimeseriesCsv(OutputFormat):
 def _host_cell(value: Any, places: int | None) -> str:
     if value is None:
         return ""
-    return str(value) if places is None else f"{value:.{places}f}"
+    return str(value) if places is None else round_half_away(value, places)
 
 
 def read_case(path: Path) -> dict[str, Any]:
