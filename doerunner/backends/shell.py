@@ -1,7 +1,8 @@
 """The shell backend: runs a case's ``cmd`` with ``/bin/sh -c`` and parses its output.
 
-The command template (``inputs.template``): ``{name}`` is replaced by the shell-quoted
-value of parameter ``name`` (``shlex.quote``: a value can never run code of its own);
+The command template (``inputs.template``): ``{name}`` is replaced by the value of parameter
+``name`` quoted for the shell context it stands in (``inputs.shellquote``: a value can never
+run code of its own, whatever the template's quotes);
 ``{{`` and ``}}`` are literal braces; ``${NAME}`` is shell syntax and left alone.
 ``{identifier}`` naming no parameter is an input error found by ``check``.
 
@@ -41,7 +42,13 @@ from doerunner.backends.base import Backend, ExecContext
 from doerunner.backends.outparse import combine, extract
 from doerunner.errors import CaseInterrupted
 from doerunner.inputs.case import Case
-from doerunner.inputs.template import TemplateError, render, unknown_message, unknown_placeholders
+from doerunner.inputs.template import (
+    TemplateError,
+    render,
+    shell_problems,
+    unknown_message,
+    unknown_placeholders,
+)
 from doerunner.inputs.vocabulary import param_env_name
 from doerunner.process import spawn
 from doerunner.process import tree as proctree
@@ -80,7 +87,8 @@ class ShellBackend(Backend):
         if case.cmd is None or not case.cmd.strip():
             return [("cmd", "cmd: missing value (the shell backend needs a command)")]
         return [("cmd", unknown_message(name, case.params))
-                for name in unknown_placeholders(case.cmd, case.params)]
+                for name in unknown_placeholders(case.cmd, case.params)] + \
+            [("cmd", msg) for msg in shell_problems(case.cmd)]
 
     def render(self, case: Case) -> str:
         """The command with every ``{name}`` replaced by the shell-quoted parameter value.

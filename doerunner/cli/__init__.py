@@ -141,7 +141,7 @@ class RegistryChoice(click.Choice):
 
 
 @click.group(cls=SrdGroup, context_settings={"help_option_names": ["-h", "--help"],
-                                             "max_content_width": 100})
+                                             "max_content_width": 80})
 @click.version_option(package_name="doerunner", prog_name="srd")
 @debug_option
 def cli(debug: bool) -> None:

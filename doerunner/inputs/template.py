@@ -11,9 +11,9 @@ literal text ``{x}`` and ``${x}`` is never a placeholder.
 
 from __future__ import annotations
 
+import functools
 import re
-import shlex
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 
 _TOKEN = re.compile(r"\{\{|\}\}|\$\{[^}]*\}|\{([A-Za-z0-9_.-]+)\}")
 
@@ -47,24 +47,67 @@ def unknown_message(name: str, names: Collection[str] = ()) -> str:
             f"(write {{{{{name}}}}} for literal braces)")
 
 
-def render(template: str, params: Mapping[str, str],
-           quote: Callable[[str], str] = shlex.quote) -> str:
-    """``template`` with each ``{name}`` replaced by ``quote(params[name])`` and ``{{``/``}}``
-    by single braces. Raises ``TemplateError`` for a placeholder that names no parameter."""
+def _pieces(template: str) -> Iterator[tuple[str, str | None]]:
+    """``template`` as ``(text, None)`` pieces of shell text (``{{``/``}}`` already single
+    braces, ``${...}`` as is) and ``(token, name)`` placeholders, in order."""
+    at = 0
+    for m in _TOKEN.finditer(template):
+        if m.start() > at:
+            yield template[at:m.start()], None
+        token = m.group(0)
+        if m.group(1) is not None:
+            yield token, m.group(1)
+        else:
+            yield {"{{": "{", "}}": "}"}.get(token, token), None
+        at = m.end()
+    if at < len(template):
+        yield template[at:], None
+
+
+@functools.lru_cache(maxsize=1024)
+def _plan(template: str) -> tuple[tuple[str, str | None, str], ...]:
+    """``template``'s pieces (``_pieces``), each placeholder with the shell context it stands
+    in (``inputs.shellquote``): decided once per distinct template (rendering is on the
+    per-case path)."""
+    from doerunner.inputs import shellquote
+
+    pieces = list(_pieces(template))
+    ctxs = iter(shellquote.contexts(pieces))
+    return tuple((text, name, "" if name is None else next(ctxs)) for text, name in pieces)
+
+
+def shell_problems(template: str) -> list[str]:
+    """Why ``template`` cannot be run safely by ``sh``: one message per placeholder that
+    stands where no quoting makes a value safe (inside backquotes or a here-document), each
+    saying how to write it instead (``inputs.shellquote``)."""
+    if "{" not in template:
+        return []
+    from doerunner.inputs import shellquote
+
+    return list(dict.fromkeys(
+        shellquote.refusal(name, ctx) for _, name, ctx in _plan(template)
+        if name is not None and ctx in (shellquote.BACKQUOTE, shellquote.HEREDOC)))
+
+
+def render(template: str, params: Mapping[str, str]) -> str:
+    """``template`` with each ``{name}`` replaced by the value of ``params[name]`` quoted for
+    the shell context it stands in (``inputs.shellquote``: unquoted, inside ``'...'`` or
+    ``"..."``; a value is always text to ``sh``, never code), and ``{{``/``}}`` by single
+    braces. Raises ``TemplateError`` for a placeholder that names no parameter or stands
+    where no quoting is safe (``shell_problems``)."""
     if "{" not in template and "}" not in template:
         return template  # nothing to replace (every token holds a brace)
+    from doerunner.inputs import shellquote
 
-    def sub(m: re.Match[str]) -> str:
-        token = m.group(0)
-        if token == "{{":
-            return "{"
-        if token == "}}":
-            return "}"
-        name = m.group(1)
+    out: list[str] = []
+    for text, name, ctx in _plan(template):
         if name is None:
-            return token  # ${...}
+            out.append(text)
+            continue
         if name not in params:
             raise TemplateError(f"cmd uses {{{name}}} but there is no parameter '{name}'")
-        return quote(params[name])
-
-    return _TOKEN.sub(sub, template)
+        try:
+            out.append(shellquote.quote_in(ctx, params[name]))
+        except ValueError:
+            raise TemplateError(shellquote.refusal(name, ctx)) from None
+    return "".join(out)
