@@ -74,3 +74,40 @@ def build(base: Path) -> dict[str, Path]:
     assert p.returncode == 0, p.stderr
     out["gpu"] = d / "metrics.csv"
     return out
+
+
+# A run written by hand, for exact cells: every column kind the report's tables meet — cells
+# copied verbatim (an all-integer energy column), columns empty in every row (p99,
+# param_unused), a parameter empty in the failed row only, a throttled case without reasons.
+HAND_CSV = """\
+case_id,status,run_seconds,p95,p99,throughput_rps,errors,ts_start,ts_end,backend,exit_code,\
+message,violations,energy_raw_j,runs,thermal_throttle_detected,thermal_throttle_duration_sec,\
+thermal_throttle_reasons,param_batch,param_mode,param_unused,threshold_p95
+a,OK,0.500000,0.010000,,900,0,2026-01-02T03:04:05+09:00,2026-01-02T03:04:06+09:00,shell,0,,,\
+419,2,1,0.250000,,1,fast,,
+b,OK,2.000000,0.030000,,300,0,2026-01-02T03:04:06+09:00,2026-01-02T03:04:08+09:00,shell,0,,\
+p95>0.025,1200,2,,,,2,slow,,0.025
+c,FAIL,0.100000,,,,1,2026-01-02T03:04:08+09:00,2026-01-02T03:04:08+09:00,shell,1,exit code 1,\
+,,,,,,,fast,,
+"""
+HAND_RUN_JSON = {
+    "run_id": "20260102T030405-abcdef", "started": "2026-01-02T03:04:05+09:00",
+    "ended": "2026-01-02T03:04:08+09:00", "cases_file": "my cases.csv", "srd_version": "0.1.0",
+    "command_line": ["srd", "run", "--cases", "my cases.csv", "--out", "m.csv"],
+    "options": {"out": "m.csv", "jobs": 1, "default_timeout_s": 600.0, "csv_safe": False,
+                "junit": None, "telemetry": {"sample_hz": 20.0}},
+    "summary": {"total": 3, "elapsed_s": 3.0450115, "interrupted": False},
+    "environment": {"hostname": "box", "memory_mb": 24105.0625, "cpu_governor": None,
+                    "packages": {"numpy": "2.4.6", "pandas": "3.1.1"}},
+    "telemetry": {"mode": "off", "active": False},
+}
+
+
+def write_hand_run(base: Path) -> Path:
+    """``base/m.csv`` (``HAND_CSV``) with ``base/m_run/run.json`` beside it; returns m.csv."""
+    import json
+
+    (base / "m_run").mkdir(parents=True)
+    (base / "m_run" / "run.json").write_text(json.dumps(HAND_RUN_JSON), encoding="utf-8")
+    (base / "m.csv").write_text(HAND_CSV, encoding="utf-8")
+    return base / "m.csv"

@@ -11,12 +11,13 @@ import pytest
 from click.testing import CliRunner
 
 from doerunner.analysis.compare import compare, metric_direction, parse_ratio
-from doerunner.analysis.effects import main_effects
+from doerunner.analysis.effects import interaction, main_effects
 from doerunner.analysis.metrics import read_metrics
 from doerunner.cli import cli
 from doerunner.errors import InputError
 from doerunner.outputs.compare_table import render_compare
 from doerunner.outputs.effects_table import render_effects
+from tests.conftest import run_srd
 
 # 2 factors x 2 levels x 2 rows. First seen: batch 16 before 8, mode slow before fast.
 # batch 8: 0.10 0.12 0.20 0.22 -> mean 0.16; batch 16: 0.30 0.34 0.40 0.46 -> 0.375
@@ -145,6 +146,148 @@ def test_effects_no_ok_rows_and_missing_file_exit_4(tmp_path: Path) -> None:
     r = CliRunner().invoke(cli, ["effects", str(tmp_path / "none.csv")])
     assert r.exit_code == 4
     assert r.output == f"srd: error: {tmp_path / 'none.csv'}: no such file\n"
+
+
+# --- --where and the two-factor table ---------------------------------------------------------
+
+# batch x mode with an empty cell (4, b: its only row FAILed), a row without mode (not in the
+# table: its batch 10 is no level), and 10 rows in all (counts padded in text).
+# (1,b) 0.5; (1,a) 0.1 0.2 0.15x4 -> 0.15 (6); (2,b) 0.3; (2,a) 0.4; (4,a) 0.9.
+# batch 1: 1.4/7 = 0.2; 2: 0.35; 4: 0.9. mode b (first seen): 0.8/2 = 0.4; a: 2.2/8 = 0.275.
+INTERACTION_CSV = """\
+case_id,status,p95,param_batch,param_mode
+r1,OK,0.3,2,b
+r2,OK,0.1,1,a
+r3,OK,0.2,1,a
+r4,OK,0.4,2,a
+r5,OK,0.5,1,b
+r6,OK,0.9,4,a
+r7,OK,0.15,1,a
+r8,OK,0.15,1,a
+r9,OK,0.15,1,a
+r10,OK,0.15,1,a
+r11,OK,0.7,10,
+r12,FAIL,9.9,4,b
+"""
+INTERACTION_TITLE = ("Interaction of {a} and {b} on p95{where}: {used} OK rows with a value "
+                     "of all three, of {total}; each cell: mean (n rows); all = every level "
+                     "of the other factor")
+
+
+def test_effects_where_selects_rows_before_the_effects(effects_csv: Path) -> None:
+    # mode=fast: c2 c3 c7 c8 (OK), c9 (FAIL), c10 (no p95); mode has one level left.
+    r = invoke("effects", str(effects_csv), "--where", "mode=fast")
+    assert r.exit_code == 0, r.output
+    assert r.output == (
+        "Main effects on p95 where param_mode=fast: 4 OK rows with a value, of 6; effect = "
+        "max - min of the level means\n"
+        "rank  factor       level  n      mean       std    effect\n"
+        "----  -----------  -----  -  --------  --------  --------\n"
+        "   1  param_batch  8      2  0.110000  0.014142  0.210000\n"
+        "                   16     2  0.320000  0.028284\n")
+    # Values of one factor are alternatives; factors must all hold; spaces aside.
+    r = invoke("effects", str(effects_csv), "--where", "param_batch= 16", "--where",
+               "batch=8", "--where", "mode=slow", "--factor", "batch", "--markdown")
+    assert r.exit_code == 0, r.output
+    assert r.output == (
+        "Main effects on p95 where param_batch=16|8 and param_mode=slow: 4 OK rows with a "
+        "value, of 4; effect = max - min of the level means\n\n"
+        "| rank | factor | level | n | mean | std | effect |\n"
+        "|---:|---|---|---:|---:|---:|---:|\n"
+        "| 1 | param_batch | 8 | 2 | 0.210000 | 0.014142 | 0.220000 |\n"
+        "|  |  | 16 | 2 | 0.430000 | 0.042426 |  |\n")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--where", "colour=red"], "srd: error: --where colour=red: unknown factor colour "
+                                "(parameters: param_batch, param_mode, param_seed)\n"),
+    (["--where", "batch=32"], "srd: error: --where batch=32: no row has param_batch=32 "
+                              "(values: 8, 16)\n"),
+    (["--where", "batch=8.0"], "srd: error: --where batch=8.0: no row has param_batch=8.0 "
+                               "(values: 8, 16)\n"),
+    (["--where", "mode=fast", "--where", "mode=medium"],
+     "srd: error: --where mode=medium: no row has param_mode=medium (values: slow, fast)\n"),
+    (["--where", "mode"], "srd: error: --where takes FACTOR=VALUE, got 'mode'\n"),
+    (["--where", "=8"], "srd: error: --where takes FACTOR=VALUE, got '=8'\n"),
+    (["--interaction", "batch", "param_batch"],
+     "srd: error: the interaction needs two different factors, got param_batch twice\n"),
+    (["--interaction", "batch", "colour"],
+     "srd: error: unknown factor colour (parameters: param_batch, param_mode, param_seed)\n"),
+])
+def test_effects_where_and_interaction_bad_input_exit_4(effects_csv: Path, args: list[str],
+                                                        message: str) -> None:
+    r = CliRunner().invoke(cli, ["effects", str(effects_csv), *args])
+    assert (r.exit_code, r.output) == (4, message)
+
+
+def test_effects_where_bad_value_in_a_subprocess(effects_csv: Path) -> None:
+    p = run_srd("effects", str(effects_csv), "--where", "seed=2")
+    assert (p.returncode, p.stdout, p.stderr) == (
+        4, "", "srd: error: --where seed=2: no row has param_seed=2 (values: 1)\n")
+
+
+def test_effects_interaction_text_with_an_empty_cell(tmp_path: Path) -> None:
+    p = _write(tmp_path, "m.csv", INTERACTION_CSV)
+    r = invoke("effects", str(p), "--interaction", "batch", "mode")
+    assert r.exit_code == 0, r.output
+    assert r.output == INTERACTION_TITLE.format(
+        a="param_batch", b="param_mode", where="", used=10, total=12) + "\n" + (
+        "param_batch \\ param_mode              b              a            all\n"
+        "------------------------  -------------  -------------  -------------\n"
+        "1                         0.500000  (1)  0.150000  (6)  0.200000  (7)\n"
+        "2                         0.300000  (1)  0.400000  (1)  0.350000  (2)\n"
+        "4                                     -  0.900000  (1)  0.900000  (1)\n"
+        "all                       0.400000  (2)  0.275000  (8)  0.300000 (10)\n")
+
+
+def test_effects_interaction_markdown_transposed(tmp_path: Path) -> None:
+    p = _write(tmp_path, "m.csv", INTERACTION_CSV)
+    r = invoke("effects", str(p), "--interaction", "param_mode", "batch", "--markdown")
+    assert r.exit_code == 0, r.output
+    assert r.output == INTERACTION_TITLE.format(
+        a="param_mode", b="param_batch", where="", used=10, total=12) + "\n\n" + (
+        "| param_mode \\\\ param_batch | 1 | 2 | 4 | all |\n"
+        "|---|---:|---:|---:|---:|\n"
+        "| b | 0.500000 (1) | 0.300000 (1) | - | 0.400000 (2) |\n"
+        "| a | 0.150000 (6) | 0.400000 (1) | 0.900000 (1) | 0.275000 (8) |\n"
+        "| all | 0.200000 (7) | 0.350000 (2) | 0.900000 (1) | 0.300000 (10) |\n")
+
+
+def test_effects_interaction_margins_are_the_main_effects(effects_csv: Path) -> None:
+    """Where every row has both factors, the margins are main_effects' level means."""
+    df = read_metrics(effects_csv)
+    t = interaction(df, "batch", "mode", "p95")
+    by = {f.factor: f for f in main_effects(df, "p95").factors}
+    assert t.levels_a == tuple(lv.level for lv in by["param_batch"].levels) == ("8", "16")
+    assert t.levels_b == tuple(lv.level for lv in by["param_mode"].levels) == ("slow", "fast")
+    assert [c.mean for c in t.by_a] == pytest.approx([lv.mean for lv in by["param_batch"].levels])
+    assert [c.mean for c in t.by_b] == pytest.approx([lv.mean for lv in by["param_mode"].levels])
+    assert [[(c.n, c.mean) for c in row] for row in t.cells] == [
+        [(2, pytest.approx(0.21)), (2, pytest.approx(0.11))],
+        [(2, pytest.approx(0.43)), (2, pytest.approx(0.32))]]
+    assert (t.total.n, t.total.mean, t.rows_used, t.rows_total) == (
+        8, pytest.approx(0.2675), 8, 10)
+
+
+def test_effects_interaction_with_where_in_a_subprocess(effects_csv: Path) -> None:
+    p = run_srd("effects", str(effects_csv), "--interaction", "batch", "mode", "--where",
+                "batch=16")
+    assert (p.returncode, p.stderr) == (0, "")
+    assert p.stdout == INTERACTION_TITLE.format(
+        a="param_batch", b="param_mode", where=" where param_batch=16", used=4,
+        total=4) + "\n" + (
+        "param_batch \\ param_mode          slow          fast           all\n"
+        "------------------------  ------------  ------------  ------------\n"
+        "16                        0.430000 (2)  0.320000 (2)  0.375000 (4)\n"
+        "all                       0.430000 (2)  0.320000 (2)  0.375000 (4)\n")
+
+
+def test_effects_interaction_refuses_factor_option(effects_csv: Path) -> None:
+    r = CliRunner().invoke(cli, ["effects", str(effects_csv), "--interaction", "batch",
+                                 "mode", "--factor", "seed"])
+    assert r.exit_code == 4
+    assert r.output.splitlines()[-1] == ("Error: --interaction names its two factors: drop "
+                                         "--factor")
 
 
 # --- compare ------------------------------------------------------------------------------------

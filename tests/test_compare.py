@@ -74,7 +74,7 @@ def test_design_with_an_added_level_is_refused_by_id_and_paired_by_params(
                                                                           "2"]
     assert n.loc[0, ["case_id", "param_mode", "param_level"]].tolist() == ["pt-001", "fast",
                                                                           "1"]
-    r = _compare(str(base), str(new), "--metric", "p95")
+    r = _compare(str(base), str(new), "--metric", "p95", "--no-params")
     assert r.exit_code == 4, r.output
     assert r.output.splitlines()[2:] == [
         "pt-001   p95     0.200000  0.100000          MISMATCH  level: 2 → 1",
@@ -94,7 +94,7 @@ def test_design_with_an_added_level_is_refused_by_id_and_paired_by_params(
         "new cases (only in new): pt-007, pt-008",
     ]
     # Paired by their parameters, every common point measured the same: nothing changed.
-    r = _compare(str(base), str(new), "--metric", "p95", "--match", "params")
+    r = _compare(str(base), str(new), "--metric", "p95", "--match", "params", "--no-params")
     assert r.exit_code == 0, r.output
     assert r.output.splitlines()[2:] == [
         "pt-006   p95     0.200000  0.200000  +0.00%  ok       base id pt-001",
@@ -361,3 +361,96 @@ def test_a_backends_own_median_wins_over_the_robust_column(tmp_path: Path) -> No
     out, _ = _run(tmp_path, "m", "case_id,cmd,repeat\nx,echo lat=1 lat_median=5 lat_mad=7,3\n")
     df = pd.read_csv(out, dtype=str, keep_default_na=False)
     assert df.loc[0, ["lat", "lat_median", "lat_mad"]].tolist() == ["1", "5", "7"]
+
+
+# --- the parameters next to case_id (--show-params) -------------------------------------
+
+# c: the same id, another level (refused by id); d only in base (size empty: left out);
+# e only in new; a value with a space is quoted, a point over 40 characters is cut.
+BASE_P = """\
+case_id,status,run_seconds,p95,param_level,param_size,param_label
+a,OK,1.000000,0.100000,9,4,fast path
+b,OK,1.000000,0.200000,1,16,a very long label that goes on and on and on
+c,OK,1.000000,0.300000,2,8,x
+d,OK,1.000000,0.300000,3,,y
+"""
+NEW_P = """\
+case_id,status,run_seconds,p95,param_level,param_size,param_label
+a,OK,1.000000,0.100000,9,4,fast path
+b,OK,1.000000,0.150000,1,16,a very long label that goes on and on and on
+c,OK,1.000000,0.300000,5,8,x
+e,OK,1.000000,0.300000,7,2,z
+"""
+
+
+def _pair_p(tmp_path: Path) -> tuple[str, str]:
+    (tmp_path / "base.csv").write_text(BASE_P, encoding="utf-8")
+    (tmp_path / "new.csv").write_text(NEW_P, encoding="utf-8")
+    return str(tmp_path / "base.csv"), str(tmp_path / "new.csv")
+
+
+def test_show_params_text(tmp_path: Path) -> None:
+    base, new = _pair_p(tmp_path)
+    r = _compare(base, new, "--metric", "p95", "--params")
+    assert r.exit_code == 4, r.output  # c refused
+    assert r.output.splitlines()[:7] == [
+        "case_id  params                                    metric      base       new   "
+        "change  verdict   note",
+        "-------  ----------------------------------------  ------  --------  --------  "
+        "-------  --------  --------------------------------",
+        'a        level=9 size=4 label="fast path"          p95     0.100000  0.100000   '
+        "+0.00%  ok",
+        'b        level=1 size=16 label="a very long labe…  p95     0.200000  0.150000  '
+        "-25.00%  improved  untested: no repetitions to test",
+        "c        level=5 size=8 label=x                    p95     0.300000  0.300000  "
+        "         MISMATCH  level: 2 → 5",
+        "d        level=3 label=y                           p95     0.300000            "
+        "         missing   only in base",
+        "e        level=7 size=2 label=z                    p95               0.300000  "
+        "         new       only in new",
+    ]
+    # the summary is the same with or without the column
+    plain = _compare(base, new, "--metric", "p95", "--no-params")
+    assert r.output.splitlines()[7:] == plain.output.splitlines()[7:]
+    assert "params" not in plain.output.splitlines()[0]
+    assert _compare(base, new, "--metric", "p95").output == r.output  # the default
+
+
+def test_show_params_markdown_by_params_in_a_subprocess(tmp_path: Path) -> None:
+    base, new = _pair_p(tmp_path)
+    p = run_srd("compare", base, new, "--metric", "p95", "--metric", "run_seconds",
+                "--match", "params", "--params", "--markdown")
+    assert (p.returncode, p.stderr) == (3, "")  # c's two points: one missing, one new
+    assert p.stdout.splitlines()[:14] == [
+        "| case_id | params | metric | base | new | change | verdict | note |",
+        "|---|---|---|---:|---:|---:|---|---|",
+        '| a | level=9 size=4 label="fast path" | p95 | 0.100000 | 0.100000 | +0.00% | ok |  |',
+        '| a | level=9 size=4 label="fast path" | run_seconds | 1.000000 | 1.000000 | +0.00% '
+        "| ok |  |",
+        '| b | level=1 size=16 label="a very long labe… | p95 | 0.200000 | 0.150000 | -25.00% '
+        "| improved | untested: no repetitions to test |",
+        '| b | level=1 size=16 label="a very long labe… | run_seconds | 1.000000 | 1.000000 '
+        "| +0.00% | ok |  |",
+        "| c | level=2 size=8 label=x | p95 | 0.300000 |  |  | missing | only in base |",
+        "| c | level=2 size=8 label=x | run_seconds | 1.000000 |  |  | missing | only in base |",
+        "| d | level=3 label=y | p95 | 0.300000 |  |  | missing | only in base |",
+        "| d | level=3 label=y | run_seconds | 1.000000 |  |  | missing | only in base |",
+        "| c | level=5 size=8 label=x | p95 |  | 0.300000 |  | new | only in new |",
+        "| c | level=5 size=8 label=x | run_seconds |  | 1.000000 |  | new | only in new |",
+        "| e | level=7 size=2 label=z | p95 |  | 0.300000 |  | new | only in new |",
+        "| e | level=7 size=2 label=z | run_seconds |  | 1.000000 |  | new | only in new |",
+    ]
+    assert p.stdout.splitlines()[14:16] == [
+        "", "2 cases in both files; 0 regression(s), 1 improved, 0 noisy (cannot tell); "
+            "cases: 2 missing, 2 new; max regression 5%"]
+
+
+def test_point_text_rules() -> None:
+    from doerunner.outputs.points import POINT_WIDTH, point_text
+
+    assert point_text([("param_a", "1"), ("param_b", ""), ("c", 'say "hi"'),
+                       ("param_d", "a\\b c")]) == 'a=1 c="say \\"hi\\"" d="a\\\\b c"'
+    long = point_text([("param_x", "y" * 60)])
+    assert (len(long), long) == (POINT_WIDTH, "x=" + "y" * 37 + "…")
+    assert point_text([("param_x", "y" * 60)], None) == "x=" + "y" * 60
+    assert point_text([]) == ""

@@ -422,3 +422,78 @@ def test_near_misses_of_reserved_columns_are_refused_with_did_you_mean(tmp_path:
         "design.yaml:6:0: template.repeats: would be read as a parameter: did you mean "
         "'repeat'? (a parameter of that name is written 'param_repeats')",
     ]
+
+
+# --- case ids from the values: `id` ------------------------------------------------------------
+
+
+def test_id_template_makes_ids_from_the_values(tmp_path: Path) -> None:
+    p = _yaml(tmp_path, "factors:\n  compressor: [gzip, xz]\n  level: [1, 9]\n"
+                        "  ratio: [0.5]\nid: 'c.{compressor}-l{level}_r{ratio}'\n"
+                        "randomize: false\ntemplate:\n  cmd: '{compressor} -{level}'\n")
+    g = generate(load_design(p))
+    assert [r[0] for r in g.rows] == ["c.gzip-l1_r0.5", "c.xz-l1_r0.5", "c.gzip-l9_r0.5",
+                                      "c.xz-l9_r0.5"]
+    assert [c.case_id for c in read_cases(_make_csv(tmp_path, p))] == [r[0] for r in g.rows]
+
+
+def test_id_template_with_replicates_numbers_them_and_keeps_the_run_order(
+        tmp_path: Path) -> None:
+    text = "factors:\n  a: [1, 2]\n  b: [x, y]\nreplicates: 2\nseed: 3\n"
+    numbered = generate(load_design(_yaml(tmp_path, text)))
+    named = generate(load_design(_yaml(tmp_path, text + "id: '{a}{b}'\n", "named.yaml")))
+    # the same shuffled run order; each id is the point's, then the replicate
+    assert [r[1:] for r in named.rows] == [r[1:] for r in numbered.rows]
+    assert sorted(r[0] for r in named.rows) == [
+        "1x-r1", "1x-r2", "1y-r1", "1y-r2", "2x-r1", "2x-r2", "2y-r1", "2y-r2"]
+    assert all(r[0].startswith(r[1] + r[2] + "-r") for r in named.rows)
+
+
+def test_id_template_errors(tmp_path: Path) -> None:
+    assert _problems(tmp_path, "factors:\n  compressor: [gzip]\n  level: [1]\nprefix: p\n"
+                               "id: '{compresor}/{level}$'\n") == [
+        "design.yaml:4:0: prefix: the case ids are made by `id`: drop `prefix`",
+        "design.yaml:5:0: id: uses {compresor} but there is no factor 'compresor' (did you "
+        "mean {compressor}?)",
+        "design.yaml:5:0: id: may hold {factor} placeholders and A-Z a-z 0-9 . _ - only, "
+        "not '$' '/'",
+    ]
+    assert _problems(tmp_path, "factors:\n  a: [1]\nid: 3\n") == [
+        'design.yaml:3:0: id: must be a string of {factor} placeholders, like '
+        '"{compressor}-l{level}"']
+
+
+def test_id_template_collisions_and_bad_values_name_the_points(tmp_path: Path) -> None:
+    assert _problems(tmp_path, "factors:\n  c: [gzip, GZIP, xz]\n  level: [1, 9]\n"
+                               "id: '{c}'\nrandomize: false\n") == [
+        "design.yaml:4:0: id: points {c: gzip, level: 1} and {c: GZIP, level: 1} both give "
+        "the case id 'GZIP' (unique ignoring case: put every factor that varies in `id`)",
+        "design.yaml:4:0: id: points {c: xz, level: 1} and {c: xz, level: 9} both give "
+        "the case id 'xz' (unique ignoring case: put every factor that varies in `id`)",
+    ]
+    # a value's other characters become _ (as in -L/-P sweeps): a/b and a b meet as a_b
+    assert _problems(tmp_path, "factors:\n  path: ['a/b', 'a b', c]\nid: 'p{path}'\n") == [
+        "design.yaml:3:0: id: points {path: a/b} and {path: a b} both give the case id "
+        "'pa_b' (unique ignoring case: put every factor that varies in `id`)"]
+    p = _yaml(tmp_path, "factors:\n  model: ['org/model-b', 'org/model-c']\n"
+                        "id: '{model}'\nrandomize: false\ntemplate:\n  cmd: echo {model}\n")
+    out = tmp_path / "models.csv"
+    r = CliRunner().invoke(cli, ["design", str(p), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert out.read_text().splitlines()[1:] == ["org_model-b,echo {model},org/model-b",
+                                                "org_model-c,echo {model},org/model-c"]
+
+
+def test_cli_design_writes_the_ids(tmp_path: Path) -> None:
+    p = _yaml(tmp_path, "factors:\n  n: [1, 2]\nid: 'n{n}'\nrandomize: false\n"
+                        "template:\n  cmd: echo {n}\n")
+    out = tmp_path / "cases.csv"
+    r = CliRunner().invoke(cli, ["design", str(p), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert out.read_text() == "case_id,cmd,n\nn1,echo {n},1\nn2,echo {n},2\n"
+
+
+def _make_csv(tmp_path: Path, design: Path) -> Path:
+    out = tmp_path / f"{design.stem}.csv"
+    design_to_csv(design, out)
+    return out

@@ -260,3 +260,65 @@ def test_srd_run_junit_times_with_repetitions(tmp_path: Path,
     elapsed = json.loads((tmp_path / "m_run" / "run.json").read_text())["summary"]["elapsed_s"]
     props = {p.get("name"): p.get("value") for p in suite.iter("property")}
     assert props == {"wall_time_s": round_half_away(elapsed, 6), "repetitions": "4"}
+
+
+def test_parameters_in_the_test_name_opt_in(tmp_path: Path) -> None:
+    """params_in_name: <case_id>[level=9 size=4], the parameters with a value in column
+    order, cut at 40 characters, forbidden characters removed; valid against the schema."""
+    out = tmp_path / "j.xml"
+    write_junit(out, _metrics_rows(tmp_path), "s", None, params_in_name=True)
+    xmlschema.XMLSchema(XSD).validate(str(out))
+    suite = ET.parse(out).getroot()
+    assert [c.get("name") for c in suite.findall("testcase")] == [
+        "ok1[model=tiny x=1]", "fail1[model=tiny x=2]", "slow1[model=big x=3]",
+        'viol1[model="a<b & \\"c\\" \'d\'[31m\x7f end" x…]']
+    # the rest of the test case is as without the option
+    ok = suite.find("testcase[@name='ok1[model=tiny x=1]']")
+    assert (ok.get("classname"), ok.find("system-out").text.splitlines()[:2]) == (
+        "srd.shell", ["param_model=tiny", "param_x=1"])
+
+
+def test_test_names_are_stable_across_runs(tmp_path: Path) -> None:
+    """A case's name depends on its id and parameters alone: another run of the same cases
+    (other times, statuses, column order of the metrics) gives the same names; a case
+    without parameter values keeps its bare id."""
+    header = ["case_id", "status", "run_seconds", "param_size", "param_level", "note_why"]
+    first = [dict(zip(header, cells, strict=True)) for cells in (
+        ["a", "OK", "0.5", "4", "9", "x"], ["b", "OK", "0.25", "", "", ""])]
+    second = [{"note_why": "", "param_level": "9", "run_seconds": "7.0", "case_id": "a",
+               "status": "FAIL", "param_size": "4"},
+              {"status": "TIMEOUT", "case_id": "b", "param_size": "", "param_level": ""}]
+    names = []
+    for i, rows in enumerate((first, second)):
+        out = tmp_path / f"j{i}.xml"
+        write_junit(out, rows, "s", None, params_in_name=True)
+        names.append({c.get("name") for c in ET.parse(out).getroot().iter("testcase")})
+    assert names == [{"a[size=4 level=9]", "b"}, {"a[level=9 size=4]", "b"}]
+
+
+def test_srd_run_junit_names_are_case_ids_with_parameters(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`srd run --junit`, in a real process: the names are the case ids with their
+    parameters (pytest's shape; --junit-names id: the bare case ids, the CI history key of
+    older runs), the parameters also in <system-out>, the file valid against the schema."""
+    from tests.conftest import run_srd
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cases.csv").write_text("case_id,backend,level,size\nk9,dummy,9,4\n"
+                                        "k1,dummy,1,\n")
+    p = run_srd("run", "--cases", "cases.csv", "--out", "m.csv", "-q", "--telemetry", "off",
+                "--junit", "junit.xml", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    xmlschema.validate(str(tmp_path / "junit.xml"), str(XSD))
+    names = [c.get("name") for c in ET.parse(tmp_path / "junit.xml").getroot()]
+    assert [n for n in names if n is not None] == ["k9[level=9 size=4]", "k1[level=1]"]
+    p = run_srd("run", "--cases", "cases.csv", "--out", "m.csv", "-q", "--telemetry", "off",
+                "--junit", "junit.xml", "--junit-names", "id", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    xmlschema.validate(str(tmp_path / "junit.xml"), str(XSD))
+    suite = ET.parse(tmp_path / "junit.xml").getroot()
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == ["k9", "k1"]
+    assert [[line for line in c.find("system-out").text.splitlines()
+             if line.startswith("param_")] for c in cases] == [
+        ["param_level=9", "param_size=4"], ["param_level=1"]]

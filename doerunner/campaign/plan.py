@@ -200,7 +200,9 @@ def draft_plan(options: Any, cases: Sequence[Case], executor: Any) -> Draft:
                              f"{par.jobs} cases",
                              "use --per-gpu to give each case a GPU of its own, or --jobs 1",
                              "use --per-gpu, --share-gpus or --jobs 1")
-    return Draft(par.executor, "parallel" if par.jobs > 1 else "serial", par.jobs, mode,
+    # No more slots than cases: a slot is a thread and a backend instance.
+    slots = max(1, min(par.jobs, len(cases)))
+    return Draft(par.executor, "parallel" if slots > 1 else "serial", slots, mode,
                  gpu_backends=gpu_backends, notes=tuple(notes))
 
 

@@ -19,6 +19,7 @@ from doerunner.backends import BACKENDS, Backend
 from doerunner.errors import InputError, Problem
 from doerunner.inputs import csvtext
 from doerunner.inputs.case import Case
+from doerunner.inputs.commands import CommandCells
 from doerunner.inputs.layout import Layout, quoted
 from doerunner.inputs.patterns import PatternCells
 from doerunner.inputs.thresholds import Threshold, parse_threshold
@@ -26,6 +27,7 @@ from doerunner.inputs.vocabulary import (
     CASE_ID_RE,
     CASE_ID_RULE,
     DEFAULT_BACKEND,
+    DEFAULT_SHELL,
     DEFAULT_TIMEOUT_S,
     FALSE_WORDS,
     NAME_RE,
@@ -46,13 +48,20 @@ def read_cases(
     *,
     default_backend: str = DEFAULT_BACKEND,
     default_timeout_s: float = DEFAULT_TIMEOUT_S,
+    default_repeat: int = 1,
+    default_warmup: int | str | None = None,
+    default_hooks: Mapping[str, str | None] | None = None,
+    default_shell: bool = DEFAULT_SHELL,
     check_backends: bool = True,
     notices: list[str] | None = None,
 ) -> list[Case]:
     """Read and validate cases.csv (FORMAT.md §2); return its cases in file order.
 
     ``default_backend`` applies to rows with an empty or absent ``backend`` cell and
-    ``default_timeout_s`` (seconds) to rows without ``timeout_s``. With ``check_backends``
+    ``default_timeout_s`` (seconds) to rows without ``timeout_s``, ``default_repeat`` and
+    ``default_warmup`` (int or ``"auto"``; None: the backend's) likewise; ``default_hooks`` (hook
+    name → command template, e.g. ``{"setup": "make"}``; None or empty: none) and
+    ``default_shell`` to rows whose hook or ``shell`` cell is empty. With ``check_backends``
     each case is also given to its backend's ``check()``. What was read other than it is
     written — empty columns left out, a ``;`` or tab separator — is told as one line each,
     appended to ``notices`` (when given) even when the read then fails.
@@ -70,6 +79,13 @@ def read_cases(
     file = os.fsdecode(path)
     reader = _Reader(file, known[default_backend], float(default_timeout_s), known,
                      BACKENDS, check_backends, [] if notices is None else notices)
+    if not (type(default_repeat) is int and default_repeat >= 1) or (default_warmup not in (
+            None, "auto") and not (type(default_warmup) is int and default_warmup >= 0)):
+        raise InputError(f"bad default repeat {default_repeat!r} or warmup {default_warmup!r}")
+    reader.default_repeat = default_repeat
+    if default_warmup is not None:
+        reader.default_warmup = dict.fromkeys(known, default_warmup)
+    reader.commands = CommandCells(default_hooks, default_shell, reader.problems)
     return reader.read(csvtext.decode(file, csvtext.read_bytes(path, file)))
 
 
@@ -91,6 +107,7 @@ class _Reader(Layout):
         self.installed = installed
         # A backend's own default warm-up (hf: auto) for rows without a warmup cell.
         self.default_warmup = {name: installed[name].DEFAULT_WARMUP for name in known}
+        self.default_repeat = 1
         self.check = check
         self.problems: list[Problem] = []
         self.nul_seen = False
@@ -105,6 +122,7 @@ class _Reader(Layout):
         self.no_notes: dict[str, str] = {}
         self.threshold_memo: dict[tuple[int, str], tuple[Threshold, ...]] = {}
         self.metric_cells = PatternCells(n for n in known if installed[n].PARSES_OUTPUT)
+        self.commands = CommandCells(None, DEFAULT_SHELL, self.problems)
 
     def add(self, line: int, column: int, message: str) -> None:
         self.problems.append(Problem(self.file, line, column, message))
@@ -288,7 +306,7 @@ class _Reader(Layout):
                 add(line, i_timeout + 1, "timeout_s must be a positive number of seconds, "
                     f"got {quoted(value)}{csvtext.decimal_comma_hint(value)}")
 
-        repeat = 1
+        repeat = self.default_repeat
         if i_repeat >= 0 and (value := row[i_repeat].strip()):
             repeat = _digits(value)
             if repeat < 1:
@@ -317,11 +335,14 @@ class _Reader(Layout):
         thresholds = self._thresholds(row, line) if self.threshold_cols else ()
         patterns = self.metric_cells.read(self.metric_cols, row, line, backend, add) \
             if self.metric_cols else ()
+        commands = self.commands.read(row, line, params, self.shell_at, self.hooks_at, add) \
+            if self.commands.defaults or self.shell_at >= 0 or self.hooks_at \
+            else self.commands.plain  # shell, setup, prepare, cleanup
 
         if len(problems) != before or i_id < 0 or backend is None:
             return None
         return Case(case_id, backend, cmd, timeout_s, repeat, warmup, params, tags, notes,
-                    thresholds, line, patterns)  # type: ignore[arg-type]  # tags/thresholds not None
+                    thresholds, line, patterns, *commands)  # type: ignore[arg-type]
 
     def _tags(self, cells: tuple[str, ...]) -> dict[str, bool] | list[tuple[int, str]]:
         """The tag map for these cells of the ``tag_at`` columns, or their problems as

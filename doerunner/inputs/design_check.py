@@ -29,7 +29,7 @@ from doerunner.inputs.design_model import (
     same,
     show,
 )
-from doerunner.inputs.template import unknown_placeholders
+from doerunner.inputs.template import placeholders, unknown_placeholders
 from doerunner.inputs.vocabulary import (
     DEFAULT_BACKEND,
     NAME_RE,
@@ -85,11 +85,12 @@ class Checker:
         prefix = data.get("prefix", DEFAULT_PREFIX)
         if not isinstance(prefix, str) or not NAME_RE.fullmatch(prefix) or len(prefix) > 100:
             self.add(("prefix",), "must be 1-100 characters of A-Z a-z 0-9 . _ -")
+        id_template = self._id(data, [str(k) for k in declared])
         if self.problems or kind is None:
             return None
         return Design(self.file, kind, tuple(factors), exclude=tuple(exclude),
-                      template=template, prefix=prefix, lines={k: self.lines(k) for k in data},
-                      **opts)
+                      template=template, prefix=prefix, id_template=id_template,
+                      lines={k: self.lines(k) for k in data}, **opts)
 
     # -- factors --------------------------------------------------------------------------------
 
@@ -309,6 +310,33 @@ class Checker:
             else:
                 tests.append((op, value))
         return tests if len(tests) == len(cond) else None
+
+    # -- case ids ------------------------------------------------------------------------------
+
+    def _id(self, data: dict[str, Any], factors: list[str]) -> str | None:
+        """The ``id`` template: ``{factor}`` placeholders (``inputs.template``'s syntax)
+        and case id characters; ``design_points`` checks the ids it renders."""
+        if "id" not in data:
+            return None
+        raw = data["id"]
+        if not isinstance(raw, str) or not raw:
+            self.add(("id",), 'must be a string of {factor} placeholders, like '
+                              '"{compressor}-l{level}"')
+            return None
+        if "prefix" in data:
+            self.add(("prefix",), "the case ids are made by `id`: drop `prefix`")
+        for name in unknown_placeholders(raw, factors):
+            close = difflib.get_close_matches(name, factors, n=1)
+            hint = f"did you mean {{{close[0]}}}?" if close else f"factors: {', '.join(factors)}"
+            self.add(("id",), f"uses {{{name}}} but there is no factor {name!r} ({hint})")
+        literal = raw
+        for name in set(placeholders(raw)):
+            literal = literal.replace(f"{{{name}}}", "")
+        bad = sorted({c for c in literal if not NAME_RE.fullmatch(c)})
+        if bad:
+            self.add(("id",), "may hold {factor} placeholders and A-Z a-z 0-9 . _ - only, not "
+                              + " ".join(map(repr, bad)))
+        return raw
 
     # -- template --------------------------------------------------------------------------------
 

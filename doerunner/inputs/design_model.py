@@ -14,12 +14,12 @@ from doerunner.inputs.vocabulary import RESERVED
 DESIGNS = ("full", "fractional", "plackett-burman", "lhs", "zip")
 CRITERIA = ("maximin", "center", "centermaximin", "correlation")
 TOP_KEYS = ("design", "factors", "generator", "resolution", "samples", "criterion",
-            "replicates", "randomize", "seed", "prefix", "exclude", "template")
+            "replicates", "randomize", "seed", "prefix", "id", "exclude", "template")
 MAX_POINTS = 1_000_000  # more rows than anyone runs; stops a typo from eating the memory
 DEFAULT_SEED = 0
 DEFAULT_PREFIX = "case"
 
-TEMPLATE_FIRST = RESERVED[1:]  # backend, cmd, timeout_s, repeat, warmup, tags
+TEMPLATE_FIRST = RESERVED[1:]  # backend, cmd, timeout_s, repeat, warmup, tags, shell, hooks
 RANGE_KEYS = ("min", "max", "integer")
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
@@ -54,7 +54,8 @@ class Factor:
 @dataclass(frozen=True, slots=True)
 class Design:
     """A validated design.yaml. ``exclude`` holds rules as {factor: [(operator, value)]};
-    ``template`` maps column names to their cell text, in YAML order."""
+    ``template`` maps column names to their cell text, in YAML order; ``id_template`` (the
+    ``id`` key) makes the case ids from the factors' values instead of ``prefix``."""
 
     file: str
     kind: str
@@ -67,6 +68,7 @@ class Design:
     randomize: bool = True
     seed: int = DEFAULT_SEED
     prefix: str = DEFAULT_PREFIX
+    id_template: str | None = None  # `id`: case ids from {factor} placeholders
     exclude: tuple[dict[str, list[tuple[str, Any]]], ...] = ()
     template: dict[str, str] = field(default_factory=dict)
     lines: dict[str, int] = field(default_factory=dict)  # top-level key -> line

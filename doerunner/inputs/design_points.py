@@ -20,6 +20,7 @@ from doerunner.inputs.design_model import (
     Generated,
     cell,
 )
+from doerunner.inputs.vocabulary import CASE_ID_RE, CASE_ID_RULE, id_word
 
 
 def generate(design: Design) -> Generated:
@@ -38,20 +39,67 @@ def generate(design: Design) -> Generated:
         raise InputError([Problem(design.file, design.lines.get("replicates", 0), 0,
                                   f"replicates: {len(kept)} points x {design.replicates} "
                                   f"replicates is more than {MAX_POINTS} cases")])
-    runs = kept * design.replicates  # whole replicates, one after the other
+    # (replicate, point): whole replicates, one after the other
+    runs = [(r, j) for r in range(design.replicates) for j in range(len(kept))]
     if design.randomize:
         _shuffle(runs, design.seed)
-    width = max(3, len(str(len(runs))))
+    ids = _ids(design, kept, runs)
     first = [c for c in TEMPLATE_FIRST if c in design.template]
     rest = [c for c in design.template if c not in first]
     names = [f.name for f in design.factors]
     header = ("case_id", *first, *names, *rest)
     rows = tuple(
-        (f"{design.prefix}-{i:0{width}d}", *(design.template[c] for c in first),
-         *(cell(p[n]) for n in names), *(design.template[c] for c in rest))
-        for i, p in enumerate(runs, 1))
+        (case_id, *(design.template[c] for c in first),
+         *(cell(kept[j][n]) for n in names), *(design.template[c] for c in rest))
+        for case_id, (_, j) in zip(ids, runs, strict=True))
     return Generated(header, rows, design.kind, len(kept), len(points) - len(kept),
                      design.replicates, design.randomize, design.seed)
+
+
+def _ids(design: Design, kept: Sequence[Mapping[str, Any]],
+         runs: Sequence[tuple[int, int]]) -> list[str]:
+    """The case ids of ``runs`` ((replicate, index in ``kept``), in run order): numbered in
+    run order after ``prefix``, or rendered from ``id`` (its ``{factor}`` placeholders
+    replaced by the values as cases.csv cells made fit for an id, ``vocabulary.id_word``, as
+    sweeps make theirs), then ``-r<replicate>`` with replicates.
+    Raises ``InputError`` for an id that is not allowed or that two points share."""
+    if design.id_template is None:
+        width = max(3, len(str(len(runs))))
+        return [f"{design.prefix}-{i:0{width}d}" for i in range(1, len(runs) + 1)]
+    rendered = []
+    for point in kept:
+        text = design.id_template
+        for name, value in point.items():
+            text = text.replace(f"{{{name}}}", id_word(cell(value)))
+        rendered.append(text)
+    suffix = "-r{}" if design.replicates > 1 else ""
+    problems: list[str] = []
+    first: dict[str, int] = {}  # lower-cased id -> the point that gave it first
+    told: set[str | int] = set()  # the ids and points already reported
+    for r in range(design.replicates):
+        for j, text in enumerate(rendered):
+            case_id = text + suffix.format(r + 1)
+            other = first.setdefault(case_id.lower(), j)
+            if not CASE_ID_RE.fullmatch(case_id) or case_id in (".", ".."):
+                if j not in told:
+                    told.add(j)
+                    problems.append(f"point {_show(kept[j])} gives the case id {case_id!r}, "
+                                    f"which is not allowed: {CASE_ID_RULE}")
+            elif other != j and case_id.lower() not in told:
+                told.add(case_id.lower())
+                problems.append(f"points {_show(kept[other])} and {_show(kept[j])} both give "
+                                f"the case id {case_id!r} (unique ignoring case: put every "
+                                "factor that varies in `id`)")
+    if problems:
+        line = design.lines.get("id", 0)
+        shown = problems[:10] + ([f"and {len(problems) - 10} more"] if len(problems) > 10
+                                 else [])
+        raise InputError([Problem(design.file, line, 0, f"id: {p}") for p in shown])
+    return [rendered[j] + suffix.format(r + 1) for r, j in runs]
+
+
+def _show(point: Mapping[str, Any]) -> str:
+    return "{" + ", ".join(f"{name}: {cell(value)}" for name, value in point.items()) + "}"
 
 
 def _points(design: Design) -> list[dict[str, Any]]:

@@ -13,13 +13,16 @@ from typing import Any
 
 from doerunner.inputs.patterns import header_problem
 from doerunner.inputs.vocabulary import (
+    HOOKS,
     NAME_RE,
     NAME_RULE,
-    RESERVED,
     classify_column,
     near_miss,
     param_env_name,
 )
+
+ROW_COLUMNS = ("case_id", "backend", "cmd", "timeout_s", "repeat", "warmup")
+"""The reserved columns every row's reader picks by position (``Layout.reserved_at``)."""
 
 
 def quoted(value: str) -> str:
@@ -131,7 +134,10 @@ class Layout:
                       for n, c in self.columns.items() if near_miss(n) == "case_id"), "")
             self.add(line, 0, f"missing required column 'case_id'{hint}")
         # 0-based indices of case_id, backend, cmd, timeout_s, repeat, warmup (-1: absent)
-        self.reserved_at = tuple(self.reserved.get(name, -1) for name in RESERVED[:6])
+        self.reserved_at = tuple(self.reserved.get(name, -1) for name in ROW_COLUMNS)
+        self.shell_at = self.reserved.get("shell", -1)
+        self.hooks_at = tuple((name, self.reserved[name]) for name in HOOKS
+                              if name in self.reserved)  # (hook, index) of those present
         self.tag_names = dict(self.tag_cols)
         self.tag_at = tuple(sorted([i for i, _ in self.tag_cols] + (
             [self.reserved["tags"]] if "tags" in self.reserved else [])))

@@ -28,10 +28,23 @@ only when it is absent), so both count every repetition, never a mean; the suite
 the sum of its cases', as Jenkins would compute it. The run's wall time (cases side by side
 with ``--jobs``, warm-ups, start-up) is a different figure and goes to ``wall_time_s``.
 
-The schema allows ``<properties>`` only on the suite, never on a test case, so the
-parameters go to the test case's ``<system-out>``; ``testcase_properties=True`` adds a
-``<properties>`` element to each test case as well, for reporters that read it there
-(pytest's xunit1 flavour does the same), at the cost of schema validity.
+Parameters. A test case's ``name`` is its case_id, nothing more: CI reporters key a test's
+history on (suite, classname, name) — GitLab's "failed N times", Jenkins' age, the GitHub
+reporters' comparisons — and the case_id is the identity the user chose, the same run after
+run. The parameters go to ``<system-out>`` (what Jenkins shows). Two opt-ins, for the
+reporters that show neither (GitLab and the GitHub test reporters show a test's name and its
+failure's text, not ``<system-out>`` or properties):
+
+* ``params_in_name=True``: the name is ``<case_id>[level=9 size=4]`` (pytest's shape for a
+  parametrized test; ``outputs.points.point_text``: the ``param_*`` cells with a value, in
+  column order, cut at ``POINT_WIDTH`` characters). It is stable while the case's parameters
+  are — a changed value starts a new history, as ``srd compare`` refuses to pair the same
+  case_id over different parameters — and a case without parameters keeps its bare id;
+* ``testcase_properties=True``: a ``<properties>`` element on each test case as well, one
+  ``<property name="param_level" value="9"/>`` per ``param_*`` and ``note_*`` cell with a
+  value (the metrics.csv column names), for reporters that read it there (pytest's xunit1
+  flavour does the same), at the cost of schema validity: the schema allows
+  ``<properties>`` only on the suite.
 
 Every text is escaped by ``xml.etree.ElementTree``; characters XML 1.0 cannot hold (NUL,
 other C0 controls but TAB/LF/CR, lone surrogates, U+FFFE/U+FFFF) are removed first.
@@ -49,8 +62,9 @@ from pathlib import Path
 from typing import IO
 
 from doerunner.cells import round_half_away
-from doerunner.inputs.vocabulary import CASE_ID_RE, is_true
+from doerunner.inputs.vocabulary import CASE_ID_RE, is_true, log_stem
 from doerunner.outputs.base import OutputFormat, write_to
+from doerunner.outputs.points import point_text
 
 LOG_TAIL_LINES = 50
 # Enough bytes for LOG_TAIL_LINES ordinary lines; the tail of a huge log is all we read.
@@ -69,14 +83,16 @@ def xml_text(text: object) -> str:
 class JunitSuite:
     """What a JUnit report is written from: metrics.csv rows as cells (every value a
     string, missing = ``""``), the suite's name, the run directory's ``logs/`` (None: no
-    log tails), whether test cases carry ``<properties>`` too, and the run's wall time in
-    seconds (None: unknown, no suite ``<properties>``)."""
+    log tails), whether test cases carry ``<properties>`` too, the run's wall time in
+    seconds (None: unknown, no suite ``<properties>``), and whether test names carry the
+    parameters (see the module docstring)."""
 
     rows: Iterable[Mapping[str, str]]
     suite_name: str
     log_dir: Path | None = None
     testcase_properties: bool = False
     wall_s: float | None = None
+    params_in_name: bool = False
 
 
 class Junit(OutputFormat):
@@ -87,7 +103,8 @@ class Junit(OutputFormat):
 
     def write(self, data: JunitSuite, stream: IO[bytes]) -> None:
         root = junit_element(data.rows, data.suite_name, data.log_dir,
-                             testcase_properties=data.testcase_properties, wall_s=data.wall_s)
+                             testcase_properties=data.testcase_properties, wall_s=data.wall_s,
+                             params_in_name=data.params_in_name)
         ET.indent(root)
         ET.ElementTree(root).write(stream, encoding="utf-8", xml_declaration=True)
         stream.write(b"\n")
@@ -95,20 +112,21 @@ class Junit(OutputFormat):
 
 def write_junit(path: str | os.PathLike[str], rows: Iterable[Mapping[str, str]],
                 suite_name: str, log_dir: Path | None = None, *,
-                testcase_properties: bool = False, wall_s: float | None = None) -> None:
+                testcase_properties: bool = False, wall_s: float | None = None,
+                params_in_name: bool = False) -> None:
     """Write the JUnit XML of ``rows`` to ``path``, atomically (``Junit`` through
     ``outputs.base.write_to``). ``log_dir`` is the run directory's ``logs/``; ``None`` or a
     missing file means no log tail; ``wall_s`` the run's wall time (seconds) or None.
     Raises ``OSError`` when ``path`` cannot be written.
     """
-    write_to(Junit(), JunitSuite(rows, suite_name, log_dir, testcase_properties, wall_s),
-             path)
+    write_to(Junit(), JunitSuite(rows, suite_name, log_dir, testcase_properties, wall_s,
+                                 params_in_name), path)
 
 
 def junit_element(rows: Iterable[Mapping[str, str]], suite_name: str,
                   log_dir: Path | None = None, *,
                   testcase_properties: bool = False,
-                  wall_s: float | None = None) -> ET.Element:
+                  wall_s: float | None = None, params_in_name: bool = False) -> ET.Element:
     """The ``<testsuite>`` element of ``rows`` (see the module docstring); ``wall_s``: the
     run's wall time in seconds, or None."""
     suite = ET.Element("testsuite", {"name": xml_text(suite_name)})
@@ -123,7 +141,7 @@ def junit_element(rows: Iterable[Mapping[str, str]], suite_name: str,
             repetitions += runs
         timestamp = timestamp or row.get("ts_start", "")
         hostname = hostname or row.get("env_hostname", "")
-        case, kind = _testcase(row, seconds, log_dir, testcase_properties)
+        case, kind = _testcase(row, seconds, log_dir, testcase_properties, params_in_name)
         errors += kind == "error"
         failures += kind == "failure"
         suite.append(case)
@@ -160,10 +178,12 @@ def measured_seconds(row: Mapping[str, str]) -> tuple[float | None, int]:
 
 
 def _testcase(row: Mapping[str, str], seconds: float | None, log_dir: Path | None,
-              testcase_properties: bool) -> tuple[ET.Element, str]:
+              testcase_properties: bool,
+              params_in_name: bool = False) -> tuple[ET.Element, str]:
     """The ``<testcase>`` of one row and what it reports: ``error``, ``failure`` or ``""``."""
     case_id = row.get("case_id", "")
-    attrs = {"name": xml_text(case_id), "classname": xml_text(_classname(row))}
+    attrs = {"name": xml_text(parametrized_name(row) if params_in_name else case_id),
+             "classname": xml_text(_classname(row))}
     if seconds is not None:
         attrs["time"] = round_half_away(seconds, 6)
     case = ET.Element("testcase", attrs)
@@ -172,7 +192,8 @@ def _testcase(row: Mapping[str, str], seconds: float | None, log_dir: Path | Non
     violations = [v for v in row.get("violations", "").split(";") if v]
     if status != "OK":
         message = row.get("message", "") or _default_message(row, status)
-        body = [*(f"violated: {v}" for v in violations), *_log_tail(log_dir, case_id)]
+        body = [*(f"violated: {v}" for v in violations),
+                *_log_tail(log_dir, case_id, log_stem(case_id, message))]
         err = ET.SubElement(case, "error", {"message": xml_text(message),
                                             "type": xml_text(status or "UNKNOWN")})
         err.text = xml_text("\n".join(body)) if body else None
@@ -193,6 +214,15 @@ def _testcase(row: Mapping[str, str], seconds: float | None, log_dir: Path | Non
     if out:
         ET.SubElement(case, "system-out").text = xml_text("\n".join(out))
     return case, kind
+
+
+def parametrized_name(row: Mapping[str, str]) -> str:
+    """The test name that carries the parameters: ``<case_id>[level=9 size=4]``
+    (``points.point_text`` of the row's ``param_*`` cells), the bare case_id when the row
+    has no parameter value."""
+    point = point_text((k, v) for k, v in row.items() if k.startswith("param_"))
+    case_id = row.get("case_id", "")
+    return f"{case_id}[{point}]" if point else case_id
 
 
 def _classname(row: Mapping[str, str]) -> str:
@@ -219,14 +249,15 @@ def _threshold_lines(row: Mapping[str, str], violations: list[str]) -> list[str]
     return lines
 
 
-def _log_tail(log_dir: Path | None, case_id: str) -> list[str]:
-    """The last ``LOG_TAIL_LINES`` lines of the case's stderr, then stdout, each under a
-    header line; nothing for a log that is missing or empty."""
+def _log_tail(log_dir: Path | None, case_id: str, stem: str) -> list[str]:
+    """The last ``LOG_TAIL_LINES`` lines of the log ``stem``'s stderr, then stdout (the
+    case's, or a failed hook's: ``vocabulary.log_stem``), each under a header line; nothing
+    for a log that is missing or empty."""
     if log_dir is None or not CASE_ID_RE.fullmatch(case_id):
         return []
     out: list[str] = []
     for stream in ("stderr", "stdout"):
-        p = Path(log_dir) / f"{case_id}.{stream}"
+        p = Path(log_dir) / f"{stem}.{stream}"
         try:
             with open(p, "rb") as f:
                 size = f.seek(0, os.SEEK_END)

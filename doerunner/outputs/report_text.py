@@ -1,35 +1,34 @@
 """The report (``analysis.report.Report``) as terminal text or GitHub-flavoured Markdown (a CI
-job summary)."""
+job summary). Its tables are shown by ``outputs.tables.shown_table``: cells as metrics.csv
+writes them, columns empty in every row left out."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import IO, Any
+from typing import IO
 
 import pandas as pd
 
 from doerunner.analysis.report import Report
 from doerunner.cells import round_half_away
-from doerunner.columns import decimals_for
 from doerunner.outputs.base import OutputFormat
 from doerunner.outputs.effects_table import render_effects
-from doerunner.outputs.tables import render_table
+from doerunner.outputs.tables import cell_text, render_table, shown_table
 
 
-def _num(value: Any, column: str) -> str:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    return round_half_away(v, decimals_for(column)) if math.isfinite(v) else ""
+def total_text(value: float, column: str, unit: str) -> str:
+    """A total the report adds up, with ``column``'s decimals and ``unit``; one that
+    overflows a float (values near ±1.8e308 added up) says so instead of a number."""
+    if math.isfinite(value):
+        return f"{cell_text(value, column)} {unit}"
+    return "too large to add up (beyond ±1.8e308 " + unit + ")"
 
 
 def headline(r: Report) -> list[str]:
     rj = r.source.run_json or {}
     total = sum(r.counts.values())
     counts = ", ".join(f"{n} {s}" for s, n in r.counts.items())
-    head = f"{total} cases: {counts}; {r.violations['case_id'].nunique()} violated thresholds"
+    head = f"{total} cases: {counts}; {r.violated} violated thresholds"
     lines = []
     if rj:
         project = (rj.get("options") or {}).get("project")
@@ -40,41 +39,50 @@ def headline(r: Report) -> list[str]:
     reps = f"{r.repetitions} repetition" + ("" if r.repetitions == 1 else "s")
     wall = (f"{round_half_away(r.wall_s, 1)} s" if r.wall_s is not None
             else "unknown (no run.json)" if not rj else "unknown")
-    lines.append(f"measured: {_num(r.total_run_seconds, 'run_seconds')} s over {reps}; "
-                 f"run wall time {wall}")
+    lines.append(f"measured: {total_text(r.total_run_seconds, 'run_seconds', 's')} over "
+                 f"{reps}; run wall time {wall}")
     if r.energy_col:
-        lines.append(f"energy: {_num(r.total_energy_j, r.energy_col)} J in total "
+        lines.append(f"energy: {total_text(r.total_energy_j, r.energy_col, 'J')} in total "
                      f"({r.energy_col})")
     else:
         lines.append("energy: not measured (no energy column)")
     return lines
 
 
-def sections(r: Report, markdown: bool) -> list[tuple[str, str]]:
-    """(title, body) of each summary section; bodies are tables or one line."""
-    def table(df: pd.DataFrame, right: Sequence[bool]) -> str:
-        cols = [[str(v) for v in df[c].tolist()] for c in df.columns]
-        return render_table(list(df.columns), cols, list(right), markdown)
-
+def case_tables(r: Report) -> list[tuple[str, pd.DataFrame]]:
+    """(title, table) of each summary table that names cases, in the report's order; an
+    empty one is left out."""
     out = []
     if len(r.failures):
-        out.append((f"Failed or timed out ({len(r.failures)})",
-                    table(r.failures, [False, False, False])))
+        out.append((f"Failed or timed out ({r.failures_total}"
+                    f"{_listed(r.failures, r.failures_total)})", r.failures))
     if len(r.violations):
-        out.append((f"Threshold violations ({len(r.violations)} in "
-                    f"{r.violations['case_id'].nunique()} cases)",
-                    table(r.violations, [False, False, True])))
+        out.append((f"Threshold violations ({r.violations_total} in {r.violated} cases"
+                    f"{_listed(r.violations, r.violations_total)})", r.violations))
     if len(r.slowest):
-        s = r.slowest.assign(run_seconds=[_num(v, "run_seconds") for v in r.slowest.run_seconds])
-        out.append((f"Slowest OK cases (top {r.top} by run_seconds)", table(s, [False, True])))
+        out.append((f"Slowest OK cases (top {r.top} by run_seconds)", r.slowest))
     if r.energy_col and len(r.hungriest):
-        c = r.energy_col
-        e = r.hungriest.assign(**{c: [_num(v, c) for v in r.hungriest[c]]})
-        out.append((f"Most energy (top {r.top} by {c})", table(e, [False, True])))
+        out.append((f"Most energy (top {r.top} by {r.energy_col})", r.hungriest))
     if len(r.throttled):
-        t = r.throttled.assign(duration_s=[_num(v, "duration_s") if v != "" else ""
-                                           for v in r.throttled.duration_s])
-        out.append((f"Throttled ({len(r.throttled)})", table(t, [False, True, False])))
+        out.append((f"Throttled ({r.throttled_total}"
+                    f"{_listed(r.throttled, r.throttled_total)})", r.throttled))
+    return out
+
+
+def _listed(table: pd.DataFrame, total: int) -> str:
+    """``; the first 20 listed`` when ``table`` lists fewer rows than ``total``."""
+    return f"; the first {len(table)} listed" if len(table) < total else ""
+
+
+def table_text(df: pd.DataFrame, markdown: bool) -> str:
+    """A report table as aligned text or Markdown (see ``tables.shown_table``)."""
+    t = shown_table(df)
+    return render_table(t.headers, t.columns, t.right, markdown)
+
+
+def sections(r: Report, markdown: bool) -> list[tuple[str, str]]:
+    """(title, body) of each summary section; bodies are tables or one line."""
+    out = [(title, table_text(df, markdown)) for title, df in case_tables(r)]
     if r.effects is not None:
         out.append(("Main effects", render_effects(r.effects, markdown)))
     else:

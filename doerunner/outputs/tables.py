@@ -1,21 +1,86 @@
 """Tables for a terminal or Markdown (the markup base of the text formats): aligned columns
-or a GitHub-flavoured table, and numbers written as metrics.csv writes them."""
+or a GitHub-flavoured table, and numbers written as metrics.csv writes them.
+
+The report's tables (text, Markdown and HTML alike) go through ``shown_table``, the one place
+that decides what a table shows: cells as metrics.csv writes them, columns empty in every row
+left out, numbers right-aligned."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from typing import IO, Any, ClassVar
+import numbers
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from doerunner.cells import round_half_away
-from doerunner.columns import decimals_for
+from doerunner.columns import TEXT, decimals_for, kind_of
 from doerunner.outputs.base import OutputFormat
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def fmt_number(value: float, metric: str) -> str:
     if value is None or not math.isfinite(value):
         return ""
     return round_half_away(value, decimals_for(metric))
+
+
+def cell_text(value: Any, column: str) -> str:
+    """One value of a report table as text: a cell read from metrics.csv (``str``) as it is
+    (metrics.csv already rounded it), a computed number (a mean, a total) with the decimals
+    metrics.csv gives ``column`` (``columns.decimals_for``); an ``int`` as it is; None, NaN
+    and infinities as ``""``."""
+    if value is None or isinstance(value, str):
+        return value or ""
+    if isinstance(value, bool):
+        return "1" if value else ""
+    if isinstance(value, numbers.Integral):  # numpy's integers too
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        return fmt_number(float(value), column)
+    return str(value)
+
+
+def is_number(text: str) -> bool:
+    """True for a cell that reads as a finite number (``0.030000``, ``-3``, ``1e5``)."""
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A table as it is shown: the headers and cells (column by column) of the columns with
+    a value in some row, which of them are right-aligned (numbers: every value a number, in
+    a column that is not text in metrics.csv — parameters are labels, left-aligned like
+    ``case_id``), and the names of the columns left out because every row is empty there."""
+
+    headers: list[str]
+    columns: list[list[str]]
+    right: list[bool]
+    hidden: list[str]
+
+
+def shown_table(df: pd.DataFrame, labels: Collection[str] = ()) -> Shown:
+    """What a report table shows of ``df`` (cells per ``cell_text``; a column empty in every
+    row left out unless the table has no row; numbers right-aligned: see ``Shown``;
+    ``labels``: more columns that are labels, left-aligned)."""
+    headers, columns, right, hidden = [], [], [], []
+    for c in df.columns:
+        name = str(c)
+        cells = [cell_text(v, name) for v in df[c].tolist()]
+        filled = [x for x in cells if x != ""]
+        if cells and not filled:
+            hidden.append(name)
+            continue
+        headers.append(name)
+        columns.append(cells)
+        right.append(kind_of(name) != TEXT and name not in labels and bool(filled)
+                     and all(map(is_number, filled)))
+    return Shown(headers, columns, right, hidden)
 
 
 def fmt_numbers(values: Sequence[float], metric: str) -> list[str]:
