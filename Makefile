@@ -56,6 +56,8 @@ bench: install-dev
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/energy_accuracy.py
 	$(BIN)/python benchmarks/hf_overhead.py
+	$(BIN)/python benchmarks/capture.py --bytes 512M
+	$(BIN)/python benchmarks/memory.py
 
 ## floors: the declared dependency floors (lowest direct versions) in .venv-floors, and the hf
 ## and telemetry tests run on them (downloads torch at its floor: about 2.6 GB)

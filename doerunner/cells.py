@@ -13,7 +13,17 @@ from datetime import date, datetime, timedelta, timezone, tzinfo
 from decimal import ROUND_HALF_UP, Context, Decimal
 from functools import lru_cache
 
-from doerunner.columns import BOOL, INT, NUMBER, TEXT, TIMESTAMP, ColumnStats, decimals_for, kind_of
+from doerunner.columns import (
+    BOOL,
+    INT,
+    NUMBER,
+    TEXT,
+    TIMESTAMP,
+    ColumnStats,
+    copied_from_input,
+    decimals_for,
+    kind_of,
+)
 
 # --- numbers ---------------------------------------------------------------------------
 
@@ -162,10 +172,12 @@ def timestamp_formatter(tz: tzinfo) -> Callable[[float], str]:
 def cell_formatter(name: str, stats: ColumnStats | None, tz: tzinfo) -> Callable[[object], str]:
     """A function turning one typed value of column ``name`` into its cell text.
 
-    ``None``, NaN and ±inf → ``''``; ``bool`` → ``'1'``/``''``; ``str`` → verbatim;
-    numbers per the column's kind (see the module docstring); a number in a text column
-    is written in its shortest form. Built once per column so that the per-cell work is
-    one call: this is the hot path of writing metrics.csv.
+    ``None``, NaN and ±inf → ``''``; ``bool`` → ``'1'``/``''``; ``str`` → verbatim (in a
+    text column that is not srd's own nor copied from cases.csv — ``message``, ``ext_*`` —
+    without control characters: ``storable_text``); numbers per the column's kind (see the
+    module docstring); a number in a text column is written in its shortest form. Built
+    once per column so that the per-cell work is one call: this is the hot path of writing
+    metrics.csv.
     """
     kind = kind_of(name)
     if kind == NUMBER and not (stats is not None and stats.is_int(name)):
@@ -194,7 +206,17 @@ def cell_formatter(name: str, stats: ColumnStats | None, tz: tzinfo) -> Callable
             return "1" if v else ""
         return cell(_plain_type(name, v))
 
+    if kind == TEXT and name not in _SRD_TEXT and not copied_from_input(name):
+        def text_cell(v: object) -> str:
+            out = cell(v)
+            return _CONTROL.sub("", out) if _CONTROL.search(out) else out
+
+        return text_cell
     return cell
+
+
+# Text columns whose values srd itself decides (and the validator checks otherwise).
+_SRD_TEXT = frozenset({"case_id", "status", "backend", "violations"})
 
 
 def _decimal_cell(name: str, places: int) -> Callable[[object], str]:
@@ -264,3 +286,63 @@ def _plain_type(name: str, v: object) -> object:
 def format_value(name: str, value: object, stats: ColumnStats | None, tz: tzinfo = JST) -> str:
     """The cell text of ``value`` in column ``name`` (see ``cell_formatter``)."""
     return cell_formatter(name, stats, tz)(value)
+
+
+# --- what srd can store ----------------------------------------------------------------
+#
+# A value travels from a case's output into the journal (JSON through orjson), the row,
+# metrics.csv, repetitions.csv, run.json, the exports and the JUnit report. These rules make
+# it storable exactly once, at the source (FORMAT.md §3, "Values srd cannot store").
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+# C0 controls but TAB, LF and CR: NUL ends a C string (many CSV readers, spreadsheets), and
+# the others (form feed, vertical tab, ESC sequences...) are never text a reader wants.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_NEEDS_CLEANING = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+
+
+def control_character(text: str) -> str | None:
+    """The first character of ``text`` srd never writes (``storable_text`` removes it), as
+    ``U+0000``; None when there is none."""
+    m = _CONTROL.search(text)
+    return None if m is None else f"U+{ord(m.group()):04X}"
+
+
+def storable_text(text: str) -> str:
+    """``text`` as srd stores it: lone surrogates (invalid Unicode, such as a JSON
+    ``"\\ud83d"`` cut from an emoji) become U+FFFD, C0 control characters but TAB, LF and CR
+    are removed."""
+    if not _NEEDS_CLEANING.search(text):
+        return text
+    return _CONTROL.sub("", _SURROGATE.sub("\ufffd", text))
+
+
+def storable_int(value: int) -> int | float | None:
+    """An integer as srd stores it: itself within 64 bits (signed), else the nearest float
+    (None when even a float cannot hold it)."""
+    if INT64_MIN <= value <= INT64_MAX:
+        return value
+    try:
+        return float(value)
+    except OverflowError:
+        return None
+
+
+def storable(value: object) -> object:
+    """``value`` as srd stores it: None, a bool, a finite or non-finite float, an integer
+    (``storable_int``) or text (``storable_text``); a subclass or a foreign number (numpy)
+    becomes the plain type. Raises ``TypeError`` for any other value (a list, a dict...)."""
+    t = type(value)
+    if value is None or t is float or t is bool:
+        return value
+    if t is str:
+        return storable_text(value)  # type: ignore[arg-type]
+    if t is int:
+        return storable_int(value)  # type: ignore[arg-type]
+    try:
+        plain = _plain_type("", value)
+    except TypeError:
+        raise TypeError(f"a {t.__name__} value, not a number or text") from None
+    return plain if type(plain) in (float, bool) else storable(plain)

@@ -122,6 +122,51 @@ TEXT_PREFIXES = ("param_", "threshold_", "note_", "ext_")
 
 STATUSES = ("OK", "FAIL", "TIMEOUT")
 
+# --- whose column ----------------------------------------------------------------------
+
+# What srd measures or derives for a case (FORMAT.md §3, "Columns a command cannot set"): a
+# case's output never sets these. The core and run-info columns but the four a command
+# reports (p95, p99, throughput_rps, errors); the counts; the repetition statistics of the
+# wall time (``run_seconds_*``); warm-up (``warmup_*``); GPU telemetry, energy, throttling
+# and the environment (``env_*``). Not the host columns nor ``energy_co2_g`` and
+# ``energy_cost_usd``: FORMAT.md promises that a command's own value of those wins.
+REPORTED_CORE = frozenset({"p95", "p99", "throughput_rps", "errors"})
+SRD_COLUMNS = frozenset(ALWAYS) - REPORTED_CORE | frozenset({
+    "runs", "attempts", "timeseries_path",
+    "energy_raw_j", "energy_adjusted_j", "energy_baseline_w", "energy_baseline_method",
+    "energy_method", "energy_per_token_j",
+    "gpu_power_mean_w", "gpu_power_peak_w", "gpu_util_mean_pct", "gpu_mem_peak_mb",
+    "gpu_samples", "gpu_count", "gpu_power_capped_pct", "gpu_hw_slowdown_pct",
+    "thermal_throttle_detected", "thermal_throttle_duration_sec", "thermal_throttle_pct",
+    "thermal_throttle_reasons", "thermal_max_temp_c",
+})
+SRD_PREFIXES = ("run_seconds_", "warmup_", "env_")
+
+
+def srd_owned(name: str) -> bool:
+    """True for a column srd measures or derives itself, which a case's output may not
+    set (``SRD_COLUMNS``, ``SRD_PREFIXES``)."""
+    return name in SRD_COLUMNS or name.startswith(SRD_PREFIXES)
+
+
+# srd's own numeric columns that are never negative: durations, counts, energies, powers,
+# shares (temperatures may be). ``srd validate`` checks them.
+NON_NEGATIVE = frozenset({
+    "run_seconds", "errors", "runs", "attempts", "warmup_runs", "warmup_final_cv",
+    "energy_raw_j", "energy_adjusted_j", "energy_baseline_w", "energy_per_token_j",
+    "gpu_power_mean_w", "gpu_power_peak_w", "gpu_util_mean_pct", "gpu_mem_peak_mb",
+    "gpu_samples", "gpu_count", "gpu_power_capped_pct", "gpu_hw_slowdown_pct",
+    "thermal_throttle_duration_sec", "thermal_throttle_pct", "env_gpu_vram_mb",
+    "env_power_limit_w",
+})
+NON_NEGATIVE_PREFIXES = ("run_seconds_",)
+
+
+def copied_from_input(name: str) -> bool:
+    """True for a column copied verbatim from cases.csv (``param_``, ``threshold_``,
+    ``tag_``, ``note_``): its text is the input's."""
+    return family_of(name) in ("params", "thresholds", "tags", "notes")
+
 
 @lru_cache(maxsize=4096)
 def kind_of(name: str) -> str:

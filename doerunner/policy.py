@@ -6,9 +6,9 @@ the local runner reads it, and it travels to Dask workers as it is (it is plain 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
+from doerunner.bounds import KILL_GRACE_S, LOG_CAP_BYTES, WARMUP_CV
 from doerunner.errors import InputError
 
 WARMUP_WINDOW = 5
@@ -22,25 +22,25 @@ class ExecutionPolicy:
     most ``warmup=auto`` executions; ``retries``: how many more times a FAIL/TIMEOUT case
     runs; ``log_cap_bytes``: cap of each captured log (head and tail kept);
     ``kill_grace_s``: seconds between SIGTERM and SIGKILL when a case's processes are
-    killed. Invalid values raise ``InputError``."""
+    killed; ``show_output``: also stream each case's stdout and stderr to srd's own as they
+    arrive (``--show-output``: one case at a time, ``RunOptions`` checks that). Invalid
+    values raise ``InputError``."""
 
     warmup_cv: float = 0.05
     warmup_max: int = 50
     retries: int = 0
     log_cap_bytes: int = 10 * 1024 * 1024
     kill_grace_s: float = 2.0
+    show_output: bool = False
 
     def __post_init__(self) -> None:
-        if not (0 < self.warmup_cv < math.inf):
-            raise InputError(f"--warmup-cv must be a number > 0, got {self.warmup_cv!r}")
+        WARMUP_CV.check("--warmup-cv", self.warmup_cv)
         if self.warmup_max < 1:
             raise InputError(f"--warmup-max must be >= 1, got {self.warmup_max!r}")
         if self.retries < 0:
             raise InputError(f"--retries must be >= 0, got {self.retries!r}")
-        if self.log_cap_bytes <= 0:
-            raise InputError(f"--log-cap must be positive, got {self.log_cap_bytes!r}")
-        if not (0 <= self.kill_grace_s < math.inf):
-            raise InputError(f"--kill-grace must be a number >= 0, got {self.kill_grace_s!r}")
+        LOG_CAP_BYTES.check("--log-cap", self.log_cap_bytes)
+        KILL_GRACE_S.check("--kill-grace", self.kill_grace_s)
 
 
 DEFAULT_POLICY = ExecutionPolicy()

@@ -55,10 +55,13 @@ def cv(values: Sequence[float]) -> float:
     n = len(values)
     if n < 2:
         return math.nan
-    mean = math.fsum(values) / n
-    if not mean > 0:
+    try:
+        mean = math.fsum(values) / n
+        if not mean > 0:
+            return math.nan
+        return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1)) / mean
+    except OverflowError:  # values near the float limit: no spread to tell
         return math.nan
-    return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1)) / mean
 
 
 def outliers(values: Sequence[float]) -> list[int]:

@@ -44,6 +44,26 @@ def _isolated_srd_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("SRD_POWERCAP_ROOT", str(tmp_path_factory.getbasetemp() / "no-rapl"))
 
 
+@pytest.fixture(autouse=True)
+def _reap_adopted_zombies():
+    """After each test, reap the test process's zombie children that nobody waits for.
+
+    srd makes the process that runs cases in-process a child subreaper (``process.tree``):
+    once a test has, the processes of an srd SUBPROCESS that a test killed with SIGKILL
+    (a crash, a double Ctrl-C) are re-parented to the test process and die there as
+    zombies. They are no test's and no Popen's; left, they fail the next test that checks
+    that a case leaves no zombie behind."""
+    yield
+    import psutil
+
+    for child in psutil.Process().children():
+        try:
+            if child.status() == psutil.STATUS_ZOMBIE:
+                os.waitpid(child.pid, os.WNOHANG)
+        except (psutil.Error, ChildProcessError):
+            pass
+
+
 @pytest.fixture(scope="session")
 def lib_dir() -> Path:
     """The simulated NVML driver, built (tests/nvmlsim)."""

@@ -119,8 +119,9 @@ class TsvExport(OutputFormat):
 
     def write(self, data: Any, stream: IO[str]) -> None:
         for run in data.selected.runs:
-            for case_id, status in zip(run.rows["case_id"], run.rows["status"], strict=True):
-                stream.write(f"{run.record.run_id}\t{case_id}\t{status}\n")
+            for rows in run.pieces():  # the selected rows, streamed a piece at a time
+                for case_id, status in zip(rows["case_id"], rows["status"], strict=True):
+                    stream.write(f"{run.record.run_id}\t{case_id}\t{status}\n")
 
 
 def test_an_output_format_is_a_class_and_a_registry_line(tmp_path, monkeypatch) -> None:
@@ -139,7 +140,7 @@ def test_an_output_format_is_a_class_and_a_registry_line(tmp_path, monkeypatch) 
 # -- the plan ------------------------------------------------------------------------------
 def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path) -> None:
     cases = tmp_path / "cases.csv"
-    cases.write_text("case_id,cmd,n\nx,touch {n},made\n")
+    cases.write_text("case_id,cmd,n\nx,touch {n},made\ny,true,\nz,true,\n")
     r = srd("run", "--cases", cases, "--out", tmp_path / "m.csv", "--dry-run",
             "--telemetry", "off", "--jobs", "3")
     assert r.exit_code == 0, r.output
@@ -147,7 +148,9 @@ def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path) -> None:
         "# executor: local (3 cases at once)",
         "# GPU telemetry: off",
         "x\tshell\ttimeout=600s\trepeat=1\twarmup=0\ttouch made",
-        "# 1 cases, at least 1 executions; nothing was run (--dry-run)"]
+        "y\tshell\ttimeout=600s\trepeat=1\twarmup=0\ttrue",
+        "z\tshell\ttimeout=600s\trepeat=1\twarmup=0\ttrue",
+        "# 3 cases, at least 3 executions; nothing was run (--dry-run)"]
     assert not (tmp_path / "made").exists() and not (tmp_path / "m_run").exists()
 
 

@@ -8,6 +8,7 @@ prints the value exactly and creates nothing. Templates where no quoting is safe
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from doerunner.cli import cli
-from doerunner.inputs.template import TemplateError, render, shell_problems
+from doerunner.inputs.template import TemplateError, display, render, shell_problems
 
 from .conftest import run_srd
 
@@ -46,35 +47,69 @@ def test_quoted_placeholders_never_run_the_value(tmp_path) -> None:
     assert [r["status"] for r in _rows(tmp_path / "m.csv")] == ["OK"] * 4
 
 
-def test_templates_with_no_safe_quoting_are_refused(tmp_path) -> None:
+def test_templates_where_a_value_cannot_stand_are_refused(tmp_path) -> None:
+    """A string another shell reads again (sh -c, eval), a here-document whose delimiter is
+    quoted, a value inside $((...)) that is not an integer: refused before anything runs,
+    with what to write instead."""
     (tmp_path / "cases.csv").write_text(
         "case_id,cmd,x\n"
-        "bq,echo `echo {x}`,1\n"
-        'hd,"cat <<EOF\n{x}\nEOF",2\n')
+        "nest,bash -c 'echo {x}',1\n"
+        "ev,eval \"echo {x}\",2\n"
+        "qhd,\"cat <<'EOF'\n{x}\nEOF\",3\n"
+        "ar,echo $(( {x} + 1 )),$(touch PWNED)\n"
+        "arok,echo $(( {x} + 1 )),41\n")
     r = CliRunner().invoke(cli, ["run", "--cases", str(tmp_path / "cases.csv"),
                                  "--out", str(tmp_path / "m.csv")])
     assert r.exit_code == 4
+    f = tmp_path / "cases.csv"
+    nested = ("cmd: {x} is in a string another shell reads again (sh -c, eval), where a value "
+              "would run as code: write $SRD_PARAM_X in that string (the value is in its "
+              "environment)")
     assert r.output.splitlines() == [
-        f"{tmp_path / 'cases.csv'}:2:2: cmd: {{x}} is inside backquotes, where no quoting "
-        "makes a value safe: write $(...) instead of `...`",
-        f"{tmp_path / 'cases.csv'}:3:2: cmd: {{x}} is inside a here-document, where no "
-        "quoting makes a value safe: pass it as an argument or read $SRD_PARAM_X instead",
-        "srd: 2 problems; nothing was run"]
+        f"{f}:2:2: {nested}", f"{f}:3:2: {nested}",
+        f"{f}:4:2: cmd: {{x}} is in a here-document with a quoted delimiter, where nothing "
+        "is substituted: unquote the delimiter, or read $SRD_PARAM_X",
+        f"{f}:7:2: cmd: {{x}} is inside $((...)), where a value is read as arithmetic: "
+        "'$(touch PWNED)' is not an integer",
+        "srd: 4 problems; nothing was run"]
     assert not (tmp_path / "m.csv").exists() and not (tmp_path / "m_run").exists()
 
 
-def test_refusals_and_what_is_not_refused() -> None:
-    assert shell_problems("cat <<'E'\nplain\nE\necho \"{x}\" `date`") == []
+def test_backquotes_heredocs_and_the_scanners_blind_spots_run_no_value(tmp_path) -> None:
+    """What the red team found after the first fix (issue 17): every template gets the
+    value as text — a value is never in the script sh reads, only a reference to
+    $SRD_PARAM_X — also where the scanner misjudges the quoting (a `case` pattern's `)`
+    inside $(...), a # after an escaped space or a `)`)."""
+    cmds = {"bq": "echo `echo {x}`", "hd": "cat <<!\n{x}\n!", "ar": "echo $(( {x} * 2 ))",
+            "hash": "echo $(date +%Y)#{x}", "esc": "echo a\\ #{x}",
+            "case": 'echo "$(case a in a) echo {x};; esac)"'}
+    with open(tmp_path / "cases.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["case_id", "cmd", "x"])
+        for cid, cmd in cmds.items():
+            w.writerow([cid, cmd, "21" if cid == "ar" else EVIL])
+    p = run_srd("run", "--cases", "cases.csv", "--out", "m.csv", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert not (tmp_path / "PWNED").exists()
+    logs = tmp_path / "m_run" / "logs"
+    got = {c: (logs / f"{c}.stdout").read_text() for c in cmds}
+    assert got["bq"] == got["hd"] == got["case"] == f"{EVIL}\n"
+    assert got["ar"] == "42\n" and got["esc"] == f"a #{EVIL}\n"
+    assert got["hash"].endswith(f"#{EVIL}\n")
+
+
+def test_what_runs_holds_references_and_dry_run_shows_values() -> None:
+    assert render("echo {x} \"{x}\" '{x}'", {"x": EVIL}) == (
+        "echo \"${SRD_PARAM_X}\" \"${SRD_PARAM_X}\" ''\"${SRD_PARAM_X}\"''")
+    assert display("echo {x} \"{x}\"", {"x": EVIL}) == (
+        "echo '$(touch PWNED)' \"\"'$(touch PWNED)'\"\"")
     assert shell_problems("echo '`{x}`'") == []  # backquotes inside single quotes are text
-    assert shell_problems('echo "`echo {x}`"') == [
-        "cmd: {x} is inside backquotes, where no quoting makes a value safe: write $(...) "
-        "instead of `...`"]
     try:
-        render("echo `{x}`", {"x": "1"})
+        render("sh -c 'echo {x}'", {"x": "1"})
     except TemplateError as e:
-        assert "inside backquotes" in str(e)
+        assert "another shell reads again" in str(e)
     else:
-        raise AssertionError("a backquoted placeholder was rendered")
+        raise AssertionError("a nested shell's placeholder was rendered")
 
 
 # Each template prints the value between two markers; the shell must print exactly that.
@@ -88,6 +123,8 @@ TEMPLATES = [
     "printf '[%s]' \"$(printf '%s' {x})\"",
     "# a comment with {x} ' in it\nprintf '[%s]' '{x}'",
     "printf '[%s]' \"{x}\" # and {x} again",
+    "printf '[%s]' \"`printf '%s' {x}`\"",
+    "printf '[%s]' \"$(cat <<EOF\n{x}\nEOF\n)\"",
 ]
 VALUES = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
                  max_size=30) | st.sampled_from(
@@ -101,12 +138,13 @@ VALUES = st.text(st.characters(blacklist_categories=("Cs",), blacklist_character
 def test_every_quoting_context_gives_the_value_as_text(tmp_path, value: str) -> None:
     for template in TEMPLATES:
         script = render(template, {"x": value})
-        p = subprocess.run(["/bin/sh", "-c", script], cwd=tmp_path, capture_output=True,
-                           text=True, timeout=10)
+        env = {"PATH": os.environ["PATH"], "SRD_PARAM_X": value}  # what a case gets
+        p = subprocess.run(["/bin/sh", "-c", script], cwd=tmp_path, capture_output=True, env=env,
+                           timeout=10)  # bytes: text mode would make a CR a newline
         want = value
-        if "$(printf" in template:
+        if "$(printf" in template or "`printf" in template or "$(cat" in template:
             want = value.rstrip("\n")  # command substitution drops trailing newlines
         if "a{x}b" in template or "'a'\"{x}\"'b'" in template:
             want = f"a{value}b"
-        assert p.stdout == f"[{want}]", (template, script)
+        assert p.stdout.decode("utf-8", "surrogateescape") == f"[{want}]", (template, script)
         assert not list(tmp_path.iterdir()), (template, script)

@@ -61,3 +61,16 @@ def test_jobs_interrupted_kills_every_running_case(tmp_path) -> None:
     assert proc.returncode == 130
     time.sleep(0.2)
     assert all(marked_processes(f"64.{i}") == [] for i in range(4))
+
+
+def test_jobs_is_bounded_and_never_more_slots_than_cases(tmp_path) -> None:
+    """Issue 17: `-j 99999999999999999999` built a slot (a thread, a backend) per job and
+    grew without bound; now at most 1024, and never more slots than cases."""
+    r = CliRunner().invoke(cli, ["run", "-j", "1025", "--", "true"])
+    assert r.exit_code == 4
+    assert r.output.splitlines()[-1] == ("Error: Invalid value for '-j' / '--jobs': 1025 is "
+                                         "not in the range 1<=x<=1024.")
+    r = CliRunner().invoke(cli, ["run", "--dry-run", "-j", "1000", "--telemetry", "off",
+                                 "-L", "n", "1,2", "--", "echo {n}"])
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines()[0] == "# executor: local (2 cases at once)"

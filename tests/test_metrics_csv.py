@@ -167,6 +167,11 @@ def test_any_rows_give_a_valid_file(tmp_path_factory: pytest.TempPathFactory,
         row["case_id"] = f"c{i}"
         row["errors"] = 0 if row["status"] == "OK" else 2
         row["ts_end"] = row["ts_start"]
+        if isinstance(row["run_seconds"], (int, float)):  # a time: never negative
+            row["run_seconds"] = abs(row["run_seconds"])
+        if row["status"] == "OK":  # an OK row: exit code 0 (or none) and no message
+            row["exit_code"] = row["exit_code"] and 0
+            row["message"] = ""
     out = tmp_path_factory.mktemp("prop") / "metrics.csv"
     stats = ColumnStats(table)
     write_metrics_csv(out, table, stats, JST, csv_safe=csv_safe)

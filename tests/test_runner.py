@@ -104,3 +104,36 @@ def test_coefficient_of_variation() -> None:
     assert coefficient_of_variation([1.0]) == math.inf
     assert coefficient_of_variation([2.0, 2.0, 2.0]) == 0.0
     assert coefficient_of_variation([1.0, 3.0]) == pytest.approx(0.5)
+
+
+def test_values_near_the_float_limit_are_averaged_not_a_crash(tmp_path) -> None:
+    """Issue 17: `x=1e308` twice overflowed the sum of the mean and ended the run with an
+    internal error (and --resume the same, every time): the mean is taken term by term."""
+    from click.testing import CliRunner
+
+    from doerunner.cli import cli
+
+    out = tmp_path / "m.csv"
+    r = CliRunner().invoke(cli, ["run", "-q", "--telemetry", "off", "-r", "2", "--out",
+                                 str(out), "--", "echo x=1e308 y=-1.7e308"])
+    assert r.exit_code == 0, r.output
+    import csv
+
+    with open(out, newline="") as f:
+        row = next(csv.DictReader(f))
+    assert (row["status"], float(row["x"]), float(row["y"])) == ("OK", 1e308, -1.7e308)
+
+
+def test_a_statistic_that_fails_on_a_cases_values_fails_that_case_only(monkeypatch) -> None:
+    from doerunner.campaign import runner
+
+    def broken(values):
+        raise OverflowError("intermediate overflow in fsum")
+
+    monkeypatch.setattr(runner, "_mean", broken)
+    backend = DummyBackend()
+    settings = RunnerSettings()
+    r = runner.run_with_retries(make_case(repeat=2), backend, settings)
+    assert (r.status, r.message, r.attempts) == (
+        "FAIL", "srd could not aggregate the results: OverflowError: intermediate overflow "
+        "in fsum", 1)

@@ -284,7 +284,11 @@ def test_stdin_is_dev_null(backend, ctx):
 def test_render_braces(backend):
     c = case("echo {a} {{a}} ${HOME} ${a} {x y} {} awk '{print $1}' {{1..3}}", {"a": "v w"})
     assert backend.check(c) == []
-    assert backend.render(c) == "echo 'v w' {a} ${HOME} ${a} {x y} {} awk '{print $1}' {1..3}"
+    # what a person reads (--dry-run); what runs holds a reference to the value instead
+    assert backend.describe(c) == ("echo 'v w' {a} ${HOME} ${a} {x y} {} awk '{print $1}' "
+                                   "{1..3}")
+    assert backend.render(c) == ('echo "${SRD_PARAM_A}" {a} ${HOME} ${a} {x y} {} '
+                                 "awk '{print $1}' {1..3}")
 
 
 def test_check_missing_cmd(backend):
@@ -585,6 +589,16 @@ def test_srd_run_warns_once_of_cases_whose_output_gave_no_metric(tmp_path):
     assert r.stderr.splitlines()[-1] == f"srd: warning: {warning}"
     run = json.loads((tmp_path / "m_run" / "run.json").read_text())
     assert run["warnings"] == [warning]
+
+
+def test_a_run_timing_silent_commands_alone_has_no_metric_warning(tmp_path):
+    # hyperfine's use: commands timed for their run time, none printing a metric.
+    write_rows(tmp_path / "cases.csv", [["case_id", "cmd"], ["t", "true"],
+                                        ["e", "echo hello"]])
+    r = run_srd("run", "--cases", "cases.csv", "--out", "m.csv", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    assert json.loads((tmp_path / "m_run" / "run.json").read_text())["warnings"] == []
 
 
 def test_a_pattern_finds_the_last_progress_line_of_a_long_cr_redrawn_stream(tmp_path):

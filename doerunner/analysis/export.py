@@ -5,20 +5,27 @@ tag and status. Filters of one kind are alternatives (``--tag a --tag b``: eithe
 different kinds must all hold. Nothing selected raises ``InputError`` naming the filter
 that emptied the selection. The shapes the selection is written in are the export formats'
 (``outputs.export``).
+
+Memory does not grow with the runs: the selection reads each metrics.csv once, piece by
+piece (``analysis.metrics.iter_metrics``), and keeps of it only its header and which rows
+are selected (a bit a row); a writer reads the selected rows again, piece by piece
+(``SelectedRun.pieces``).
 """
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from doerunner.analysis.metrics import read_metrics
+from doerunner.analysis.metrics import iter_metrics, metrics_header
 from doerunner.analysis.runfiles import run_json_or_empty
 from doerunner.errors import InputError
 from doerunner.history import RunRecord, get_run, list_runs
@@ -41,21 +48,54 @@ class Selection:
     statuses: tuple[str, ...] = ()
 
 
+def _stamp(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns
+
+
 @dataclass
 class SelectedRun:
-    """One selected run: its history record and the selected rows of its metrics.csv
-    (strings); ``run_json`` (``{}`` when gone) is read when first asked for — it holds
-    every repetition of every case, and CSV/Parquet exports do not need it."""
+    """One selected run: its history record, its metrics.csv's ``columns`` (as
+    ``read_metrics`` names them) and which of its rows are selected (``keep``, a bool per
+    row; ``count`` of them). The rows themselves are read when written (``pieces``);
+    ``run_json`` (``{}`` when gone) is read when first asked for, without its cases."""
 
     record: RunRecord
-    rows: pd.DataFrame
+    columns: list[str]
+    keep: np.ndarray
+    stamp: tuple[int, int] = (0, 0)
     _run_json: dict[str, Any] | None = None
+
+    @property
+    def count(self) -> int:
+        """How many of the run's rows are selected."""
+        return int(self.keep.sum())
 
     @property
     def run_json(self) -> dict[str, Any]:
         if self._run_json is None:
             self._run_json = run_json_or_empty(Path(self.record.run_dir) / "run.json")
         return self._run_json
+
+    def pieces(self, columns: Callable[[str], bool] | None = None) -> Iterator[pd.DataFrame]:
+        """The selected rows (strings, metrics.csv's columns, or those ``columns`` keeps
+        besides ``case_id``), in pieces (``analysis.metrics.iter_metrics``). Raises
+        ``InputError`` when metrics.csv changed since it was selected."""
+        path = self.record.metrics_path
+        try:
+            changed = _stamp(path) != self.stamp
+        except OSError:
+            changed = True
+        if changed:
+            raise InputError(f"{path}: changed while srd export read it; export again")
+        start = 0
+        for piece in iter_metrics(path, columns):
+            mask = self.keep[start:start + len(piece)]
+            start += len(piece)
+            if mask.all():
+                yield piece
+            elif mask.any():
+                yield piece[mask]
 
 
 @dataclass
@@ -67,7 +107,14 @@ class Selected:
 
     @property
     def case_count(self) -> int:
-        return sum(len(r.rows) for r in self.runs)
+        return sum(r.count for r in self.runs)
+
+    def columns(self) -> set[str]:
+        """The union of the selected runs' columns."""
+        names: set[str] = set()
+        for r in self.runs:
+            names.update(r.columns)
+        return names
 
 
 def _run_filters(sel: Selection) -> str:
@@ -109,7 +156,7 @@ def _case_filters(df: pd.DataFrame, sel: Selection) -> list[tuple[str, pd.Series
         ids = df["case_id"].astype(str)
         m = pd.Series(False, index=df.index)
         for pat in sel.cases:
-            m |= ids.map(lambda s, p=pat: fnmatch.fnmatchcase(s, p)) if any(
+            m |= ids.map(lambda s, p=pat: fnmatch.fnmatchcase(s, p)).astype(bool) if any(
                 ch in pat for ch in "*?[") else ids == pat
         out.append((" ".join(f"--case {p}" for p in sel.cases), m))
     if sel.tags:
@@ -127,37 +174,53 @@ def _case_filters(df: pd.DataFrame, sel: Selection) -> list[tuple[str, pd.Series
     return out
 
 
+def _filtered(rec: RunRecord, sel: Selection) -> tuple[SelectedRun, list[bool]]:
+    """``rec``'s run with its rows filtered, its whole metrics.csv read (so that a fault in
+    it skips the run here, as a whole read would), a piece at a time; and for each case
+    filter, whether a row passes it and the filters before it."""
+    columns = metrics_header(rec.metrics_path)
+    stamp = _stamp(rec.metrics_path)
+    keeps, alive = [], []
+    for piece in iter_metrics(rec.metrics_path):
+        keep = np.ones(len(piece), dtype=bool)
+        for i, (_, mask) in enumerate(_case_filters(piece, sel)):
+            keep &= mask.to_numpy(dtype=bool)
+            if len(alive) <= i:
+                alive.append(False)
+            alive[i] = alive[i] or bool(keep.any())
+        keeps.append(keep)
+    return SelectedRun(rec, columns, np.concatenate(keeps), stamp), alive
+
+
 def select(sel: Selection, history: Path | None = None) -> Selected:
-    """Runs then cases, per ``sel``. A run whose metrics.csv is gone is skipped with a
-    warning. Raises ``InputError`` when nothing is left, naming the filter that left
-    nothing (counted over every selected run)."""
+    """Runs then cases, per ``sel``. A run whose metrics.csv is gone or unreadable is
+    skipped with a warning. Raises ``InputError`` when nothing is left, naming the filter
+    that left nothing (counted over every selected run)."""
     records = select_runs(sel, history)
-    loaded: list[tuple[RunRecord, pd.DataFrame]] = []
+    loaded: list[SelectedRun] = []
     warnings = []
+    descs = [d for d, _ in _case_filters(pd.DataFrame({"case_id": []}), sel)]
+    alive = [False] * len(descs)
     for rec in records:
         try:
-            loaded.append((rec, read_metrics(rec.metrics_path)))
+            run, passed = _filtered(rec, sel)
+            loaded.append(run)
+            alive = [a or b for a, b in zip(alive, passed, strict=True)]
         except InputError as e:
             warnings.append(f"run {rec.run_id} skipped: {e}")
+        except OSError as e:
+            warnings.append(f"run {rec.run_id} skipped: {rec.metrics_path}: {e.strerror}")
     if not loaded:
         raise InputError(f"none of the {len(records)} selected run(s) has a readable "
                          f"metrics.csv: {'; '.join(warnings)}")
-    masks = [(rec, df, _case_filters(df, sel)) for rec, df in loaded]
-    n_filters = len(masks[0][2])
-    keep = [pd.Series(True, index=df.index) for _, df, _ in masks]
-    for i in range(n_filters):
-        for j, (_, _, filters) in enumerate(masks):
-            keep[j] = keep[j] & filters[i][1]
-        if not any(k.any() for k in keep):
-            desc = masks[0][2][i][0]
-            before = " after " + " ".join(masks[0][2][k][0] for k in range(i)) if i else ""
-            raise InputError(f"no case matches {desc}{before} in the {len(loaded)} selected "
-                             "run(s)")
-    if not any(len(df) for _, df in loaded):
+    for i, desc in enumerate(descs):
+        if not alive[i]:
+            before = " after " + " ".join(descs[:i]) if i else ""
+            raise InputError(f"no case matches {desc}{before} in the {len(loaded)} "
+                             "selected run(s)")
+    if not any(len(r.keep) for r in loaded):
         raise InputError("the selected runs have no cases")
-    runs = [SelectedRun(rec, df[k])
-            for (rec, df, _), k in zip(masks, keep, strict=True) if k.any()]
-    return Selected(runs, warnings)
+    return Selected([r for r in loaded if r.keep.any()], warnings)
 
 
 def parse_statuses(values: Sequence[str]) -> tuple[str, ...]:

@@ -27,7 +27,10 @@ class ExecContext:
     ``("batch", 3, 8)``; it only shows, it never measures. ``sample_s``: how often a backend
     samples the host resources its execution uses (seconds; the telemetry rate);
     ``record_series``: keep those samples as the case's host series, with ``rapl_joules``
-    (the host's CPU and DRAM energy so far, J) when RAPL is read.
+    (the host's CPU and DRAM energy so far, J) when RAPL is read. ``echo``: the file
+    descriptors (stdout, stderr) the execution's output is also written to as it arrives
+    (``--show-output``; None: captured only). A backend that cannot stream what it runs
+    prints says so in its docstring.
     """
 
     timeout_s: float
@@ -41,6 +44,7 @@ class ExecContext:
     sample_s: float = 0.1
     record_series: bool = False  # keep the host series of the process tree (time series)
     rapl_joules: Callable[[], float | None] | None = None  # the host's RAPL joules so far
+    echo: tuple[int, int] | None = None  # (stdout, stderr) descriptors: --show-output
 
 
 @dataclass(slots=True)

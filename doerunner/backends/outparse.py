@@ -23,6 +23,15 @@ as it would in a ``key=value`` line. ``ext_*`` keys keep their value as the text
 (``ext_n=007`` → ``"007"``, JSON ``true`` → ``"true"``). ``errors`` must be a non-negative
 integer; an integral float becomes an ``int``, anything else is ignored.
 
+What srd cannot store exactly is stored safely (``cells.storable``): an integer beyond 64 bits
+(``checksum=18446744073709551616``) becomes the nearest float, and text keeps no invalid
+Unicode (a JSON ``"\\ud83d"`` becomes U+FFFD) nor control characters but TAB, LF and CR.
+
+Keys naming a column srd measures or derives itself (``columns.srd_owned``: ``runs``,
+``energy_adjusted_j``, ``thermal_throttle_detected``, the run columns...) are ignored, and an
+OK execution says which in one warning (``ignored_warnings``); keys with an input prefix
+(``param_``, ``threshold_``, ``tag_``, ``note_``) are ignored silently.
+
 Precedence ("later values win"): within one stream a later line overrides an earlier one;
 stdout overrides stderr (stdout is where a program reports its results, stderr carries its
 diagnostics, and the two pipes have no reliable relative order, so a fixed order keeps
@@ -44,12 +53,15 @@ import math
 import re
 import time
 
+from doerunner.cells import INT64_MAX, storable_int, storable_text
+from doerunner.columns import srd_owned
 from doerunner.inputs.patterns import MetricPattern
 from doerunner.inputs.vocabulary import ECHOED_PREFIXES, RUN_COLUMNS
 from doerunner.results import Metric
 
-# Run-info and bookkeeping columns a command must not overwrite, and the prefixes of the
-# columns that come from cases.csv (parameters, thresholds, tags, notes): never from output.
+# Run-info and bookkeeping columns a command must not overwrite (with every other column srd
+# measures itself: ``columns.srd_owned``), and the prefixes of the columns that come from
+# cases.csv (parameters, thresholds, tags, notes): never from output.
 RESERVED_KEYS = RUN_COLUMNS
 RESERVED_PREFIXES = ECHOED_PREFIXES
 
@@ -59,7 +71,8 @@ _INT = re.compile(r"[+-]?[0-9]+")
 _FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
-_KEYS: dict[str, str | None] = {}  # raw key -> its column, None when output may not set it
+# raw key -> (its column, None when output may not set it; the srd column it names, if any)
+_KEYS: dict[str, tuple[str | None, str | None]] = {}
 
 
 def normalize_key(key: str) -> str:
@@ -67,29 +80,40 @@ def normalize_key(key: str) -> str:
     return _NOT_KEY_CHAR.sub("_", key.lower())
 
 
-def _column(raw_key: str) -> str | None:
-    """The column ``raw_key`` names, or None when it is empty or one output may not set (run
-    columns, input prefixes). Remembered: a sweep prints the same keys case after case."""
+def _column(raw_key: str) -> tuple[str | None, str | None]:
+    """``(column, owned)``: the column ``raw_key`` names, or None when it is empty or one
+    output may not set (srd's own columns, input prefixes); ``owned`` is the srd column it
+    names (to be warned about), else None. Remembered: a sweep prints the same keys case
+    after case."""
     try:
         return _KEYS[raw_key]
     except KeyError:
         pass
     key: str | None = normalize_key(raw_key)
-    if not key or key in RESERVED_KEYS or key.startswith(RESERVED_PREFIXES):
+    owned = None
+    if key and (key in RESERVED_KEYS or srd_owned(key)):
+        key, owned = None, key
+    elif not key or key.startswith(RESERVED_PREFIXES):
         key = None
     if len(_KEYS) > 65536:
         _KEYS.clear()
-    _KEYS[raw_key] = key
-    return key
+    _KEYS[raw_key] = (key, owned)
+    return key, owned
+
+
+def column(raw_key: str) -> str | None:
+    """The column an output key names (``Latency P95`` → ``latency_p95``), or None when
+    output may not set it (srd's own columns, input prefixes, an empty key)."""
+    return _column(raw_key)[0]
 
 
 def _number(text: str) -> int | float | None:
     text = text.strip()
-    if text.isdigit() and text.isascii() and len(text) < 20:  # the common case, no regex
+    if text.isdigit() and text.isascii() and len(text) < 19:  # the common case, no regex
         return int(text)
     if _INT.fullmatch(text):
         try:
-            return int(text)
+            return storable_int(int(text))  # beyond 64 bits: the nearest float
         except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
             return None
     if _FLOAT.fullmatch(text):
@@ -118,32 +142,35 @@ class OutputParser:
     metrics found so far. A parser is for one stream; ``combine`` merges two.
     """
 
-    __slots__ = ("_metrics",)
+    __slots__ = ("_metrics", "ignored")
 
     def __init__(self) -> None:
         self._metrics: dict[str, Metric] = {}
+        self.ignored: set[str] = set()  # keys naming srd's own columns, ignored
 
-    def feed_line(self, line: str) -> None:
+    def feed_line(self, line: str) -> tuple[str, ...]:
         """Parse one line; lines that are neither all ``key=value`` nor a JSON object are
-        ignored."""
+        ignored. Returns the keys of a ``key=value`` line, as written (else ``()``): the
+        capture learns a stream's keys from them (``process.lines``)."""
         text = line.strip()
         if not text:
-            return
+            return ()
         if text[0] == "{" and text[-1] == "}":
             obj = _try_json(text)
             if obj is not None:
-                _add_json(self._metrics, obj)
-            return
+                _add_json(self._metrics, obj, self.ignored)
+            return ()
         if "=" not in text:
-            return
+            return ()
         pairs = []
         for token in text.split():
             key, eq, value = token.partition("=")
             if not eq or not _KEY_START.match(key):
-                return
+                return ()
             pairs.append((key, value))
         for key, value in pairs:
-            _add(self._metrics, key, value, value)
+            _add(self._metrics, key, value, value, self.ignored)
+        return tuple(key for key, _ in pairs)
 
     def result(self, whole_stdout: str | None = None) -> dict[str, Metric]:
         """The metrics of the lines fed so far, then those of ``whole_stdout`` when it is one
@@ -155,7 +182,7 @@ class OutputParser:
             if (text[:1], text[-1:]) in _WHOLE_JSON:
                 obj = _try_json(text, one_of_array=True)
                 if obj is not None:
-                    _add_json(metrics, obj)
+                    _add_json(metrics, obj, self.ignored)
         return metrics
 
 
@@ -166,6 +193,16 @@ def combine(stdout: OutputParser, stderr: OutputParser,
     metrics = stderr.result(None)
     metrics.update(stdout.result(whole_stdout))
     return metrics
+
+
+def ignored_warnings(stdout: OutputParser, stderr: OutputParser) -> tuple[str, ...]:
+    """The warning of an execution whose output named srd's own columns (call after
+    ``combine``): one, naming them all, or none."""
+    keys = stdout.ignored | stderr.ignored
+    if not keys:
+        return ()
+    return (f"output keys naming columns srd sets itself were ignored: {', '.join(sorted(keys))}"
+            " (FORMAT.md §3)",)
 
 
 def parse_output(stdout: str, stderr: str = "") -> dict[str, Metric]:
@@ -193,37 +230,41 @@ def _try_json(text: str, one_of_array: bool = False) -> dict | None:
     return obj if isinstance(obj, dict) else None
 
 
-def _add_json(metrics: dict[str, Metric], obj: dict, prefix: str = "") -> None:
+def _add_json(metrics: dict[str, Metric], obj: dict, ignored: set[str] | None,
+              prefix: str = "") -> None:
     for key, value in obj.items():
         name = f"{prefix}_{key}" if prefix else str(key)
         if isinstance(value, dict):
-            _add_json(metrics, value, name)
+            _add_json(metrics, value, ignored, name)
         elif isinstance(value, bool):
-            _add(metrics, name, None, "true" if value else "false")
+            _add(metrics, name, None, "true" if value else "false", ignored)
         elif isinstance(value, _JsonConstant):
-            _add(metrics, name, None, str(value))
+            _add(metrics, name, None, str(value), ignored)
         elif isinstance(value, str):
             # A JSON number (kept as text by _loads) or a string that may hold one.
-            _add(metrics, name, str(value), str(value))
+            _add(metrics, name, str(value), str(value), ignored)
         # lists and null: ignored
 
 
 def _add(metrics: dict[str, Metric], raw_key: str, number_text: str | None,
-         verbatim: str) -> None:
+         verbatim: str, ignored: set[str] | None = None) -> None:
     """Store one key: ``number_text`` is parsed as a number (None: not a number);
-    ``verbatim`` is what an ``ext_*`` key keeps."""
-    key = _column(raw_key)
+    ``verbatim`` is what an ``ext_*`` key keeps. A key naming one of srd's own columns is
+    added to ``ignored`` instead."""
+    key, owned = _column(raw_key)
     if key is None:
+        if owned is not None and ignored is not None:
+            ignored.add(owned)
         return
     if key.startswith("ext_"):
-        metrics[key] = verbatim
+        metrics[key] = storable_text(verbatim)
         return
     value = _number(number_text) if number_text is not None else None
     if value is None:
         return
     if key == "errors":
         if isinstance(value, float):
-            if not value.is_integer():
+            if not value.is_integer() or abs(value) > INT64_MAX:
                 return
             value = int(value)
         if value < 0:

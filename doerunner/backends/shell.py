@@ -1,13 +1,16 @@
 """The shell backend: runs a case's ``cmd`` with ``/bin/sh -c`` and parses its output.
 
-The command template (``inputs.template``): ``{name}`` is replaced by the value of parameter
-``name`` quoted for the shell context it stands in (``inputs.shellquote``: a value can never
-run code of its own, whatever the template's quotes);
+The command template (``inputs.template``): ``{name}`` is replaced by a reference to the
+environment variable carrying the value of parameter ``name`` (``"${SRD_PARAM_NAME}"``,
+quoted for the shell context it stands in: ``inputs.shellquote``), so the value is never
+in the script and can never run code of its own, whatever the template's quotes;
 ``{{`` and ``}}`` are literal braces; ``${NAME}`` is shell syntax and left alone.
 ``{identifier}`` naming no parameter is an input error found by ``check``.
 
 Every command runs as ``["/bin/sh", "-c", rendered]`` (POSIX sh; ``$SHELL`` is not used, so
-results do not depend on who runs srd), in the current directory, with stdin from
+results do not depend on who runs srd) — or, for a case with ``shell`` = false, as the
+arguments ``inputs.argv`` makes of the template, the program looked up on ``PATH`` and
+exec'd (not found: FAIL ``command not found: NAME``) — in the current directory, with stdin from
 /dev/null, in a session and process group of its own (``process.spawn``). Its environment
 is srd's, plus ``ctx.env``, plus ``SRD_PARAM_<NAME>`` for every parameter, ``SRD_CASE_ID``
 and ``SRD_EXEC_ID`` (a marker srd uses to find the case's escaped processes).
@@ -39,16 +42,11 @@ import subprocess
 import time
 
 from doerunner.backends.base import Backend, ExecContext
-from doerunner.backends.outparse import combine, extract
+from doerunner.backends.outparse import combine, extract, ignored_warnings
 from doerunner.errors import CaseInterrupted
+from doerunner.inputs.argv import command_problems, render_argv
 from doerunner.inputs.case import Case
-from doerunner.inputs.template import (
-    TemplateError,
-    render,
-    shell_problems,
-    unknown_message,
-    unknown_placeholders,
-)
+from doerunner.inputs.template import TemplateError, display, render
 from doerunner.inputs.vocabulary import param_env_name
 from doerunner.process import spawn
 from doerunner.process import tree as proctree
@@ -59,7 +57,6 @@ from doerunner.results import FAIL, OK, TIMEOUT, Execution
 SHELL = "/bin/sh"
 _POLL_S = 0.1  # how often the cancel event is looked at while nothing happens
 _DRAIN_S = 1.0  # how long to wait for the pipes to close once the tree is dead
-_READ_SIZE = 65536
 _POLLIN = getattr(select, "POLLIN", 1)
 _MARKER_VAR_BYTES = os.fsencode(proctree.MARKER_VAR)
 _env_names: dict[str, bytes] = {}
@@ -76,7 +73,8 @@ def _env_name_bytes(param: str) -> bytes:
 
 
 class ShellBackend(Backend):
-    """Runs ``cmd`` through ``/bin/sh -c`` (see the module docstring)."""
+    """Runs ``cmd`` through ``/bin/sh -c``, or exec'd without a shell (see the module
+    docstring). It also runs every backend's hooks (``campaign.hooks``)."""
 
     NAME = "shell"
     TEMPLATE_COLUMNS = ("cmd",)
@@ -86,17 +84,35 @@ class ShellBackend(Backend):
     def check(self, case: Case) -> list[tuple[str, str]]:
         if case.cmd is None or not case.cmd.strip():
             return [("cmd", "cmd: missing value (the shell backend needs a command)")]
-        return [("cmd", unknown_message(name, case.params))
-                for name in unknown_placeholders(case.cmd, case.params)] + \
-            [("cmd", msg) for msg in shell_problems(case.cmd)]
+        return [("cmd", message)
+                for message in command_problems("cmd", case.cmd, case.params, case.shell)]
 
     def render(self, case: Case) -> str:
-        """The command with every ``{name}`` replaced by the shell-quoted parameter value.
-        Raises ``ValueError`` for a placeholder that names no parameter."""
+        """The script ``sh`` runs: every ``{name}`` a quoted reference to
+        ``$SRD_PARAM_<NAME>`` (``inputs.template.render``; ``environment`` carries the
+        values). Raises ``TemplateError`` for a placeholder that names no parameter."""
         return render(case.cmd or "", case.params)
 
+    def command(self, case: Case) -> list[str]:
+        """What is started: ``[/bin/sh, -c, rendered]``, or without a shell the arguments
+        of ``inputs.argv`` (the program not looked up yet). Raises ``TemplateError`` when
+        the template cannot be filled (``check`` says why)."""
+        if case.shell:
+            return [SHELL, "-c", self.render(case)]
+        argv = render_argv(case.cmd or "", case.params)
+        if not argv:
+            raise TemplateError("cmd: nothing to run: the command is empty once its "
+                                "placeholders are filled")
+        return argv
+
     def describe(self, case: Case) -> str:
-        return self.render(case)
+        """The rendered command; without a shell its arguments as ``sh`` would read them
+        (``shlex.join``: one quoted word per argument)."""
+        if case.shell:
+            return display(case.cmd or "", case.params)
+        import shlex
+
+        return shlex.join(self.command(case))
 
     def environment(self, case: Case, ctx: ExecContext, marker: str) -> dict[bytes, bytes]:
         """The command's environment, as bytes (what ``Popen`` would encode it to anyway;
@@ -122,7 +138,7 @@ class ShellBackend(Backend):
         try:
             if case.cmd is None or not case.cmd.strip():
                 raise TemplateError("cmd: missing value")
-            rendered = self.render(case)
+            argv = self.command(case)
         except TemplateError as e:
             problems = self.check(case)
             now = time.time()
@@ -130,11 +146,19 @@ class ShellBackend(Backend):
         # Orphans of the case must come back to srd to be found (idempotent, cheap).
         proctree.become_subreaper()
         marker = proctree.new_exec_id()
-        argv = [SHELL, "-c", rendered]
         env = self.environment(case, ctx, marker)
+        if not case.shell:  # exec'd directly: find the program as execvp would
+            found = program(argv[0], env)
+            if found is None:
+                now = time.time()
+                return Execution(FAIL, 0.0, now, now, None, f"command not found: {argv[0]}")
+            argv[0] = found
         patterns = case.metric_patterns
-        out = Capture(ctx.stdout_path, ctx.log_cap_bytes, keep_json=True, patterns=patterns)
-        err = Capture(ctx.stderr_path, ctx.log_cap_bytes, keep_json=False, patterns=patterns)
+        echo_out, echo_err = ctx.echo or (None, None)  # --show-output
+        out = Capture(ctx.stdout_path, ctx.log_cap_bytes, keep_json=True, patterns=patterns,
+                      echo=echo_out)
+        err = Capture(ctx.stderr_path, ctx.log_cap_bytes, keep_json=False, patterns=patterns,
+                      echo=echo_err)
         t_start = t0 = 0.0
         try:
             # Everything but the start itself is prepared before the clock starts.
@@ -223,7 +247,7 @@ def _supervise(case: Case, proc: spawn.Child | subprocess.Popen, marker: str,
                     t_exit = perf_counter()
                     meter.last_look()  # exited, not reaped yet: its whole tree's figures
                 else:
-                    _read(poller, fd, live)
+                    _read(poller, fd, live, pidfd)
             if t_exit is None and pidfd is None and proc.poll() is not None:
                 t_exit = perf_counter()
         if timed_out is not None:
@@ -243,9 +267,9 @@ def _supervise(case: Case, proc: spawn.Child | subprocess.Popen, marker: str,
     whole = out.finish()
     err.finish()
     metrics = combine(out.parser, err.parser, whole)
-    warnings: tuple[str, ...] = ()
+    warnings = ignored_warnings(out.parser, err.parser)  # srd's own columns, named
     if out.extractor is not None and err.extractor is not None:
-        warnings = tuple(extract(metrics, out.extractor, err.extractor))  # type: ignore[arg-type]
+        warnings += tuple(extract(metrics, out.extractor, err.extractor))  # type: ignore[arg-type]
     wall_s = timed_out if timed_out is not None else t_exit - t0  # type: ignore[operator]
     host = meter.metrics(wall_s, getattr(proc, "rusage", None), timed_out is not None)
     series = meter.series() if ctx.record_series else None
@@ -259,6 +283,20 @@ def _supervise(case: Case, proc: spawn.Child | subprocess.Popen, marker: str,
                          warnings=warnings, host=host, host_series=series)
     return Execution(FAIL, wall_s, t_start, t_start + wall_s, rc, _rc_message(rc), metrics,
                      host=host, host_series=series)
+
+
+def program(name: str, env: dict[bytes, bytes]) -> str | None:
+    """The path of ``name``, the program of a command run without a shell: a name holding a
+    ``/`` as it is (when it exists), else looked up on the command's ``PATH`` (srd's, unless
+    its environment sets another; ``/bin:/usr/bin`` without one). None when not found."""
+    if "/" in name:
+        return name if os.path.exists(name) else None
+    if not name:
+        return None
+    import shutil
+
+    path = env.get(b"PATH")
+    return shutil.which(name, path=os.fsdecode(path) if path is not None else os.defpath)
 
 
 def _rc_message(rc: int) -> str:
@@ -275,11 +313,12 @@ def _one_line(e: BaseException) -> str:
     return lines[0] if lines else type(e).__name__
 
 
-def _read(poller: select.poll, fd: int, live: dict[int, Capture]) -> None:
-    data = os.read(fd, _READ_SIZE)
-    if data:
-        live[fd].feed(data)
-    else:
+def _read(poller: select.poll, fd: int, live: dict[int, Capture],
+          pidfd: int | None = None) -> None:
+    """Read a readable pipe once (its ``Capture`` sizes the read, grows the pipe of a
+    chatty command and lets it gather, woken by ``pidfd`` when the command exits); at its
+    end, stop watching it."""
+    if not live[fd].read(fd, pidfd):
         poller.unregister(fd)
         del live[fd]
 

@@ -42,7 +42,7 @@ def write_case_timeseries(run_dir: Path, case_id: str, series: list[Any],
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise output_error(f"cannot write {path}", e) from None
-    write_output(CaseTimeseries(), doc, path, f"cannot write {path}")
+    write_output(CaseTimeseries(), doc, path, f"cannot write {path}", own=True)
     return path
 
 
@@ -70,19 +70,19 @@ def write_outputs(opts: RunOptions, plan: ExecutionPlan, ledger: Ledger, summary
         repeated = [o for c, o in done if c.case_id in ledger.repeated]
         write_to(RepetitionsCsv(), (orjson.loads(case_json(line))
                                     for line in iter_lines(journal_path, repeated)),
-                 summary.run_dir / REPETITIONS_FILE)
+                 summary.run_dir / REPETITIONS_FILE, own=True)
         write_to(MetricsCsv(), MetricsTable(ledger.finished_rows(), ledger.stats, out.zone,
                                             out.csv_safe), out.out, errors=ENCODING_ERRORS)
         write_to(RunJson(), _run_document(opts, plan, summary, done, journal_path,
                                           cases_file, t0, telemetry),
-                 summary.run_dir / "run.json")
+                 summary.run_dir / "run.json", own=True)
         _write_timeseries_csv(opts, summary.run_dir, [c for c, _ in done])
     except OSError as e:
         raise output_error("cannot write the outputs", e, f"; the journal {journal_path} is "
                            "kept: run again with --resume") from None
 
 
-def write_junit(opts: RunOptions, ledger: Ledger, cases_file: str | None,
+def write_junit(opts: RunOptions, ledger: Ledger, title: str,
                 wall_s: float | None = None) -> OutputError | None:
     """The JUnit report (``--junit``) of the finished rows, as their metrics.csv cells, with
     the run's wall time ``wall_s`` (seconds; run.json's ``summary.elapsed_s``); the error
@@ -96,10 +96,11 @@ def write_junit(opts: RunOptions, ledger: Ledger, cases_file: str | None,
     rows = (dict(zip(header, cells, strict=True))
             for cells in format_rows(ledger.finished_rows(), ledger.stats, out.zone,
                                      csv_safe=out.csv_safe))
-    name = f"srd {Path(cases_file).name}" if cases_file else "srd"
+    name = f"srd {title}" if title else "srd"
     try:
         write_output(Junit(), JunitSuite(rows, name, out.run_directory / "logs",
-                                         wall_s=wall_s),
+                                         wall_s=wall_s,
+                                         params_in_name=out.junit_names == "params"),
                      out.junit, f"--junit {out.junit}")
     except OutputError as e:
         return e
@@ -152,4 +153,4 @@ def _write_timeseries_csv(opts: RunOptions, run_dir: Path, cases: Sequence[Case]
     paths = [p for p in paths if p.exists()]
     if paths:
         write_to(TimeseriesCsv(), SampleTable((read_case(p) for p in paths), opts.output.zone),
-                 run_dir / "timeseries.csv")
+                 run_dir / "timeseries.csv", own=True)

@@ -4,6 +4,10 @@ One self-contained JSON line per finished case, written with a single ``write`` 
 flushed at once (a killed srd loses nothing that was written), and fsynced at least once a
 second and at close (a power loss loses at most the last second). A torn last line — a
 crash in the middle of a write — is detected on reading and cut off before appending.
+
+Reading checks every line (``journal_check``): a corrupt one anywhere — not JSON, not laid
+out as srd writes it, a result of the wrong shape — is skipped, and the lines after it are
+read on; its case runs again.
 """
 
 from __future__ import annotations
@@ -12,44 +16,55 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from doerunner.campaign.journal_check import read_line
+from doerunner.outputs.targets import open_own
 from doerunner.results import CaseResult
 
 JOURNAL_VERSION = 1
 FSYNC_INTERVAL_S = 1.0
 
 
-def scan(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], int]:
-    """Read a journal: ``([(offset, entry), ...], valid_length)``.
+@dataclass(slots=True)
+class Scanned:
+    """What a journal holds: ``entries`` — ``(offset, line number, case result as JSON)`` of
+    each sound line, in file order; ``corrupt`` — ``(line number, why, case_id or None)``
+    of each line skipped; ``torn`` — the line number of a torn last line (no LF: a crash during a
+    write), else None; ``valid_length`` — the bytes up to the end of the last complete line
+    (appending starts there: a torn tail is cut off)."""
 
-    ``valid_length`` is the byte length of the file up to the end of its last complete,
-    parseable line; a torn or corrupt tail beyond it is ignored.
-    """
-    entries: list[tuple[int, dict[str, Any]]] = []
-    valid = 0
+    entries: list[tuple[int, int, dict[str, Any]]] = field(default_factory=list)
+    corrupt: list[tuple[int, str, str | None]] = field(default_factory=list)
+    torn: int | None = None
+    valid_length: int = 0
+
+
+def scan(path: Path) -> Scanned:
+    """Read and check the journal at ``path`` (absent: nothing in it)."""
+    out = Scanned()
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed by the with below
     except FileNotFoundError:
-        return entries, 0
+        return out
     with f:
         offset = 0
-        for raw in f:
-            end = offset + len(raw)
-            if not raw.endswith(b"\n"):
+        for n, raw in enumerate(f, 1):
+            if not raw.endswith(b"\n"):  # only the last line can lack its LF
+                out.torn = n
                 break
-            try:
-                entry = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                break
-            if isinstance(entry, dict) and isinstance(entry.get("case"), dict):
-                entries.append((offset, entry))
-            valid = end
-            offset = end
-    return entries, valid
+            case, problem, case_id = read_line(raw, JOURNAL_VERSION)
+            if case is None:
+                out.corrupt.append((n, problem or "corrupt", case_id))
+            else:
+                out.entries.append((offset, n, case))
+            offset += len(raw)
+            out.valid_length = offset
+    return out
 
 
 def case_json(line: bytes) -> bytes:
@@ -64,7 +79,7 @@ class Journal:
 
     def __init__(self, path: Path, *, truncate_to: int | None = None) -> None:
         self.path = path
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        fd = open_own(path)  # never through a link planted in the run directory
         if truncate_to is not None:
             os.ftruncate(fd, truncate_to)
         os.lseek(fd, 0, os.SEEK_END)

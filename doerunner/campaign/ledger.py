@@ -3,11 +3,11 @@ and warnings — what metrics.csv and the summary are made of at the end."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from doerunner.backends import BACKENDS
-from doerunner.campaign.rows import build_row
+from doerunner.campaign.rows import recordable, unrecordable
 from doerunner.campaign.stability import Stability
 from doerunner.columns import ColumnStats, family_of
 from doerunner.inputs.case import Case
@@ -34,13 +34,39 @@ class Ledger:
         self.throttled: dict[str, list[str]] = {cause: [] for cause in COLUMNS}
         self.warnings: list[str] = []
         self.no_metric_ids: list[str] = []  # OK cases whose output gave no metric
+        self.reported_metrics = False  # whether an OK case's output gave one
         self.stability = Stability()
         self.repeated: set[str] = set()  # OK cases measured more than once
         self.output_warnings: dict[str, list[str]] = {}  # an execution warning -> its cases
 
+    def record(self, i: int, case: Case, result: CaseResult,
+               journal: Callable[[CaseResult], int]) -> tuple[int, CaseResult, dict[str, Any]]:
+        """Journal case ``i``'s finished result (``journal`` writes it, returning its offset)
+        and take it into account: ``(offset, result, row)``. A result that cannot be
+        recorded — made storable, built into a row, or encoded by the journal — is recorded
+        as the FAIL result that says why (``rows.unrecordable``): one case fails, never the
+        run. ``OSError`` from ``journal`` (the disk) propagates."""
+        result, row = recordable(case, result)
+        try:
+            offset = journal(result)
+        except OSError:
+            raise
+        except Exception as e:  # a value the journal cannot encode: this case fails
+            result = unrecordable(case, result, e)
+            result, row = recordable(case, result)
+            offset = journal(result)
+        self._take(i, case, result, row)
+        return offset, result, row
+
     def account(self, i: int, case: Case, result: CaseResult) -> dict[str, Any]:
-        """Take case ``i``'s result into account; its row (typed values)."""
-        row = build_row(case, result)
+        """Take case ``i``'s result (already journaled) into account; its row (typed
+        values). A result that cannot be made a row is accounted as the FAIL result that
+        says why."""
+        result, row = recordable(case, result)
+        self._take(i, case, result, row)
+        return row
+
+    def _take(self, i: int, case: Case, result: CaseResult, row: dict[str, Any]) -> None:
         self.stats.add(row)
         keys = tuple(row)
         self.rows[i] = (self._layouts.setdefault(keys, keys), tuple(row.values()))
@@ -58,7 +84,6 @@ class Ledger:
         if result.status == OK and len(result.runs) > 1:
             self.repeated.add(case.case_id)
             self.stability.add(case.case_id, [r.wall_s for r in result.runs])
-        return row
 
     def _output_warnings(self, case: Case, result: CaseResult) -> None:
         """What the output of an OK case left empty: its executions' warnings (once each,
@@ -73,10 +98,12 @@ class Ledger:
             self.output_warnings.setdefault(w, []).append(
                 case.case_id + (f" ({k} of {len(runs)} repetitions)" if len(runs) > 1 else ""))
         backend = BACKENDS.get(case.backend)
-        if backend is not None and backend.PARSES_OUTPUT and not any(
-                v is not None and family_of(k) not in _ADDED_BY_SRD
-                for run in runs for k, v in run.metrics.items()):
-            self.no_metric_ids.append(case.case_id)
+        if backend is not None and backend.PARSES_OUTPUT:
+            if any(v is not None and family_of(k) not in _ADDED_BY_SRD
+                   for run in runs for k, v in run.metrics.items()):
+                self.reported_metrics = True
+            else:
+                self.no_metric_ids.append(case.case_id)
 
     def finished_rows(self) -> Iterator[dict[str, Any]]:
         """The rows of the finished cases, in case order (rebuilt one at a time)."""
@@ -92,7 +119,9 @@ class Ledger:
         for w, cases in self.output_warnings.items():
             out.append(f"{w}, in {len(cases)} case(s): {listed(cases)}")
         ids = self.no_metric_ids
-        if ids:
+        # Only beside cases that did report metrics: a run of commands timed for their run
+        # time alone (srd run -r 10 -- 'sleep 0.1', as hyperfine) has nothing to warn about.
+        if ids and self.reported_metrics:
             out.append(f"no metric parsed from the output of {len(ids)} case(s): "
                        f"{listed(ids)} (only run_seconds); print key=value or JSON lines, or "
                        "extract with metric_<name> columns (FORMAT.md §3)")

@@ -16,15 +16,23 @@ the Python API ``doerunner.run(cases, **options)`` passes on.
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
+from doerunner.bounds import MAX_JOBS
 from doerunner.cells import DEFAULT_TZ, parse_tz
 from doerunner.errors import InputError
-from doerunner.inputs.vocabulary import DEFAULT_BACKEND, DEFAULT_TIMEOUT_S, valid_timeout
+from doerunner.inputs.vocabulary import (
+    DEFAULT_BACKEND,
+    DEFAULT_SHELL,
+    DEFAULT_TIMEOUT_S,
+    HOOKS,
+    valid_timeout,
+)
 from doerunner.policy import DEFAULT_POLICY, ExecutionPolicy
 from doerunner.telemetry.options import TelemetryOptions
 
@@ -33,8 +41,9 @@ from doerunner.telemetry.options import TelemetryOptions
 class OutputOptions:
     """``out``: metrics.csv; ``run_dir``: the run directory (None: ``<out stem>_run/``
     beside ``out``); ``tz``: timezone of ``ts_start``/``ts_end``; ``csv_safe``: defuse
-    formula-like text cells; ``junit``: also write a JUnit XML report; ``project``: the
-    project name recorded in the run history."""
+    formula-like text cells; ``junit``: also write a JUnit XML report, its test names
+    ``junit_names``: ``params`` (``case_id[level=9 size=4]``) or ``id`` (the bare case_id);
+    ``project``: the project name recorded in the run history."""
 
     out: Path = Path("metrics.csv")
     run_dir: Path | None = None
@@ -42,13 +51,22 @@ class OutputOptions:
     csv_safe: bool = False
     junit: Path | None = None
     project: str | None = None
+    junit_names: str = "params"
     zone: tzinfo = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.junit_names not in ("params", "id"):
+            raise InputError(f"--junit-names {self.junit_names!r}: use params or id")
         for name in ("out", "run_dir", "junit"):
             value = getattr(self, name)
+            if value is not None and os.fspath(value) == "":  # Path("") would be "."
+                raise InputError(f"--{name.replace('_', '-')}: empty path")
             if value is not None and not isinstance(value, Path):
                 object.__setattr__(self, name, Path(value))
+        for name in ("out", "junit"):
+            value = getattr(self, name)
+            if value is not None and value.name in ("", ".."):  # ".", "/", "..": a folder
+                raise InputError(f"--{name} {value}: is a directory")
         try:
             object.__setattr__(self, "zone", parse_tz(self.tz))
         except ValueError as e:
@@ -61,7 +79,12 @@ class OutputOptions:
 
 
 def default_run_dir(out: Path) -> Path:
-    """``<out stem>_run/`` beside the output (FORMAT.md §4)."""
+    """``<out stem>_run/`` beside the output; beside the file a symbolic link names when
+    ``out`` is one (``--out /dev/stdout`` redirected to a file: not in /dev) (FORMAT.md
+    §4). An output that is not a regular file gets no default: ``campaign.rundir``."""
+    if out.is_symlink():
+        real = Path(os.path.realpath(out))
+        out = real if real.name else out
     return out.with_name(f"{out.stem}_run")
 
 
@@ -83,8 +106,8 @@ class Parallelism:
 
         if self.executor not in EXECUTORS:
             raise InputError(f"--executor {self.executor!r}: use {', '.join(EXECUTORS)}")
-        if self.jobs < 1:
-            raise InputError(f"--jobs must be >= 1, got {self.jobs!r}")
+        if not 1 <= self.jobs <= MAX_JOBS:
+            raise InputError(f"--jobs must be 1 to {MAX_JOBS}, got {self.jobs!r}")
         if not EXECUTORS[self.executor].REMOTE:
             if self.scheduler is not None:
                 raise InputError("--scheduler needs --executor dask")
@@ -103,14 +126,36 @@ class Parallelism:
 
 @dataclass(frozen=True, slots=True)
 class CaseDefaults:
-    """What a row gets without a ``backend`` cell and without a ``timeout_s`` cell."""
+    """What a row gets without a ``backend``, ``timeout_s`` (seconds), ``repeat`` or
+    ``warmup`` cell (``--backend``, ``--timeout``, ``-r``, ``-w``). ``repeat`` None: 1;
+    ``warmup`` None: the backend's own (0; ``auto`` for hf). ``setup``, ``prepare``,
+    ``cleanup`` and ``shell``: what a row with an empty cell of that name gets (``--setup``,
+    ``--prepare``, ``--cleanup``: command templates, None: none; ``--no-shell``)."""
 
     backend: str = DEFAULT_BACKEND
     timeout_s: float = DEFAULT_TIMEOUT_S
+    repeat: int | None = None
+    warmup: int | str | None = None
+    setup: str | None = None
+    prepare: str | None = None
+    cleanup: str | None = None
+    shell: bool = DEFAULT_SHELL
 
     def __post_init__(self) -> None:
         if not (isinstance(self.timeout_s, (int, float)) and valid_timeout(self.timeout_s)):
             raise InputError("--timeout must be a positive number of seconds")
+        if self.repeat is not None and not (type(self.repeat) is int and self.repeat >= 1):
+            raise InputError(f"--repeat must be an integer >= 1, got {self.repeat!r}")
+        if self.warmup is not None and self.warmup != "auto" \
+                and not (type(self.warmup) is int and self.warmup >= 0):
+            raise InputError(f"--warmup must be an integer >= 0 or 'auto', got {self.warmup!r}")
+
+    def read_kwargs(self) -> dict[str, Any]:
+        """These defaults as ``read_cases`` keywords (the one place that passes them)."""
+        return {"default_backend": self.backend, "default_timeout_s": self.timeout_s,
+                "default_repeat": self.repeat or 1, "default_warmup": self.warmup,
+                "default_hooks": {hook: getattr(self, hook) for hook in HOOKS},
+                "default_shell": self.shell}
 
 
 def field_defaults(cls: type) -> dict[str, Any]:
@@ -130,8 +175,11 @@ _GROUPS: dict[str, type] = {"output": OutputOptions, "policy": ExecutionPolicy,
                             "telemetry": TelemetryOptions, "parallel": Parallelism}
 _FLAT = {f.name: group for group, cls in _GROUPS.items() for f in dataclasses.fields(cls)
          if f.init and f.name != "mode"}
-_FLAT.update({"default_backend": "defaults", "default_timeout_s": "defaults"})
-_DEFAULTS_FIELD = {"default_backend": "backend", "default_timeout_s": "timeout_s"}
+_DEFAULTS_FIELD = {"default_backend": "backend", "default_timeout_s": "timeout_s",
+                   "default_repeat": "repeat", "default_warmup": "warmup",
+                   "default_setup": "setup", "default_prepare": "prepare",
+                   "default_cleanup": "cleanup", "default_shell": "shell"}
+_FLAT.update(dict.fromkeys(_DEFAULTS_FIELD, "defaults"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +205,8 @@ class RunOptions:
     def __post_init__(self) -> None:
         if self.retry_failed and not self.resume:
             raise InputError("--retry-failed needs --resume")
+        if self.policy.show_output:
+            _check_show_output(self.parallel)
         if not isinstance(self.command_line, tuple):
             object.__setattr__(self, "command_line", tuple(self.command_line))
 
@@ -196,6 +246,11 @@ class RunOptions:
                     out[f.name] = str(value) if isinstance(value, Path) else value
         out["default_backend"] = self.defaults.backend
         out["default_timeout_s"] = self.defaults.timeout_s
+        out["default_repeat"] = self.defaults.repeat
+        out["default_warmup"] = self.defaults.warmup
+        for hook in HOOKS:
+            out[f"default_{hook}"] = getattr(self.defaults, hook)
+        out["default_shell"] = self.defaults.shell
         for name in ("resume", "retry_failed", "fail_fast", "quiet", "handle_signals"):
             out[name] = getattr(self, name)
         out["telemetry"] = self.telemetry.to_json()
@@ -203,3 +258,17 @@ class RunOptions:
 
 
 _FIELDS = frozenset(f.name for f in dataclasses.fields(RunOptions))
+
+
+def _check_show_output(parallel: Parallelism) -> None:
+    """``--show-output`` streams one case at a time, run by this process: output of cases
+    side by side would interleave line by line (and a remote worker's is not here)."""
+    from doerunner.executors import EXECUTORS
+
+    if EXECUTORS[parallel.executor].REMOTE:
+        raise InputError(f"--show-output streams cases run by srd itself: not with --executor "
+                         f"{parallel.executor}")
+    if parallel.jobs > 1:
+        raise InputError(f"--show-output streams one case at a time: drop --jobs {parallel.jobs}")
+    if parallel.per_gpu:
+        raise InputError("--show-output streams one case at a time: drop --per-gpu")

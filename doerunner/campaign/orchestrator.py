@@ -28,14 +28,16 @@ from doerunner.campaign.options import RunOptions
 from doerunner.campaign.plan import Draft, ExecutionPlan, GpuRef, draft_plan, make_plan
 from doerunner.campaign.progress import Reporter, default_reporter
 from doerunner.campaign.resume import prepare_journal
-from doerunner.campaign.signals import graceful_stop
+from doerunner.campaign.signals import EXIT_STOPPED, graceful_stop
+from doerunner.campaign.worst import worst_cases
 from doerunner.errors import output_error
 from doerunner.executors import EXECUTORS
 from doerunner.executors.base import Finished, RunContext, drive
 from doerunner.inputs.case import Case
-from doerunner.inputs.cases import read_cases
+from doerunner.inputs.sources import KEPT_NAME
+from doerunner.inputs.sources import load as load_cases
+from doerunner.process import tree as proctree
 from doerunner.process.capture import remove_file, write_file
-from doerunner.process.tree import RUN_DIR_VAR
 from doerunner.results import FAIL, OK, TIMEOUT, CaseResult, RunSummary
 from doerunner.telemetry.gpu import Gpus, discover
 
@@ -44,34 +46,44 @@ __all__ = ["RunOptions", "RunSummary", "run"]
 
 def run(cases: str | os.PathLike[str] | Sequence[Case], options: RunOptions | None = None,
         reporter: Reporter | None = None, cases_file: str | None = None,
+        kept_cases: str | None = None, title: str | None = None,
         **overrides: Any) -> RunSummary:
     """Run every case and write metrics.csv, the journal and run.json.
 
-    ``cases`` is a path to a cases.csv or already-read cases (then ``cases_file`` names
-    their file for run.json). Keyword ``overrides`` set options by their flat names
-    (``run("cases.csv", out="m.csv", tz="UTC")``, see ``RunOptions.build``). Raises
+    ``cases`` is a path to a cases.csv or a design .yaml, or already-read cases (then
+    ``cases_file`` names their file for run.json; ``kept_cases``, the text of the cases.csv
+    they were generated as, is kept as ``<run dir>/cases.csv`` and names it; ``title``:
+    what the JUnit suite and the CI job summary call the run, by default the file's name).
+    Keyword
+    ``overrides`` set options by their flat names (``run("cases.csv", out="m.csv",
+    tz="UTC")``, see ``RunOptions.build``). Raises
     ``InputError``/``OutputError`` (exit 4) before anything runs when the input or an output
     location is bad; returns a ``RunSummary`` otherwise, also when interrupted.
     """
     opts = (options or RunOptions()).replace(**overrides)
-    reporter = reporter or default_reporter(opts.quiet)
+    reporter = reporter or default_reporter(opts.quiet, opts.policy.show_output)
     if isinstance(cases, (str, os.PathLike)):
-        cases_file = str(cases)
         notices: list[str] = []
         try:
-            cases = read_cases(cases, default_backend=opts.defaults.backend,
-                               default_timeout_s=opts.defaults.timeout_s, notices=notices)
+            loaded = load_cases(os.fspath(cases), (), (), (), opts.defaults, notices)
         finally:
             for note in notices:
                 reporter.warn(note)
+        cases, cases_file, kept_cases = loaded.cases, loaded.file, loaded.kept
+        title = title or loaded.title
     cases = list(cases)
     draft = _draft(opts, cases)
     for note in draft.notes:
         reporter.warn(note)
     run_dir = opts.output.run_directory
-    rundir.preflight(opts.output)
+    if kept_cases is not None:
+        rundir.check_kept_cases(run_dir)
+        cases_file = str(run_dir / KEPT_NAME)
+    rundir.preflight(opts.output, cases_file)
     with rundir.locked(run_dir), _planned(draft, opts) as (plan, gpus), \
             _monitoring(opts, plan, gpus, run_dir, reporter) as monitor:
+        if kept_cases is not None:
+            rundir.keep_cases(run_dir, kept_cases)
         for note in plan.notes:
             if note not in draft.notes:
                 reporter.warn(note)
@@ -79,7 +91,8 @@ def run(cases: str | os.PathLike[str] | Sequence[Case], options: RunOptions | No
         # and over (it cost ~15% of a 100k-case dummy run).
         gc.freeze()
         try:
-            return _Campaign(cases, cases_file, opts, plan, reporter, monitor).execute()
+            return _Campaign(cases, cases_file, opts, plan, reporter, monitor,
+                             title or (Path(cases_file).name if cases_file else "")).execute()
         finally:
             gc.unfreeze()
 
@@ -155,8 +168,9 @@ def _monitoring(opts: RunOptions, plan: ExecutionPlan, gpus: Gpus | None, run_di
 
 class _Campaign:
     def __init__(self, cases: list[Case], cases_file: str | None, opts: RunOptions,
-                 plan: ExecutionPlan, reporter: Reporter, monitor: Any) -> None:
+                 plan: ExecutionPlan, reporter: Reporter, monitor: Any, title: str) -> None:
         self.cases, self.cases_file, self.opts, self.plan = cases, cases_file, opts, plan
+        self.title = title
         self.reporter, self.monitor = reporter, monitor
         self.run_dir = opts.output.run_directory
         self.journal_path = self.run_dir / "journal.jsonl"
@@ -178,32 +192,45 @@ class _Campaign:
             self.reporter.info(note)
         for warning in resumed.warnings:
             self.reporter.warn(warning)
-        self.reporter.start(len(self.cases), len(resumed.finished))
+        rundir.clear_logs(self.run_dir, self.cases)
+        self.reporter.start(len(self.cases), len(resumed.finished), self.run_dir / "logs")
         executor = EXECUTORS[self.plan.executor](RunContext(
             self.plan, self.opts.policy, self.opts.telemetry, self.run_dir / "logs",
-            {RUN_DIR_VAR: str(self.run_dir.resolve())}, self.cancel, self.monitor,
+            {proctree.RUN_DIR_VAR: str(self.run_dir.resolve())}, self.cancel, self.monitor,
             self.reporter, f"{self.run_id}-{os.getpid()}"))
         todo = [i for i, o in enumerate(self.offsets) if o is None]
         try:
             journal = Journal(self.journal_path, truncate_to=resumed.truncate_to)
         except OSError as e:
             raise output_error(f"cannot write the journal {self.journal_path}", e) from None
-        with graceful_stop(self.cancel, self.reporter.warn, self.opts.handle_signals), \
-                journal:
-            self.journal = journal
-            executor.open()
-            try:
-                drive(executor, todo, self.cases, self._commit, self.cancel)
-            except OSError as e:
-                # A log that could not be written: the backends write each case's logs in
-                # the thread that ran it, once its processes are gone (no writer thread: one
-                # woken per case cost more CPU in thread switches than the writes, and made
-                # srd wait on itself when other work shared the CPUs).
-                raise output_error("cannot write a log", e,
-                                   f": {e.filename}" if e.filename else "") from None
-            finally:
-                executor.close()
-        return self._finish(len(resumed.finished))
+        run_dir = str(self.run_dir.resolve())
+        # A stop signal is handled until srd's outputs are written (campaign.signals).
+        with graceful_stop(self.cancel, self.reporter.warn, self.opts.handle_signals) as stop:
+            with journal:
+                self.journal = journal
+                executor.open()
+                try:
+                    drive(executor, todo, self.cases, self._commit, self.cancel)
+                except OSError as e:
+                    # A log that could not be written: the backends write each case's logs
+                    # in the thread that ran it, once its processes are gone (no writer
+                    # thread: one woken per case cost more CPU in thread switches than the
+                    # writes, and made srd wait on itself when other work shared the CPUs).
+                    raise output_error("cannot write a log", e,
+                                       f": {e.filename}" if e.filename else "") from None
+                finally:
+                    executor.close()
+                    proctree.sweep(run_dir, self.opts.policy.kill_grace_s)
+            stop.finishing = True
+            summary = self._finish(len(resumed.finished))
+        if stop.signum is not None and not summary.interrupted:
+            # Stopped while the outputs were written: they are whole; the exit code says
+            # that srd was stopped (FORMAT.md §1).
+            summary = dataclasses.replace(summary, interrupted=True, exit_code=EXIT_STOPPED)
+            self._register(summary)
+            self.reporter.warn(f"{stop.name}: the outputs are written; exit code "
+                               f"{EXIT_STOPPED}")
+        return summary
 
     def _commit(self, i: int, finished: Finished) -> bool:
         """Journal a finished case and account for it; False to stop (--fail-fast)."""
@@ -217,12 +244,13 @@ class _Campaign:
                 else:
                     remove_file(path)
         self._telemetry_outputs(case, result, finished.telemetry)
-        assert self.journal is not None
-        try:
-            self.offsets[i] = self.journal.append(result, self.run_id)
+        journal = self.journal
+        assert journal is not None
+        try:  # a result that cannot be recorded is recorded as a FAIL saying why
+            self.offsets[i], result, row = self.ledger.record(
+                i, case, result, lambda r: journal.append(r, self.run_id))
         except OSError as e:
             raise output_error(f"cannot write the journal {self.journal_path}", e) from None
-        row = self.ledger.account(i, case, result)
         self.reporter.case_end(case, result, row["violations"])
         if i % 4096 == 4095:
             gc.freeze()  # finished rows stay till the end: stop rescanning them
@@ -276,12 +304,15 @@ class _Campaign:
                      else finish.telemetry_info(self.plan))
         finish.write_outputs(self.opts, self.plan, ledger, summary, done, self.journal_path,
                              self.cases_file, self.t0, telemetry)
-        junit_error = finish.write_junit(self.opts, ledger, self.cases_file,
-                                         summary.elapsed_s)
+        junit_error = finish.write_junit(self.opts, ledger, self.title, summary.elapsed_s)
         for w in warnings:
             self.reporter.warn(w)
         self._register(summary)
-        self.reporter.finish(summary)
+        self.reporter.finish(summary, worst_cases(ledger.finished_rows()))
+        from doerunner.outputs.step_summary import append_run
+
+        append_run(summary, self.title, self.reporter.warn,
+                   junit_error.exit_code if junit_error is not None else None)
         if junit_error is not None:
             raise junit_error
         return summary

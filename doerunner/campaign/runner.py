@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -12,9 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from doerunner.backends.base import Backend, ExecContext, WarmupSpec
+from doerunner.campaign.hooks import Hooks
 from doerunner.inputs.case import Case
 from doerunner.policy import DEFAULT_POLICY, WARMUP_WINDOW, ExecutionPolicy
-from doerunner.results import OK, CaseResult, Execution, Metric
+from doerunner.results import FAIL, OK, CaseResult, Execution, Metric
 from doerunner.telemetry.options import DEFAULT_CARBON_G_PER_KWH, DEFAULT_PRICE_PER_KWH
 
 if TYPE_CHECKING:
@@ -45,8 +47,13 @@ class RunnerSettings:
 
 
 def _mean(values: list[float]) -> float:
-    """``statistics.fmean``: the correctly rounded sum over the count."""
-    return math.fsum(values) / len(values)
+    """``statistics.fmean``: the correctly rounded sum over the count; for values whose sum
+    overflows (a case printing ``x=1e308`` twice), the sum of each over the count."""
+    try:
+        return math.fsum(values) / len(values)
+    except OverflowError:
+        n = len(values)
+        return math.fsum(v / n for v in values)
 
 
 def coefficient_of_variation(values: list[float]) -> float:
@@ -60,13 +67,18 @@ def coefficient_of_variation(values: list[float]) -> float:
 
 
 def run_case(case: Case, backend: Backend, settings: RunnerSettings) -> CaseResult:
-    """Run ``case``: its warm-up executions, then ``case.repeat`` measured ones.
+    """Run ``case``: its setup command, its warm-up executions, then ``case.repeat``
+    measured ones, each after its prepare command, then its cleanup command (FORMAT.md §2;
+    ``campaign.hooks``).
 
     A failing warm-up or repetition ends the case with that execution's status; its
-    metrics describe the failed execution and are not averaged with the others. Raises
-    ``CaseInterrupted`` (from the backend) when ``settings.cancel`` is set.
+    metrics describe the failed execution and are not averaged with the others. A failed
+    setup or prepare command ends the case FAIL without running the command; the cleanup
+    command runs whatever happened (best effort when interrupted), and its failure makes
+    the case FAIL. Raises ``CaseInterrupted`` (from the backend) when ``settings.cancel``
+    is set.
     """
-    t_case = time.time()  # the case starts with its warm-up, whoever runs it
+    t_case = time.time()  # the case starts with its setup and warm-up, whoever runs them
     logs = settings.logs_dir
     shown = settings.progress
 
@@ -86,7 +98,49 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings) -> CaseResu
         sample_s=settings.sample_s,
         record_series=settings.record_series,
         rapl_joules=settings.host.rapl_joules if settings.host is not None else None,
+        echo=(1, 2) if settings.policy.show_output else None,  # srd's stdout and stderr
     )
+    if not case.has_hooks:
+        return _executions(case, backend, settings, ctx, None, t_case)
+    hooks = Hooks(case, ctx, logs)
+    try:
+        failed = hooks.run("setup")
+        result = (_failed(case, [], [], failed, "", t_case) if failed is not None
+                  else _executions(case, backend, settings, ctx, hooks, t_case))
+    except BaseException:
+        hooks.cleanup_after_error()
+        raise
+    failed = hooks.cleanup()
+    if failed is not None:
+        _cleanup_failed(result, failed.message)
+    result.t_end = max(result.t_end, hooks.t_end)
+    if result.status != OK:
+        _drop_stale_logs(ctx, t_case)
+    return result
+
+
+def _drop_stale_logs(ctx: ExecContext, t_case: float) -> None:
+    """Remove the case's own logs when none of its executions wrote them (a hook failed
+    first): they are an earlier run's, and would be read as this one's."""
+    for path in (ctx.stdout_path, ctx.stderr_path):
+        if path is None:
+            continue
+        try:
+            if os.stat(path).st_mtime < t_case:
+                os.unlink(path)
+        except OSError:
+            pass
+
+
+def _executions(case: Case, backend: Backend, settings: RunnerSettings, ctx: ExecContext,
+                hooks: Hooks | None, t_case: float) -> CaseResult:
+    """The case's warm-up and measured executions (``run_case`` but the setup and cleanup
+    commands); ``hooks`` runs the prepare command before each (None: the case has none)."""
+
+    def progress(what: str, done: int, total: int) -> None:
+        if ctx.progress is not None:
+            ctx.progress(what, done, total)
+
     warm: list[Execution] = []
     warnings: list[str] = []
     converged: bool | None = None
@@ -98,8 +152,13 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings) -> CaseResu
         where = f"repetition 1 of {case.repeat}" if case.repeat > 1 else ""
         return _failed(case, warm, [ready], ready, where, t_case)
     if case.warmup == "auto" or case.warmup:
+        failed = hooks.prepare_ahead() if hooks is not None else None
+        if failed is not None:
+            return _failed(case, warm, [], failed, "warm-up 1", t_case)
         own = backend.warmup(case, ctx, WarmupSpec(case.warmup, policy.warmup_cv,
                                                    policy.warmup_max, WARMUP_WINDOW))
+        if own is not None and hooks is not None:
+            hooks.ahead = False  # the backend's own warm-up was what it prepared
     if own is not None:
         if own.failure is not None:
             # Reported as the case's first measured execution, as it always was.
@@ -110,7 +169,7 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings) -> CaseResu
     elif case.warmup == "auto":
         converged = False
         while len(warm) < policy.warmup_max:
-            ex = backend.execute(case, ctx)
+            ex = _unmeasured(case, backend, ctx, hooks)
             warm.append(ex)
             progress("warm-up", len(warm), policy.warmup_max)
             if ex.status != OK:
@@ -126,7 +185,7 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings) -> CaseResu
                 f" after {len(warm)} runs (target {policy.warmup_cv:g})")
     elif case.warmup:
         for i in range(int(case.warmup)):
-            ex = backend.execute(case, ctx)
+            ex = _unmeasured(case, backend, ctx, hooks)
             warm.append(ex)
             progress("warm-up", i + 1, int(case.warmup))
             if ex.status != OK:
@@ -135,7 +194,9 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings) -> CaseResu
     series: list[Any] = []
     host_series: list[dict[str, Any]] = []
     for i in range(case.repeat):
-        ex = _measured(case, backend, ctx, settings, series, warnings)
+        failed = hooks.prepare() if hooks is not None else None
+        ex = failed if failed is not None else \
+            _measured(case, backend, ctx, settings, series, warnings)
         if ex.host_series:
             host_series.extend(ex.host_series)
             ex.host_series = None
@@ -164,12 +225,38 @@ def run_with_retries(case: Case, backend: Backend, settings: RunnerSettings,
     attempts = 0
     while True:
         attempts += 1
-        result = run_case(case, backend, settings)
+        t_case = time.time()
+        try:
+            result = run_case(case, backend, settings)
+        except (ArithmeticError, ValueError, TypeError) as e:
+            # What a case produced that srd could not add up (a value near the float limit
+            # in a statistic, say) fails that case, never the run (FORMAT.md §3).
+            ex = Execution(FAIL, 0.0, t_case, time.time(), None,
+                           f"srd could not aggregate the results: {type(e).__name__}: {e}")
+            result = _failed(case, [], [ex], ex, "", t_case)
         result.attempts = attempts
         if result.status == OK or attempts > retries:
             return result
         if on_retry is not None:
             on_retry(result, attempts)
+
+
+def _unmeasured(case: Case, backend: Backend, ctx: ExecContext,
+                hooks: Hooks | None) -> Execution:
+    """A warm-up execution, after the prepare command (a failed one stands for it)."""
+    failed = hooks.prepare() if hooks is not None else None
+    return failed if failed is not None else backend.execute(case, ctx)
+
+
+def _cleanup_failed(result: CaseResult, message: str) -> None:
+    """A failed cleanup command: an OK case becomes FAIL with its ``message`` (its measured
+    values kept); a FAIL or TIMEOUT case keeps its status, the message added to its own."""
+    if result.status == OK:
+        result.status = FAIL
+        result.message = message
+        result.metrics["errors"] = max(1, _int(result.metrics.get("errors", 0)))
+    else:
+        result.message = f"{result.message}; {message}"
 
 
 def _measured(case: Case, backend: Backend, ctx: ExecContext, settings: RunnerSettings,

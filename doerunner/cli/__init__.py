@@ -149,8 +149,9 @@ def cli(debug: bool) -> None:
 
     Exit codes: 0 ok, 2 thresholds violated, 3 a case failed or timed out, 4 bad input or
     usage, 130 interrupted, 1 internal error. The formats of cases.csv, metrics.csv and the
-    run directory: srd format (FORMAT.md). The run history and the baseline cache live in
-    $SRD_HOME (default ~/.local/share/doerunner).
+    run directory: srd format (FORMAT.md). The run history (srd runs) and the baseline
+    cache live in $SRD_HOME, by default $XDG_DATA_HOME/doerunner, else
+    ~/.local/share/doerunner (srd runs --help shows the path in use).
     """
 
 
@@ -161,10 +162,17 @@ def epoch(text: str | None, option: str) -> float | None:
     from datetime import datetime
 
     try:
-        return datetime.fromisoformat(text).timestamp()
+        when = datetime.fromisoformat(text)
     except ValueError:
         raise click.BadParameter(f"{text!r} is not a date like 2026-11-23 or "
                                  "2026-11-23T10:00", param_hint=option) from None
+    try:  # shown again in local time: 9999-12-31T23:59-14:00 is in year 10000 there
+        seconds = when.timestamp()
+        datetime.fromtimestamp(seconds)
+        return seconds
+    except (ValueError, OverflowError, OSError):
+        raise click.BadParameter(f"{text!r} is out of the range of dates srd takes (years 1 "
+                                 "to 9999)", param_hint=option) from None
 
 
 def main() -> None:

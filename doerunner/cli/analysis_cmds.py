@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
+from doerunner.bounds import ALPHA
 from doerunner.cli import RegistryChoice, cli, debug_option, epoch, handle_errors
+from doerunner.cli.numbers import Number
 from doerunner.outputs.base import write_output
+
+
+def _refuse_clash(name: str, output: str, inputs: list[Any], folders: list[Any]) -> None:
+    """``OutputError`` (exit 4) when the output ``name`` would overwrite one of ``inputs``,
+    lie in one of the input ``folders``, or is one of srd's own files (``outputs.protect``)."""
+    from doerunner.outputs.protect import refuse
+
+    refuse(name, output, inputs, folders)
 
 
 def _export_format_names() -> list[str]:
@@ -22,19 +34,34 @@ def _export_format_names() -> list[str]:
 @click.option("--factor", "factors", multiple=True,
               help="A parameter to analyse (param_batch or batch); repeat for more. "
                    "Default: every param_* with two levels or more.")
+@click.option("--where", "where", multiple=True, metavar="FACTOR=VALUE",
+              help="Only the rows where FACTOR has VALUE; repeat: values of one factor "
+                   "are alternatives, different factors must all hold.")
+@click.option("--interaction", nargs=2, default=None, metavar="A B",
+              help="Instead: the response's mean (n) in each cell of A's levels x B's "
+                   "levels.")
 @click.option("--markdown", is_flag=True, help="Print a Markdown table.")
 @debug_option
 @handle_errors
 def effects_cmd(metrics: str, response: str | None, factors: tuple[str, ...],
+                where: tuple[str, ...], interaction: tuple[str, str] | None,
                 markdown: bool, debug: bool) -> int:
     """Main effects of each parameter on a response, from the OK rows of METRICS: the
     mean per level, the effect size (max - min of the level means), ranked, and the
-    spread (std across rows; pooled run_seconds_std / <response>_std with repetitions)."""
+    spread (std across rows; pooled run_seconds_std / <response>_std with repetitions).
+    With --interaction A B: the two-factor table of the response, margins included."""
+    from doerunner.analysis.effects import interaction as two_factor
     from doerunner.analysis.effects import main_effects
     from doerunner.analysis.metrics import read_metrics
     from doerunner.outputs.effects_table import EffectsText
 
-    table = main_effects(read_metrics(metrics), response, list(factors) or None)
+    if interaction and factors:
+        raise click.UsageError("--interaction names its two factors: drop --factor")
+    df = read_metrics(metrics)
+    if interaction:
+        table = two_factor(df, *interaction, response=response, where=where)
+    else:
+        table = main_effects(df, response, list(factors) or None, where=where)
     write_output(EffectsText(markdown), table, None)
     return 0
 
@@ -55,16 +82,19 @@ def effects_cmd(metrics: str, response: str | None, factors: tuple[str, ...],
                    "pair is refused) or by their param_* values alone.")
 @click.option("--allow-missing", is_flag=True,
               help="A case OK in BASE that NEW does not have does not fail the compare.")
-@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+@click.option("--alpha", type=Number(ALPHA),
               default=0.05, show_default=True,
               help="Significance level of the test a change beyond --max-regression must "
                    "pass to count.")
+@click.option("--params/--no-params", "show_params", default=True, show_default=True,
+              help="A params column after case_id: each case's parameters "
+                   "(level=9 size=4), when the cases have any.")
 @click.option("--markdown", is_flag=True, help="Print a Markdown table.")
 @debug_option
 @handle_errors
 def compare_cmd(base: str, new: str, metrics: tuple[str, ...], max_regression: str,
-                match: str, allow_missing: bool, alpha: float, markdown: bool,
-                debug: bool) -> int:
+                match: str, allow_missing: bool, alpha: float, show_params: bool,
+                markdown: bool, debug: bool) -> int:
     """Compare the cases of NEW with those of BASE (each a metrics.csv or a run
     directory). Exit 4 when a pair is refused (the same case_id names different
     parameters: use --match params) or on bad input, 3 when a case OK in BASE is FAIL,
@@ -81,7 +111,7 @@ def compare_cmd(base: str, new: str, metrics: tuple[str, ...], max_regression: s
     """
     from doerunner.analysis.compare import compare, compared_columns, parse_ratio
     from doerunner.analysis.runfiles import load_with_repetitions
-    from doerunner.outputs.compare_table import CompareText
+    from doerunner.outputs.compare_table import CompareText, case_points
 
     ratio = parse_ratio(max_regression)
     columns = compared_columns(metrics)
@@ -92,7 +122,12 @@ def compare_cmd(base: str, new: str, metrics: tuple[str, ...], max_regression: s
     for why in (b_why, n_why):
         if why is not None:
             click.echo(f"srd: warning: {why}", err=True)
-    write_output(CompareText(markdown), result, None)
+    points = case_points(result, b, n) if show_params else None
+    write_output(CompareText(markdown, points), result, None)
+    from doerunner.outputs.step_summary import append_compare
+
+    append_compare(result, base, new, lambda w: click.echo(f"srd: warning: {w}", err=True),
+                   points)
     return result.exit_code()
 
 
@@ -114,12 +149,16 @@ def report_cmd(source: str, response: str | None, html_path: str | None, markdow
     """Summarise a run: SOURCE is a run directory or a metrics.csv (its <stem>_run/ beside
     it adds the run's metadata and GPU time series). Counts by status, failures,
     violations, slowest and most energy-hungry cases, throttling, totals, main effects."""
-    from doerunner.analysis.report import build_report
-    from doerunner.analysis.runfiles import load_run
+    from doerunner.analysis.report import build_report, load_report
     from doerunner.outputs.report_html import ReportHtml
     from doerunner.outputs.report_text import ReportMarkdown, ReportText
 
-    rep = build_report(load_run(source), response, top)
+    if html_path is not None:
+        _refuse_clash(f"--html {html_path}", html_path, [], [])  # an empty path first
+    run = load_report(source, response)
+    if html_path:
+        _refuse_clash(f"--html {html_path}", html_path, [run.metrics_path], [])
+    rep = build_report(run, response, top)
     write_output(ReportMarkdown() if markdown else ReportText(), rep, None)
     if html_path:
         write_output(ReportHtml(), rep, html_path, f"--html {html_path}")
@@ -162,8 +201,23 @@ def export_cmd(run_ids: tuple[str, ...], project: str | None, since: str | None,
     sel = Selection(run_ids=run_ids, project=project, since=epoch(since, "--since"),
                     until=epoch(until, "--until"), cases=cases, tags=tags,
                     statuses=parse_statuses(statuses))
+    for option, path in (("--out", out), ("--split", split_dir)):
+        if path is not None:
+            _export_refuse(f"{option} {path}", path, sel)
     result = export(sel, fmt, out, split=split_dir, timeseries=timeseries)
     for w in result.warnings:
         click.echo(f"srd: warning: {w}", err=True)
     click.echo(f"srd: {result.message}", err=True)
     return 0
+
+
+def _export_refuse(name: str, path: str, sel: Any) -> None:
+    """An export's output is none of srd's files, nor an input: a selected run's
+    metrics.csv or anything in its run directory."""
+    from doerunner.analysis.export import select_runs
+    from doerunner.outputs.protect import check_given
+
+    check_given(name.split(" ")[0], path)
+    runs = select_runs(sel)
+    _refuse_clash(name, path, [r.metrics_path for r in runs],
+                  [r.run_dir for r in runs if r.run_dir])

@@ -16,8 +16,10 @@ from doerunner.cli import EXIT_USAGE, cli, debug_option, handle_errors
 def validate_cmd(metrics: str, cases_path: str | None, debug: bool) -> int:
     """Check a metrics.csv against the format (FORMAT.md §3). Exit 0 when valid, else 4."""
     from doerunner.inputs.cases import read_cases
+    from doerunner.outputs.protect import check_given
     from doerunner.outputs.validate import validate_metrics_csv
 
+    check_given("--cases", cases_path)
     notices: list[str] = []
     try:
         cases = read_cases(cases_path, check_backends=False, notices=notices) \
@@ -47,7 +49,9 @@ def design_cmd(design_yaml: str, out: str, force: bool, debug: bool) -> int:
     lhs, zip) described in DESIGN_YAML. The run order is randomized with `seed` unless
     `randomize: false`, so slow drift (a GPU heating up) does not pass for a factor's effect."""
     from doerunner.inputs.design import design_to_csv
+    from doerunner.outputs.protect import refuse
 
+    refuse(f"--out {out}", out, [design_yaml])
     generated = design_to_csv(design_yaml, out, force=force)
     click.echo(f"{out}: {generated.summary()}")
     return 0

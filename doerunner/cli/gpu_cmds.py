@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import click
 
+from doerunner import bounds
 from doerunner.cli import cli, debug_option, handle_errors
+from doerunner.cli.numbers import Number
 from doerunner.telemetry.baseline import DEFAULT_DURATION_S, DEFAULT_TTL_S
 
 
 @cli.command("baseline")
-@click.option("--duration", type=click.FloatRange(min=0.1), default=DEFAULT_DURATION_S,
+@click.option("--duration", type=Number(bounds.BASELINE_DURATION_S),
+              default=DEFAULT_DURATION_S,
               show_default=True,
               help="Seconds of idle sampling.")
 @click.option("--force", is_flag=True, help="Measure even when the cached value is fresh.")
-@click.option("--ttl", type=click.FloatRange(min=0), default=DEFAULT_TTL_S, show_default=True,
+@click.option("--ttl", type=Number(bounds.BASELINE_TTL_S), default=DEFAULT_TTL_S,
+              show_default=True,
               help="Seconds a cached baseline stays fresh.")
 @click.option("--gpus", default=None, help="GPUs to measure (default: all visible).")
 @debug_option

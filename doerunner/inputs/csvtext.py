@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 
 from doerunner.errors import InputError, Problem
+from doerunner.inputs.bounded import MAX_CASES_BYTES, read_open, read_problem
 
 MAX_FIELD_CHARS = 1 << 20  # csv's own limit (128 KiB) is too small for long commands or notes
 
@@ -29,21 +30,13 @@ _COMMA_NUMBER = re.compile(_COMMA_NUMBER_TEXT)
 
 
 def read_bytes(path: str | os.PathLike[str], file: str) -> bytes:
-    """The bytes of ``path``; ``InputError`` ``file:0:0: cannot read: <why>`` otherwise."""
+    """The bytes of ``path``, a regular file or a pipe of at most ``MAX_CASES_BYTES``
+    (``inputs.bounded``); ``InputError`` ``file:0:0: cannot read: <why>`` otherwise."""
     try:
         with open(path, "rb") as f:
-            return f.read()
-    except IsADirectoryError:
-        why = "is a directory"
-    except FileNotFoundError:
-        why = "no such file"
-    except PermissionError:
-        why = "permission denied"
-    except OSError as e:
-        why = (e.strerror or str(e)).lower()
-    except ValueError:  # e.g. a NUL in the path
-        why = "invalid path"
-    raise InputError([Problem(file, 0, 0, f"cannot read: {why}")])
+            return read_open(f, MAX_CASES_BYTES)
+    except (OSError, ValueError) as e:
+        raise read_problem(file, e) from None
 
 
 def decode(file: str, data: bytes) -> tuple[str, bool]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from doerunner.errors import InputError, Problem
+from doerunner.inputs.bounded import MAX_DESIGN_BYTES, read_bounded
 from doerunner.inputs.design_check import Checker
 from doerunner.inputs.design_model import Design, Generated
 from doerunner.inputs.design_points import generate
@@ -87,21 +88,18 @@ def load_design(path: str | os.PathLike[str]) -> Design:
     import yaml
 
     file = os.fsdecode(path)
+    raw = read_bounded(path, file, MAX_DESIGN_BYTES)  # never /dev/zero read for good
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except FileNotFoundError:
-        raise InputError([Problem(file, 0, 0, "cannot read: no such file")]) from None
-    except IsADirectoryError:
-        raise InputError([Problem(file, 0, 0, "cannot read: is a directory")]) from None
+        # as text mode read it: universal newlines
+        text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except UnicodeDecodeError:
         raise InputError([Problem(file, 0, 0, "cannot read: not UTF-8 text")]) from None
-    except OSError as e:
-        raise InputError([Problem(file, 0, 0, f"cannot read: {e.strerror or e}")]) from None
     try:
         loader = _loader()
         root = yaml.compose(text, Loader=loader)
         data = loader("").construct_document(root) if root is not None else None
+    except _Refused as e:
+        raise InputError([Problem(file, e.line, 0, e.message)]) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         what = ": ".join(x for x in (e.context, e.problem) if x)
@@ -122,13 +120,71 @@ def load_design(path: str | os.PathLike[str]) -> Design:
     return design
 
 
+# A design is a few dozen values. What YAML aliases (``*name``) may add to it once expanded,
+# in nodes: a "billion laughs" document — aliases of aliases of a list — expands to
+# billions, and everything that walks the data (checks, duplicate keys) would walk them all.
+ALIAS_EXPANSION_LIMIT = 10_000
+MAX_DEPTH = 64  # nested collections: deeper is no design, and would exhaust the stack
+
+
+class _Refused(Exception):
+    """A YAML document srd will not expand: ``line`` (1-based) and the message."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line, self.message = line, message
+
+
+def _expanded(node: Any, cap: int) -> int:
+    """How many nodes ``node`` stands for with its aliases expanded, counted up to ``cap``
+    at most (the count stops there: a bomb costs ``cap`` steps, not billions)."""
+    import yaml
+
+    count, stack = 0, [node]
+    while stack and count < cap:
+        n = stack.pop()
+        count += 1
+        if isinstance(n, yaml.MappingNode):
+            for k, v in n.value:
+                stack += (k, v)
+        elif isinstance(n, yaml.SequenceNode):
+            stack += n.value
+    return count
+
+
 def _loader() -> type:
     """yaml's SafeLoader, but only true/false are booleans (YAML 1.2): levels such as `on`,
-    `off`, `yes`, `no` stay the text the user wrote instead of turning into true/false."""
+    `off`, `yes`, `no` stay the text the user wrote instead of turning into true/false.
+    Aliases are expanded up to ``ALIAS_EXPANSION_LIMIT`` nodes in all, collections nested up
+    to ``MAX_DEPTH``; beyond, and for an alias inside its own anchor, ``_Refused``."""
     import yaml
 
     class Loader(yaml.SafeLoader):
-        pass
+        def compose_document(self) -> Any:
+            self.alias_budget, self.depth = ALIAS_EXPANSION_LIMIT, 0
+            return super().compose_document()
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.peek_event()
+            line = event.start_mark.line + 1
+            if not isinstance(event, yaml.AliasEvent):
+                self.depth += 1
+                if self.depth > MAX_DEPTH:
+                    raise _Refused(line, f"YAML nested deeper than {MAX_DEPTH} levels")
+                try:
+                    return super().compose_node(parent, index)
+                finally:
+                    self.depth -= 1
+            node = super().compose_node(parent, index)
+            if node.end_mark is None:  # its anchor's collection is not finished: a cycle
+                raise _Refused(line, f"YAML alias *{event.anchor} is inside the node its "
+                                     "anchor names (a recursive document)")
+            self.alias_budget -= _expanded(node, self.alias_budget + 1)
+            if self.alias_budget < 0:
+                raise _Refused(line, f"YAML alias *{event.anchor} expands the document beyond "
+                                     f"{ALIAS_EXPANSION_LIMIT} values (aliases of aliases?); "
+                                     "write the values out")
+            return node
 
     Loader.yaml_implicit_resolvers = {
         first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]

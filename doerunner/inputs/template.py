@@ -47,6 +47,23 @@ def unknown_message(name: str, names: Collection[str] = ()) -> str:
             f"(write {{{{{name}}}}} for literal braces)")
 
 
+def fill(template: str, params: Mapping[str, str]) -> str:
+    """``template`` with each ``{name}`` replaced by ``params[name]`` as it is (no quoting:
+    text no shell reads, an argument of ``inputs.argv``), ``{{``/``}}`` by single braces,
+    ``${...}`` left as written. Raises ``TemplateError`` for a placeholder that names no
+    parameter."""
+
+    def sub(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name is None:
+            return {"{{": "{", "}}": "}"}.get(m.group(0), m.group(0))
+        if name not in params:
+            raise TemplateError(f"cmd uses {{{name}}} but there is no parameter '{name}'")
+        return params[name]
+
+    return _TOKEN.sub(sub, template)
+
+
 def _pieces(template: str) -> Iterator[tuple[str, str | None]]:
     """``template`` as ``(text, None)`` pieces of shell text (``{{``/``}}`` already single
     braces, ``${...}`` as is) and ``(token, name)`` placeholders, in order."""
@@ -76,28 +93,50 @@ def _plan(template: str) -> tuple[tuple[str, str | None, str], ...]:
     return tuple((text, name, "" if name is None else next(ctxs)) for text, name in pieces)
 
 
-def shell_problems(template: str) -> list[str]:
+def shell_problems(template: str, params: Mapping[str, str] | None = None) -> list[str]:
     """Why ``template`` cannot be run safely by ``sh``: one message per placeholder that
-    stands where no quoting makes a value safe (inside backquotes or a here-document), each
-    saying how to write it instead (``inputs.shellquote``)."""
+    stands where nothing can stand for a value (a string another shell reads again, a
+    here-document with a quoted delimiter), and, with ``params``, per value that is not an
+    integer inside ``$((...))``; each saying what to write instead (``inputs.shellquote``)."""
     if "{" not in template:
         return []
     from doerunner.inputs import shellquote
 
-    return list(dict.fromkeys(
-        shellquote.refusal(name, ctx) for _, name, ctx in _plan(template)
-        if name is not None and ctx in (shellquote.BACKQUOTE, shellquote.HEREDOC)))
+    found = []
+    for _, name, ctx in _plan(template):
+        if name is None:
+            continue
+        if ctx in shellquote.REFUSED:
+            found.append(shellquote.refusal(name, ctx))
+        elif ctx == shellquote.ARITH and params is not None and name in params:
+            bad = shellquote.arith_problem(name, params[name])
+            if bad:
+                found.append(bad)
+    return list(dict.fromkeys(found))
 
 
 def render(template: str, params: Mapping[str, str]) -> str:
-    """``template`` with each ``{name}`` replaced by the value of ``params[name]`` quoted for
-    the shell context it stands in (``inputs.shellquote``: unquoted, inside ``'...'`` or
-    ``"..."``; a value is always text to ``sh``, never code), and ``{{``/``}}`` by single
-    braces. Raises ``TemplateError`` for a placeholder that names no parameter or stands
-    where no quoting is safe (``shell_problems``)."""
+    """The script ``sh`` runs for ``template``: each ``{name}`` replaced by a reference to
+    the environment variable that carries the value of ``params[name]``
+    (``SRD_PARAM_<NAME>``, quoted for the context it stands in: ``inputs.shellquote``; the
+    value itself is never in the script, so it is always text to ``sh``, never code), and
+    ``{{``/``}}`` by single braces. The caller puts every parameter in the environment.
+    Raises ``TemplateError`` for a placeholder that names no parameter or that cannot stand
+    where it is (``shell_problems``)."""
+    return _fill(template, params, display=False)
+
+
+def display(template: str, params: Mapping[str, str]) -> str:
+    """``template`` with the values themselves, quoted for each placeholder's context, as a
+    person reads the command (``--dry-run``); ``render`` is what runs."""
+    return _fill(template, params, display=True)
+
+
+def _fill(template: str, params: Mapping[str, str], display: bool) -> str:
     if "{" not in template and "}" not in template:
         return template  # nothing to replace (every token holds a brace)
     from doerunner.inputs import shellquote
+    from doerunner.inputs.vocabulary import param_env_name
 
     out: list[str] = []
     for text, name, ctx in _plan(template):
@@ -106,8 +145,10 @@ def render(template: str, params: Mapping[str, str]) -> str:
             continue
         if name not in params:
             raise TemplateError(f"cmd uses {{{name}}} but there is no parameter '{name}'")
-        try:
-            out.append(shellquote.quote_in(ctx, params[name]))
-        except ValueError:
-            raise TemplateError(shellquote.refusal(name, ctx)) from None
+        if ctx in shellquote.REFUSED:
+            raise TemplateError(shellquote.refusal(name, ctx))
+        if ctx == shellquote.ARITH and (bad := shellquote.arith_problem(name, params[name])):
+            raise TemplateError(bad)
+        out.append(shellquote.display(ctx, params[name]) if display
+                   else shellquote.reference(ctx, param_env_name(name)))
     return "".join(out)

@@ -9,12 +9,33 @@ cells).
 from __future__ import annotations
 
 import difflib
-import math
 import re
 from dataclasses import dataclass
 
-RESERVED = ("case_id", "backend", "cmd", "timeout_s", "repeat", "warmup", "tags")
-"""The reserved columns of cases.csv, in the order they are documented."""
+from doerunner.bounds import TIMEOUT_S
+from doerunner.columns import srd_owned
+
+RESERVED = ("case_id", "backend", "cmd", "timeout_s", "repeat", "warmup", "tags", "shell",
+            "setup", "prepare", "cleanup")
+"""The reserved columns of cases.csv, in the order they are documented (a column added
+later goes at the end: ``srd design`` writes a template's reserved columns in this order)."""
+HOOKS = ("setup", "prepare", "cleanup")
+"""The hook columns (and ``srd run`` options), in the order they run: commands run before a
+case's executions, before each execution, and after the case (FORMAT.md §2)."""
+HOOK_LOG_SEPARATOR = "+"
+"""Between a case id and a hook in the names of the hook's logs (``<case_id>+setup.stderr``):
+``+`` is never in a case id, so these never meet another case's logs."""
+_HOOK_FAILED = re.compile(r"(?:^|: )(setup|prepare|cleanup) (?:failed|timed out)")
+
+
+def log_stem(case_id: str, message: str = "") -> str:
+    """The name, without ``.stdout``/``.stderr``, of the log that tells why a case failed
+    with ``message``: a hook's (``<case_id>+setup``) when the message is a hook's failure
+    (``setup failed: ...``, ``repetition 2 of 3: prepare timed out after 5 s``), else the
+    case's own."""
+    m = _HOOK_FAILED.search(message)
+    return f"{case_id}{HOOK_LOG_SEPARATOR}{m.group(1)}" if m else case_id
+
 
 PREFIXES = ("param", "tag", "note", "threshold", "metric", "ext")
 """Column prefixes (``param_``, ``tag_``...): a prefixed column is one of these kinds."""
@@ -30,11 +51,20 @@ METRIC_NAME_RE = re.compile(r"[a-z0-9_]+")
 
 DEFAULT_BACKEND = "shell"
 DEFAULT_TIMEOUT_S = 600.0
+DEFAULT_SHELL = True  # a command runs through /bin/sh -c unless shell=false or --no-shell
 
 NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
 NAME_RULE = "use A-Z a-z 0-9 . _ -"
 CASE_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
 CASE_ID_RULE = "use 1-128 characters of A-Z a-z 0-9 . _ -"
+_ID_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def id_word(text: str) -> str:
+    """``text`` made fit for a case id (a value in an id built from values: ``-L``/``-P``
+    sweeps, a design's ``id``): every run of characters outside ``A-Za-z0-9._-`` becomes
+    one ``_`` (``org/model b`` → ``org_model_b``)."""
+    return _ID_UNSAFE.sub("_", text)
 
 TRUE_WORDS = frozenset(("1", "true", "yes", "x"))
 FALSE_WORDS = frozenset(("", "0", "false", "no"))
@@ -43,8 +73,9 @@ _ENV_UNSAFE = re.compile(r"[^A-Z0-9_]")
 
 
 def valid_timeout(seconds: float) -> bool:
-    """Whether ``seconds`` is a timeout srd accepts: a finite number of seconds > 0."""
-    return 0 < seconds < math.inf
+    """Whether ``seconds`` is a timeout srd accepts: a finite number of seconds, at least
+    ``bounds.TIMEOUT_S.low`` (1 ms)."""
+    return TIMEOUT_S.admits(seconds)
 
 
 def parse_flag(text: str) -> bool | None:
@@ -104,7 +135,7 @@ _SYNONYMS = {
     "timeout_seconds": "timeout_s", "time_limit": "timeout_s",
     "repeats": "repeat", "repetitions": "repeat", "reps": "repeat",
     "warm_up": "warmup", "warmups": "warmup", "warmup_runs": "warmup",
-    "tag": "tags",
+    "tag": "tags", "teardown": "cleanup",
 }
 _PREFIX_SPELLINGS = {"params": "param", "parameter": "param", "tags": "tag", "notes": "note",
                      "thresholds": "threshold", "thres": "threshold", "metrics": "metric"}
@@ -149,7 +180,7 @@ def metric_name_problem(name: str) -> str | None:
     low = metric_name(name)
     if not METRIC_NAME_RE.fullmatch(low):
         return f"metric name {name!r} is not allowed: use A-Z a-z 0-9 _ (it is lower-cased)"
-    if low in RUN_COLUMNS:
+    if low in RUN_COLUMNS or srd_owned(low):
         return f"metric name {name!r} is not allowed: srd writes the {low} column itself"
     if low == "errors":  # an integer in every row, at least 1 on FAIL: never left empty
         return (f"metric name {name!r} is not allowed: the errors column must hold a count in "

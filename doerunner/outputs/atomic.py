@@ -21,7 +21,10 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: object)
     """
     target = Path(path)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    f = open(tmp, mode, **kwargs)  # noqa: SIM115 - closed below on every path
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)  # left by a killed srd that had this pid
+    # "x": created here, never an existing file or a link planted at the name followed
+    f = open(tmp, mode.replace("w", "x"), **kwargs)  # noqa: SIM115 - closed below
     try:
         yield f
         f.flush()
@@ -48,13 +51,3 @@ def fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def check_writable_dir(directory: Path) -> None:
-    """Raise ``OSError`` unless a file can be created (and removed) in ``directory``."""
-    probe = directory / f".srd-probe.{os.getpid()}"
-    with open(probe, "wb") as f:
-        f.write(b"srd")
-        f.flush()
-        os.fsync(f.fileno())
-    os.unlink(probe)

@@ -16,7 +16,8 @@ from doerunner.outputs.base import write_output
 @dataclass(frozen=True, slots=True)
 class ExportData:
     """What an export format writes: the selection, and with ``--timeseries`` the flat
-    sample table of its cases (``samples``, a DataFrame; None otherwise)."""
+    sample table of its cases (``samples``, an ``export_samples.Samples``: a frame a case;
+    None otherwise)."""
 
     selected: Selected
     samples: Any = None
@@ -60,10 +61,10 @@ def export(sel: Selection, fmt: str, out: str | None = None, *, split: str | Non
     where = out if out not in (None, "-") else "stdout"
     samples = None
     if timeseries:
-        from doerunner.outputs.export_frames import timeseries_frame
+        from doerunner.outputs.export_samples import Samples
 
-        samples = timeseries_frame(selected)
-        what = f"{len(samples)} samples of " + what
+        samples = Samples(selected)
+        samples.check()
     elif split is not None:
         from doerunner.outputs.export_csv import write_split
 
@@ -71,4 +72,6 @@ def export(sel: Selection, fmt: str, out: str | None = None, *, split: str | Non
         return ExportResult(f"exported {what} to {len(files)} files in {split}: "
                             + ", ".join(p.name for p in files), selected.warnings)
     write_output(cls(), ExportData(selected, samples), out, out)
+    if samples is not None:
+        what = f"{samples.count} samples of " + what
     return ExportResult(f"exported {what} to {where}", selected.warnings)

@@ -2,7 +2,10 @@
 ``run_id`` (cells copied verbatim), or with ``--timeseries`` the flat sample table; and
 ``--split DIR``: one CSV per column family, each keyed by ``run_id,case_id``, plus
 ``runs.csv`` (one row per run). The family of "other measured" columns goes to
-``custom.csv`` (a file named ``metrics.csv`` would pass for a whole metrics.csv)."""
+``custom.csv`` (a file named ``metrics.csv`` would pass for a whole metrics.csv).
+
+Rows are written as they are read, a block at a time (``export_frames.placed_rows``): memory
+does not grow with the rows or the union of the columns."""
 
 from __future__ import annotations
 
@@ -13,7 +16,8 @@ from typing import IO, Any
 from doerunner.columns import FAMILIES, family_of
 from doerunner.errors import output_error
 from doerunner.outputs.base import OutputFormat, write_output
-from doerunner.outputs.export_frames import csv_cells, rows_frame
+from doerunner.outputs.export_frames import csv_cells, export_header, placed_rows
+from doerunner.outputs.export_samples import TIMESERIES_COLUMNS
 from doerunner.outputs.metrics_csv import csv_writer
 
 SPLIT_FILE = {g: g for g in FAMILIES} | {"metrics": "custom"}
@@ -42,6 +46,28 @@ class TableCsv(OutputFormat):
             w.writerows(csv_cells(df))
 
 
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """The selected rows to write in ``header``'s columns (a subset of ``export_header``
+    in its order, starting ``run_id``)."""
+
+    selected: Any
+    header: list[str]
+
+
+class RowsCsv(OutputFormat):
+    """``Rows`` as CSV, run by run, a block of rows at a time."""
+
+    NAME = "rows.csv"
+
+    def write(self, data: Rows, stream: IO[str]) -> None:
+        w = csv_writer(stream.write)
+        w.writerow(data.header)
+        for run in data.selected.runs:
+            for block in placed_rows(run, data.header):
+                w.writerows(block)
+
+
 class ExportCsv(OutputFormat):
     """The selected runs (``outputs.export.ExportData``) as CSV."""
 
@@ -50,9 +76,12 @@ class ExportCsv(OutputFormat):
 
     def write(self, data: Any, stream: IO[str]) -> None:
         if data.samples is not None:
-            TableCsv().write(Table(data.samples, verbatim=False), stream)
+            w = csv_writer(stream.write)
+            w.writerow(TIMESERIES_COLUMNS)
+            for frame in data.samples:
+                w.writerows(csv_cells(frame))
         else:
-            TableCsv().write(Table(rows_frame(data.selected)), stream)
+            RowsCsv().write(Rows(data.selected, export_header(data.selected)), stream)
 
 
 def write_split(selected: Any, directory: str | Path) -> list[Path]:
@@ -65,21 +94,21 @@ def write_split(selected: Any, directory: str | Path) -> list[Path]:
         d.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise output_error(directory, e) from None
-    rows = rows_frame(selected)
-    written = []
+    header = export_header(selected)
     runs = pd.DataFrame([{**{k: v for k, v in asdict(r.record).items()
                              if k != "command_line"},
                           "command_line": " ".join(r.record.command_line),
-                          "cases_selected": len(r.rows)} for r in selected.runs])
+                          "cases_selected": r.count} for r in selected.runs])
     runs = runs.astype(object).where(runs.notna(), "").astype(str)
-    for name, frame in [("runs", runs)] + [
-            (SPLIT_FILE[g], rows[["run_id", "case_id",
-                                  *[c for c in rows.columns[1:]
-                                    if family_of(c) == g and c != "case_id"]]])
-            for g in FAMILIES]:
-        if name != "runs" and frame.shape[1] == 2 and name != "core":
+    p = d / "runs.csv"
+    write_output(TableCsv(), Table(runs), p, str(directory))
+    written = [p]
+    for g in FAMILIES:
+        columns = [c for c in header[1:] if family_of(c) == g and c != "case_id"]
+        if not columns and g != "core":
             continue
-        p = d / f"{name}.csv"
-        write_output(TableCsv(), Table(frame), p, str(directory))
+        p = d / f"{SPLIT_FILE[g]}.csv"
+        write_output(RowsCsv(), Rows(selected, ["run_id", "case_id", *columns]), p,
+                     str(directory))
         written.append(p)
     return written

@@ -4,15 +4,19 @@ Every problem is reported, each located as ``file:line:column: message`` with th
 physical line (a row spanning several lines is reported at its first line) and the
 1-based column index; 0 means "not tied to a line/column". Problems come in file order;
 the cross-check against the cases comes last.
+
+A regular file is read a line at a time: what is kept of it is the header's rules and,
+per row, its case_id (duplicates; the cross-check against the cases), never the file.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import os
-from collections.abc import Sequence
+import stat
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Protocol
 
 from doerunner.columns import (
@@ -33,8 +37,10 @@ from doerunner.columns import (
     sort_key,
 )
 from doerunner.errors import Problem
+from doerunner.inputs.bounded import MAX_METRICS_BYTES, read_limited
 from doerunner.inputs.vocabulary import CASE_ID_RE
 from doerunner.outputs.metrics_csv import format_line
+from doerunner.outputs.row_rules import row_problems
 
 _BOM = b"\xef\xbb\xbf"
 _NEEDS_QUOTES = (",", '"', "\r", "\n")
@@ -42,7 +48,7 @@ _FORMS = ("an integer", "2 decimals")
 
 
 class HasCaseId(Protocol):
-    case_id: str
+    case_id: str  # and, where it has one, ``repeat`` (checked against ``runs``)
 
 
 def validate_metrics_csv(
@@ -51,22 +57,49 @@ def validate_metrics_csv(
     """Every way the file at ``path`` breaks the metrics.csv contract; ``[]`` when valid.
 
     With ``cases`` (objects with ``.case_id``, in input order) it also checks that each case
-    has exactly one row, in the same order, and that there are no other rows. Never
+    has exactly one row, in the same order, and that there are no other rows, and, for
+    cases with a ``.repeat``, each row's ``runs`` against it (``row_rules``). Never
     raises for a bad file: an unreadable one gives a single problem at line 0.
     """
     name = os.fspath(path)
     try:
-        data = Path(path).read_bytes()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        with open(fd, "rb") as f:
+            st = os.fstat(fd)
+            if stat.S_ISREG(st.st_mode) and st.st_size <= MAX_METRICS_BYTES:
+                return _Check(name).run(_bounded(f, MAX_METRICS_BYTES), cases)
+        # anything else is read_limited's to refuse (or a pipe's to read whole)
+        data = read_limited(path, MAX_METRICS_BYTES)  # never /dev/zero read for good
     except OSError as e:
         return [Problem(name, 0, 0, f"cannot read: {e.strerror or e}")]
-    return _Check(name).run(data, cases)
+    return _Check(name).run(_lines(data), cases)
+
+
+def _bounded(f: Iterable[bytes], limit: int) -> Iterator[bytes]:
+    """The lines of ``f`` (a file opened within the limit), no more than ``limit`` bytes
+    of them: a file that grows as it is read is read as it was."""
+    for line in f:
+        limit -= len(line)
+        if limit < 0:
+            return
+        yield line
+
+
+def _lines(data: bytes) -> Iterator[bytes]:
+    """The lines of ``data``, each with its LF (the last one may have none)."""
+    start = 0
+    while start < len(data):
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end + 1
+        yield data[start:end]
+        start = end
 
 
 class _Lines:
     """The physical lines handed to ``csv.reader``, counted and kept so that each record's
     raw text and first line are known."""
 
-    def __init__(self, lines: list[str]) -> None:
+    def __init__(self, lines: Iterable[str]) -> None:
         self._it = iter(lines)
         self.lineno = 0
         self.taken: list[str] = []
@@ -86,47 +119,56 @@ class _Check:
         self.file = file
         self.problems: list[Problem] = []
         self.ids: list[tuple[str, int]] = []  # (case_id, line) of each row, in file order
+        self.cross = False  # whether ``ids`` are kept (a cross-check against the cases)
 
     def add(self, line: int, column: int, message: str) -> None:
         self.problems.append(Problem(self.file, line, column, message))
 
     # --- the file ----------------------------------------------------------------------
 
-    def run(self, data: bytes, cases: Sequence[HasCaseId] | None) -> list[Problem]:
-        if data.startswith(_BOM):
-            self.add(1, 0, "file starts with a UTF-8 BOM; metrics.csv is UTF-8 without BOM")
-            data = data[len(_BOM):]
-        if not data:
+    def run(self, raw_lines: Iterable[bytes], cases: Sequence[HasCaseId] | None
+            ) -> list[Problem]:
+        """Check the file given as its lines (bytes, each with its LF)."""
+        self.repeats: dict[str, int] = {
+            c.case_id: c.repeat for c in cases or () if isinstance(getattr(c, "repeat", None), int)}
+        self.cross = cases is not None
+        lines = self._decode(raw_lines)
+        first = next(lines, None)
+        if first is None:
             self.add(1, 0, "file is empty: no header row")
         else:
-            self._records(self._decode(data))
+            self._records(itertools.chain([first], lines))
+            for _ in lines:  # a header that cannot be parsed ends the rows, not the lines
+                pass
         self.problems.sort(key=lambda p: p.line)  # file order (stable: columns stay in order)
         if cases is not None:
             self._cross_check([c.case_id for c in cases])
         return self.problems
 
-    def _decode(self, data: bytes) -> list[str]:
-        """The file's lines, each with its LF. A LF byte never occurs inside a multi-byte
-        UTF-8 sequence, so splitting before decoding is safe."""
-        raw_lines = data.split(b"\n")
-        ends_with_lf = raw_lines[-1] == b""
-        if ends_with_lf:
-            raw_lines.pop()
-        lines = []
+    def _decode(self, raw_lines: Iterable[bytes]) -> Iterator[str]:
+        """The file's lines as text, each with its LF (but a last line without one, which
+        is reported), a BOM reported and left out. A LF byte never occurs inside a
+        multi-byte UTF-8 sequence, so splitting before decoding is safe."""
+        n = 0
         for n, raw in enumerate(raw_lines, 1):
+            if n == 1 and raw.startswith(_BOM):
+                self.add(1, 0, "file starts with a UTF-8 BOM; metrics.csv is UTF-8 without BOM")
+                raw = raw[len(_BOM):]
+                if not raw:
+                    return
+            end = "\n" if raw.endswith(b"\n") else ""
+            raw = raw[:-1] if end else raw
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as e:
                 self.add(n, 0, f"not valid UTF-8: byte {e.start + 1} of the line is "
                                f"0x{raw[e.start]:02x} ({e.reason})")
                 text = raw.decode("utf-8", errors="replace")
-            lines.append(text + "\n")
-        if not ends_with_lf:
-            lines[-1] = lines[-1][:-1]
-            self.add(len(lines), 0, "file does not end with a newline (LF)")
-        return lines
+            if not end:
+                self.add(n, 0, "file does not end with a newline (LF)")
+            yield text + end
 
-    def _records(self, lines: list[str]) -> None:
+    def _records(self, lines: Iterable[str]) -> None:
         feed = _Lines(lines)
         reader = csv.reader(feed, strict=True)
         limit = csv.field_size_limit()
@@ -252,17 +294,23 @@ class _Header:
         index = self.index
         if "case_id" in index and len(cells) > index["case_id"]:
             self._case_id(line, cells[index["case_id"]], index["case_id"] + 1)
-        elif cells:
+        elif cells and check.cross:
             check.ids.append((cells[0], line))
         if len(cells) != len(self.names):
             check.add(line, 0, f"row has {len(cells)} cells, the header has {len(self.names)}")
             return
         status = cells[index["status"]] if "status" in index else ""
         names = self.names
+        bad = set()
         for i in self.checked:
             message = self._cell(line, i, names[i], cells[i], status)
             if message:
                 check.add(line, i + 1, message)
+                bad.add(names[i])
+        row = dict(zip(names, cells, strict=True))
+        repeat = check.repeats.get(row.get("case_id", ""))
+        for name, message in row_problems(row, lambda n: n not in bad, repeat):
+            check.add(line, index[name] + 1, message)
         if "ts_start" in index and "ts_end" in index:
             start, end = cells[index["ts_start"]], cells[index["ts_end"]]
             t0, t1 = _parse_ts(start), _parse_ts(end)
@@ -271,7 +319,8 @@ class _Header:
                           f"ts_end {end!r} is before ts_start {start!r}")
 
     def _case_id(self, line: int, case_id: str, column: int) -> None:
-        self.check.ids.append((case_id, line))
+        if self.check.cross:  # kept for the cross-check against the cases only
+            self.check.ids.append((case_id, line))
         if not CASE_ID_RE.fullmatch(case_id):
             self.check.add(line, column,
                            f"case_id {case_id!r} must be 1-128 characters of [A-Za-z0-9._-]")

@@ -7,7 +7,17 @@ file left by an earlier execution at the same path is removed: a log never shows
 output. Lines that may be metrics lines (they hold ``=`` or ``{``) go to an
 ``OutputParser``; stdout is also kept whole while it may be one JSON object (or an array of
 one). A case with ``metric_*`` patterns also has every line go to its ``Extractor``; a case
-without pays nothing for them.
+without pays nothing for them. With ``echo`` (``srd run --show-output``) every chunk is
+also written, as it arrives, to that file descriptor (a tee; a capture without pays one
+test of an attribute per chunk).
+
+A chatty command must not be slowed by srd (issue 17: ``benchmarks/capture.py``, srd at
+0.8x or more of a bare ``os.read`` loop). ``read`` asks for ``READ_SIZE`` bytes until a read
+fills that: the pipe is then grown to ``PIPE_SIZE`` and read that much at a time (a 1 MiB
+buffer for the few bytes most commands print would cost more than their whole capture).
+Nothing proportional to the bytes is done in Python: the log's middle is never copied (the
+tail is a ring of the chunks read, ``_CappedLog``), and lines go to ``process.lines``,
+which skips those whose effect is known with bytes methods (memchr, memcmp, count).
 
 Most streams are short. A stream is kept in memory as it arrives and handled once, when it
 ends: one parse, one file write. Only a stream that grows past ``SMALL`` bytes, or still
@@ -26,27 +36,34 @@ made srd wait on itself when other work shared the CPUs
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
-import re
+import select
 import time
+from collections import deque
 from typing import BinaryIO
 
 from doerunner.backends.outparse import Extractor, OutputParser
 from doerunner.inputs.patterns import MetricPattern
+from doerunner.outputs.targets import open_own
+from doerunner.process.lines import MAX_LINE, LineFeed, parse_lines
 
 SMALL = 64 * 1024  # a stream is handled in one piece while it is no longer than this
-MAX_LINE = 1 << 20  # longer lines are not metrics lines: not kept for the parser
+READ_SIZE = 64 * 1024  # bytes asked of a pipe by a read, until one read fills that...
+PIPE_SIZE = 1 << 20  # ...then the pipe's capacity (F_SETPIPE_SZ) and the read size
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
+# A grown pipe read while it held less than a quarter of its capacity: wait this long (or
+# until the process exits) before the next read, so that it gathers more (see Capture.read).
+GATHER_S = 100e-6
+_PIECE = 4096  # smaller chunks are joined in the log's tail ring (up to this): not copied
 # A streaming log is kept in memory and written whole when its stream ends unless its head
 # grows past MEMORY_LOG_MAX bytes or it still prints after LIVE_AFTER_S: then it is written
 # as it grows.
 MEMORY_LOG_MAX = 256 * 1024
 LIVE_AFTER_S = 2.0
 
-_CANDIDATE = re.compile(rb"[={]")  # a metrics line holds one of these
 _JSON_START = (b"{", b"[")  # how a whole stdout that may be JSON metrics begins
 LogPath = str | os.PathLike[str]
-_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | _CLOEXEC
 
 
 def write_file(path: LogPath, data: bytes) -> None:
@@ -54,7 +71,7 @@ def write_file(path: LogPath, data: bytes) -> None:
     ``data``. An existing file is written over in place and cut to length, not truncated
     first: on ext4, truncating frees the old blocks and writing allocates new ones, five
     times the cost (a run over an old run directory rewrites every log)."""
-    fd = os.open(path, _WRITE_FLAGS, 0o666)
+    fd = open_own(path, 0o666)  # never through a link, nor into a FIFO, planted in logs/
     try:
         view = memoryview(data)
         while view:
@@ -83,23 +100,15 @@ def capped(data: bytes, cap: int) -> bytes:
     return data[:cap // 2] + _note(len(data) - cap, cap) + data[len(data) - tail_cap:]
 
 
-def parse_lines(parser: OutputParser, buf: bytes) -> None:
-    """Feed the lines of ``buf`` (complete lines; the end of ``buf`` ends the last one) that
-    may be metrics lines. Only lines holding ``=`` or ``{`` are decoded, so a huge plain
-    output costs little."""
-    pos = 0
-    search = _CANDIDATE.search
-    while True:
-        m = search(buf, pos)
-        if m is None:
-            return
-        start = buf.rfind(b"\n", 0, m.start()) + 1
-        end = buf.find(b"\n", m.start())
-        if end < 0:
-            end = len(buf)
-        if end - start <= MAX_LINE:
-            parser.feed_line(buf[start:end].decode("utf-8", "replace"))
-        pos = end + 1
+def _grow(fd: int) -> int:
+    """Grow the pipe ``fd`` to ``PIPE_SIZE``; the bytes a read should ask for: its
+    capacity, or ``READ_SIZE`` when it could not be grown (the user's share of pipe memory
+    is used up, ``/proc/sys/fs/pipe-user-pages-soft``; not Linux): the next full read tries
+    again (a failed ``fcntl`` costs a microsecond)."""
+    if _F_SETPIPE_SZ is not None:
+        with contextlib.suppress(OSError):
+            return max(fcntl.fcntl(fd, _F_SETPIPE_SZ, PIPE_SIZE), READ_SIZE)
+    return READ_SIZE
 
 
 def _write_whole(path: LogPath, data: bytes, cap: int) -> None:
@@ -113,13 +122,15 @@ class Capture:
     """One captured stream: ``feed`` what arrives, ``finish`` when it ends, ``close`` in
     every case (it writes what a stream that never finished had). ``path`` is its log file
     (None: no log); ``keep_json``: keep the whole text while it may be one JSON object;
-    ``patterns``: the case's ``metric_*`` patterns, matched by ``extractor``."""
+    ``patterns``: the case's ``metric_*`` patterns, matched by ``extractor``; ``echo``: a
+    file descriptor that also gets every chunk as it arrives (None: captured only)."""
 
-    __slots__ = ("_cap", "_chunks", "_done", "_keep_json", "_path", "_size", "_streaming",
-                 "_t_open", "extractor", "parser")
+    __slots__ = ("_cap", "_chunks", "_done", "_echo", "_keep_json", "_path", "_read_size",
+                 "_size", "_streaming", "_t_open", "extractor", "parser")
 
     def __init__(self, path: LogPath | None, cap: int, keep_json: bool,
-                 patterns: tuple[MetricPattern, ...] = ()) -> None:
+                 patterns: tuple[MetricPattern, ...] = (), echo: int | None = None) -> None:
+        self._echo = echo
         self._path = path
         self._cap = cap
         self._keep_json = keep_json
@@ -128,10 +139,38 @@ class Capture:
         self._t_open = time.monotonic()
         self._streaming: _Streaming | None = None
         self._done = False
+        self._read_size = READ_SIZE
         self.parser = OutputParser()
         self.extractor = Extractor(patterns) if patterns else None
 
+    def read(self, fd: int, wake: int | None = None) -> bool:
+        """Read the pipe ``fd`` once (call when it is readable: it does not block) and
+        ``feed`` what came; False at its end. The first read that fills ``READ_SIZE``
+        grows the pipe to ``PIPE_SIZE`` (where the system lets it) and the reads to its
+        capacity: fewer, larger reads for a chatty command, small ones for the rest.
+
+        ``wake``: a descriptor readable once the command has exited (its pidfd). A grown
+        pipe that held less than a quarter of its capacity is then left to gather for
+        ``GATHER_S`` or until ``wake`` is readable, whichever comes first: a chatty command
+        writing in small pieces (8 KiB for coreutils) would otherwise have srd wake and
+        read for each, a few KiB at ~10 us of CPU a read, CPU a busy machine takes from the
+        command itself; its exit is seen at once all the same (its time is not
+        stretched)."""
+        data = os.read(fd, self._read_size)
+        if not data:
+            return False
+        size = self._read_size
+        if len(data) == READ_SIZE == size:
+            self._read_size = _grow(fd)
+        self.feed(data)
+        if wake is not None and size > READ_SIZE and len(data) < size >> 2:
+            with contextlib.suppress(ValueError):  # a descriptor past select's FD_SETSIZE
+                select.select((wake,), (), (), GATHER_S)
+        return True
+
     def feed(self, data: bytes) -> None:
+        if self._echo is not None:
+            self._tee(data)
         streaming = self._streaming
         if streaming is not None:
             streaming.feed(data)
@@ -143,6 +182,16 @@ class Capture:
                                                      self.parser, self._t_open, self.extractor)
             chunks, self._chunks = self._chunks, []
             streaming.feed(b"".join(chunks))
+
+    def _tee(self, data: bytes) -> None:
+        """Write ``data`` to the echo descriptor. When its reader has gone away (``srd run
+        --show-output | head``) the echo stops and the capture goes on."""
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._echo, view):]  # type: ignore[arg-type]
+        except OSError:
+            self._echo = None
 
     def finish(self) -> str | None:
         """The stream ended: parse what is left and write the log; return the whole text
@@ -175,16 +224,17 @@ class Capture:
 
 
 class _Streaming:
-    """A stream handled as it arrives: the line parser (and extractor) on complete lines, a
-    ``_CappedLog`` and the whole text while it may be one JSON object."""
+    """A stream handled as it arrives: complete lines to ``process.lines`` (the parser and
+    the extractor), a ``_CappedLog`` and the whole text while it may be one JSON object."""
 
-    __slots__ = ("_cap", "_closed", "_log", "_overlong", "_partial", "_seen_text", "_whole",
-                 "extractor", "parser")
+    __slots__ = ("_cap", "_closed", "_lines", "_log", "_overlong", "_partial", "_seen_text",
+                 "_whole", "extractor", "parser")
 
     def __init__(self, path: LogPath | None, cap: int, keep_json: bool,
                  parser: OutputParser, t_open: float, extractor: Extractor | None) -> None:
         self.parser = parser
         self.extractor = extractor
+        self._lines = LineFeed(parser, extractor)
         self._log = _CappedLog(path, cap, t_open) if path is not None else None
         self._cap = cap
         self._partial = bytearray()
@@ -202,21 +252,17 @@ class _Streaming:
         if last_nl < 0:
             self._add_partial(data)
             return
+        first_nl = data.find(b"\n")
         if self._overlong:  # the rest of an overlong line: skip it
             self._overlong = False
-            self._lines(data[data.find(b"\n") + 1:last_nl + 1])
         elif self._partial:
-            self._lines(bytes(self._partial) + data[:last_nl + 1])
+            self._lines.feed(bytes(self._partial) + data[:first_nl + 1])
         else:
-            self._lines(data[:last_nl + 1])
+            self._lines.feed(data[:first_nl + 1])
         self._partial.clear()
+        if last_nl > first_nl:  # the lines after the first: no copy of them unless needed
+            self._lines.block(data, first_nl + 1, last_nl + 1)
         self._add_partial(data[last_nl + 1:])
-
-    def _lines(self, buf: bytes) -> None:
-        """Complete lines: to the parser, and to the extractor when there is one."""
-        parse_lines(self.parser, buf)
-        if self.extractor is not None:
-            self.extractor.feed(buf.decode("utf-8", "replace"))
 
     def _add_partial(self, data: bytes) -> None:
         if self._overlong or not data:
@@ -225,7 +271,7 @@ class _Streaming:
         if len(self._partial) > MAX_LINE:
             cr = self._partial.rfind(b"\r") if self.extractor is not None else -1
             if cr >= 0:  # progress redrawn with CR: those lines are done for the patterns
-                self.extractor.feed(bytes(self._partial[:cr + 1]).decode("utf-8", "replace"))
+                self._lines.patterns_only(bytes(self._partial[:cr + 1]))
                 del self._partial[:cr + 1]
                 self._overlong = len(self._partial) > MAX_LINE
             else:
@@ -252,7 +298,7 @@ class _Streaming:
     def finish(self) -> str | None:
         """End of the stream: parse the last line if it had no newline, close the log."""
         if self._partial and not self._overlong:
-            self._lines(bytes(self._partial))
+            self._lines.feed(bytes(self._partial))
         self._partial.clear()
         self.close()
         return None if self._whole is None else self._whole.decode("utf-8", "replace")
@@ -267,10 +313,11 @@ class _Streaming:
 class _CappedLog:
     """The log file of a streaming stream: at most ``cap`` bytes, its first half and its
     last half with a one-line note where bytes were left out; the tail is kept in memory
-    until ``close``. It is kept whole in memory and written by ``close`` unless its head
-    grows past ``MEMORY_LOG_MAX`` bytes or it still grows ``LIVE_AFTER_S`` seconds after
-    its stream opened: then the file is created with what it holds and written to as the
-    head arrives."""
+    until ``close``, as a ring of the chunks that hold its last ``cap / 2`` bytes (the
+    bytes between head and tail are dropped with their chunk, never copied). It is kept
+    whole in memory and written by ``close`` unless its head grows past ``MEMORY_LOG_MAX``
+    bytes or it still grows ``LIVE_AFTER_S`` seconds after its stream opened: then the
+    file is created with what it holds and written to as the head arrives."""
 
     def __init__(self, path: LogPath, cap: int, t_open: float) -> None:
         self._path = path
@@ -279,7 +326,10 @@ class _CappedLog:
         self._head_left = cap // 2
         self._tail_cap = cap - cap // 2
         self._head = bytearray()  # head bytes not yet in the file
-        self._tail = bytearray()
+        # The tail: chunks as read (tiny ones joined into bytearrays of _PIECE bytes or
+        # so: a stream of one-line writes does not keep an object per line).
+        self._tail: deque[bytes | bytearray] = deque()
+        self._tail_size = 0  # bytes in _tail
         self._total = 0
         self._t_open = t_open
 
@@ -294,22 +344,32 @@ class _CappedLog:
                 self._head += head
             data = data[len(head):]
         if data:
-            self._tail += data
-            if len(self._tail) > 2 * self._tail_cap:
-                del self._tail[:len(self._tail) - self._tail_cap]
+            tail = self._tail
+            if len(data) >= _PIECE:
+                tail.append(data)
+            elif tail and isinstance(tail[-1], bytearray) and len(tail[-1]) < _PIECE:
+                tail[-1] += data
+            else:
+                tail.append(bytearray(data))
+            self._tail_size += len(data)
+            while self._tail_size - len(tail[0]) >= self._tail_cap:
+                self._tail_size -= len(tail.popleft())
         if self._file is None and (len(self._head) > MEMORY_LOG_MAX
                                    or time.monotonic() - self._t_open > LIVE_AFTER_S):
             # Unbuffered: what arrives is in the file at once, for whoever watches it.
-            self._file = open(self._path, "wb", buffering=0)  # noqa: SIM115 — closed in close()
+            fd = open_own(self._path, 0o666, os.O_WRONLY | os.O_TRUNC)
+            self._file = open(fd, "wb", buffering=0)  # noqa: SIM115 — closed in close()
             self._file.write(self._head)
             self._head = bytearray()
 
     def _rest(self) -> bytes:
         """The note (when bytes were left out) and the tail."""
-        if len(self._tail) > self._tail_cap:
-            del self._tail[:len(self._tail) - self._tail_cap]
+        tail = b"".join(self._tail)
+        self._tail.clear()
         omitted = self._total - self._cap
-        return (_note(omitted, self._cap) if omitted > 0 else b"") + self._tail
+        note = _note(omitted, self._cap) if omitted > 0 else b""
+        return note + tail[len(tail) - self._tail_cap:] if len(tail) > self._tail_cap \
+            else note + tail
 
     def close(self) -> None:
         if self._file is not None:

@@ -1,7 +1,7 @@
 """The processes of this machine as srd needs to see them, read from ``/proc`` (psutil
-elsewhere than Linux): one process's ids and state, every process, and the last pid the
-kernel handed out (how ``process.tree`` knows in microseconds that a finished command left
-nothing behind)."""
+elsewhere than Linux): one process's ids and state, an entry of its environment, its
+children, every process and their descendants, and the last pid the kernel handed out (how
+``process.tree`` knows in microseconds that a finished command left nothing behind)."""
 
 from __future__ import annotations
 
@@ -25,13 +25,6 @@ class _LazyPsutil:
 
         globals()["psutil"] = module
         return getattr(module, name)
-
-
-if TYPE_CHECKING:
-    import psutil
-else:
-    psutil = _LazyPsutil()
-
 
 
 if TYPE_CHECKING:
@@ -212,3 +205,54 @@ def all_procs() -> list[Proc]:
     return out
 
 
+
+
+def child_pids(pid: int) -> list[int]:
+    """The children of every thread of ``pid`` (a process re-parented to srd may hang from
+    any of its threads); from ``/proc`` listings where the kernel has none (Linux)."""
+    if os.path.exists(f"/proc/{pid}/task/{pid}/children"):
+        return children(pid, threads=2)
+    return [p.pid for p in all_procs() if p.ppid == pid]
+
+
+def descendants(pid: int, procs: list[Proc] | None = None) -> list[int]:
+    """Every live descendant of ``pid`` (not ``pid`` itself), from one look at every
+    process (``procs``, else ``all_procs()``)."""
+    kids: dict[int, list[int]] = {}
+    dead = set()
+    for p in all_procs() if procs is None else procs:
+        kids.setdefault(p.ppid, []).append(p.pid)
+        if p.zombie:
+            dead.add(p.pid)
+    out: list[int] = []
+    todo = list(kids.get(pid, ()))
+    seen = {pid}
+    while todo:
+        q = todo.pop()
+        if q in seen:
+            continue
+        seen.add(q)
+        if q not in dead:
+            out.append(q)
+        todo.extend(kids.get(q, ()))
+    return out
+
+
+def environ_value(pid: int, name: bytes) -> bytes | None:
+    """The value of ``name`` in the environment ``pid`` was started with: ``b""`` when it
+    has none, None when it cannot be read (gone, or another user's). Linux reads
+    ``/proc/<pid>/environ``; elsewhere psutil."""
+    if not LINUX:
+        try:
+            value = psutil.Process(pid).environ().get(os.fsdecode(name), "")
+        except (psutil.Error, OSError):
+            return None
+        return os.fsencode(value)
+    data = _read(f"/proc/{pid}/environ", 1 << 20)
+    if data is None:
+        return None
+    prefix = name + b"="
+    for entry in data.split(b"\0"):
+        if entry.startswith(prefix):
+            return entry[len(prefix):]
+    return b""

@@ -1,5 +1,6 @@
-"""Starting a case's command: in a session and process group of its own, stdin from
-/dev/null, stdout and stderr to the caller's pipes, registered with ``process.tree``.
+"""Starting a case's command: in a session and process group of its own (and a cgroup of
+its own, where ``process.cgroup`` can make one), stdin from /dev/null, stdout and stderr to
+the caller's pipes, registered with ``process.tree``.
 
 On Linux ``os.posix_spawn`` (public API; glibc clones with ``CLONE_VFORK``: about half the
 time of ``Popen``, and the environment is a bytes dict encoded in C) does exactly what
@@ -9,6 +10,11 @@ descriptor closed (listed from /proc/self/fd at each start), SIGPIPE and SIGXFSZ
 their default action. Elsewhere, or when srd runs without descriptors 0-2, ``Popen`` does
 it. ``Child`` is what the rest of srd uses of a started process (the ``Popen`` interface:
 ``pid``, ``returncode``, ``poll``, ``wait``).
+
+The cgroup: the starting thread moves itself into the execution's cgroup, starts the
+child (born there, before it can fork: nothing escapes), and moves back; a few
+microseconds. Where that fails, the execution goes without one (``process.tree`` then
+follows the process tree).
 """
 
 from __future__ import annotations
@@ -21,13 +27,15 @@ import threading
 import time
 from contextlib import suppress
 
-from doerunner.process import tree
+from doerunner.process import cgroup, tree
 
 # Whether posix_spawn is used (it is turned off for good when the C library lacks setsid).
 USE_SPAWN = (sys.platform.startswith("linux") and hasattr(os, "posix_spawn")
              and hasattr(os, "POSIX_SPAWN_DUP2") and os.path.isdir("/proc/self/fd"))
 _SIGDEF = tuple(sig for sig in (getattr(signal, n, None) for n in ("SIGPIPE", "SIGXFSZ"))
                 if sig is not None)
+_MARKER = os.fsencode(tree.MARKER_VAR)
+_RUN_DIR = os.fsencode(tree.RUN_DIR_VAR)
 
 
 def close_fds(*fds: int) -> None:
@@ -55,25 +63,53 @@ def file_actions(w_out: int, w_err: int) -> list[tuple] | None:
 
 def start(argv: list[str], env: dict[bytes, bytes], w_out: int, w_err: int,
           actions: list[tuple] | None) -> Child | subprocess.Popen:
-    """Start ``argv`` in a session of its own, stdout and stderr to the pipes, and register
-    it with ``process.tree`` (protected from other cleanups, its group known to an emergency
-    kill). ``posix_spawn`` with ``actions`` (``file_actions``) when given, else ``Popen``
-    (which does the same, slower)."""
-    global USE_SPAWN
+    """Start ``argv`` in a session (and a cgroup) of its own, stdout and stderr to the
+    pipes, and register it with ``process.tree`` as an execution (protected from other
+    cleanups, its marker and cgroup known, its group known to an emergency kill): its
+    cleanup ends with ``tree.unregister_group``. ``posix_spawn`` with ``actions``
+    (``file_actions``) when given, else ``Popen`` (which does the same, slower)."""
+    run_dir = env.get(_RUN_DIR)
+    group = cgroup.acquire(run_dir)
     with tree.spawning() as protected:
-        proc: Child | subprocess.Popen | None = None
-        if actions is not None:
-            try:
-                proc = Child(os.posix_spawn(argv[0], argv, env, file_actions=actions,
-                                            setsid=True, setsigdef=_SIGDEF), argv)
-            except NotImplementedError:  # no POSIX_SPAWN_SETSID (glibc < 2.26)
-                USE_SPAWN = False
-        if proc is None:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=w_out,
-                                    stderr=w_err, env=env, start_new_session=True)
+        try:
+            proc, used = _start_in(group, argv, env, w_out, w_err, actions)
+        except BaseException:
+            if group is not None:
+                cgroup.release(group, run_dir)
+            raise
+        if group is not None and used is None:
+            cgroup.release(group, run_dir)
         protected.add(proc.pid)
+        marker = env.get(_MARKER)
+        tree.register_execution(proc.pid, os.fsdecode(marker) if marker else None, used,
+                                run_dir)
         tree.register_group(proc.pid)
     return proc
+
+
+def _start_in(group: cgroup.CaseGroup | None, argv: list[str], env: dict[bytes, bytes],
+              w_out: int, w_err: int, actions: list[tuple] | None
+              ) -> tuple[Child | subprocess.Popen, cgroup.CaseGroup | None]:
+    """Start the child from this thread, moved into ``group`` meanwhile; the child and the
+    cgroup it was started in (None: none, also when the thread could not enter it)."""
+    global USE_SPAWN
+    if group is not None:
+        try:
+            group.enter()
+        except OSError:
+            group = None
+    try:
+        if actions is not None and USE_SPAWN:
+            try:
+                return Child(os.posix_spawn(argv[0], argv, env, file_actions=actions,
+                                            setsid=True, setsigdef=_SIGDEF), argv), group
+            except NotImplementedError:  # no POSIX_SPAWN_SETSID (glibc < 2.26)
+                USE_SPAWN = False
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=w_out, stderr=w_err,
+                                env=env, start_new_session=True), group
+    finally:
+        if group is not None:
+            cgroup.leave()
 
 
 # /proc/self/fd, opened once: listing it through a descriptor costs half of listing the

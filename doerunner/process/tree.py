@@ -2,26 +2,33 @@
 
 The rule holds whatever way a case ends (OK, FAIL or TIMEOUT): a ``sleep 100 &`` left
 behind by a command that exited 0 is killed when the case ends, just like the tree of a
-command that timed out.
+command that timed out. An execution's cleanup never kills another running execution's
+process (``--jobs``).
 
-How the processes of a case are found. The command runs in a session and process group of
-its own (``start_new_session=True``), so ``pgid == sid == shell pid``. A process that leaves
-the group (``setsid``, a double-forked daemon) is still found because srd makes itself a
-*child subreaper* (``become_subreaper``): when its parent dies, an orphan is re-parented to
-srd instead of init. The processes of a case are therefore the members of its group and
-session, the orphans that were re-parented to srd while it ran, and all their descendants.
-An orphan is recognised as this case's by the ``SRD_EXEC_ID`` marker in its environment
-(``marker_env``); a re-parented orphan without any marker counts as the case's only when it
-was created after the shell and left srd's session. srd itself, its parent, pid 1 and the
-pids passed in ``exclude_pids`` or registered with ``protect`` are never signalled.
+How the processes of an execution are found. Where srd may make cgroups
+(``process.cgroup``), the execution is started in a cgroup of its own, and its processes
+are the cgroup's: nothing a case does (``setsid``, double forks, ``env -i``, a rewritten
+``SRD_EXEC_ID``) takes a process out of it. Elsewhere (``SRD_CGROUP=off``, no writable
+hierarchy) the process tree is followed. The command runs in a session and process group
+of its own, so ``pgid == sid == shell pid``; a process that leaves them (``setsid``, a
+double-forked daemon) is still found because srd is a *child subreaper*
+(``become_subreaper``): when its parent dies, an orphan is re-parented to srd instead of
+init. Such an orphan is an execution's when its environment carries that execution's
+``SRD_EXEC_ID`` marker (random: it cannot be guessed); an orphan without a marker — or with
+one that names no running execution of this srd: forged, or stale — is an execution's only
+when that execution is the one running execution it can have come from (started before
+the orphan's pid was handed out). Where two could own it, it is left alone: the last of
+them to end kills it, and ``sweep`` kills what is left at the end of the run. srd itself,
+its parent, pid 1, srd's own helpers (processes in srd's session) and the pids registered
+with ``protect`` are never signalled.
 
 The normal end of a case must cost microseconds (srd is benchmarked against hyperfine), so
 ``CaseTree.leftovers`` first asks the kernel which pids were handed out since the shell
-started (``/proc/sys/kernel/ns_last_pid``, read with ``pread`` through a descriptor kept
-open, ~1 us): when the shell started no process at all (``true``, ``echo x=1``) nothing
-can be left, and nothing else is asked. Otherwise only the new pids are looked at.
-Only when something is left does ``kill`` scan ``/proc`` and run SIGTERM → grace → SIGKILL.
-Elsewhere than Linux psutil does the scanning (slower, but correct).
+started (``/proc/sys/kernel/ns_last_pid``, ~1 us): when the shell started no process at
+all (``true``, ``echo x=1``) nothing can be left. Otherwise one ``pread`` of the cgroup's
+``pids.current``, or, without a cgroup, a look at the new pids only. Only when something is
+left does ``kill`` signal anything: SIGTERM → grace → SIGKILL. Elsewhere than Linux psutil
+does the scanning (slower, but correct).
 """
 
 from __future__ import annotations
@@ -34,16 +41,28 @@ import threading
 import time
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager, suppress
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
-from doerunner.process.procfs import LINUX, RANGE_SCAN_MAX, Proc, all_procs, last_pid, read_stat
+from doerunner.process import cgroup
+from doerunner.process.procfs import (
+    LINUX,
+    RANGE_SCAN_MAX,
+    Proc,
+    all_procs,
+    child_pids,
+    descendants,
+    environ_value,
+    last_pid,
+    read_stat,
+)
+from doerunner.process.terminate import handles, terminate, untouchable
 
 if TYPE_CHECKING:
     import psutil
-else:
-    from doerunner.process.procfs import psutil
 
 MARKER_VAR = "SRD_EXEC_ID"
+RUN_DIR_VAR = "SRD_RUN_DIR"
+_MARKER_BYTES = os.fsencode(MARKER_VAR)
 _PR_SET_CHILD_SUBREAPER = 36
 
 _subreaper: bool | None = None
@@ -90,8 +109,9 @@ def _set_subreaper() -> bool:
 
 
 def new_exec_id() -> str:
-    """A marker value unique to one execution in this srd process (for ``MARKER_VAR``)."""
-    return f"{os.getpid()}-{next(_exec_ids)}"
+    """A marker value for one execution (``MARKER_VAR``): unique in this srd, and with
+    random bits, so that a case cannot name another case's execution."""
+    return f"{os.getpid()}-{next(_exec_ids)}-{os.urandom(4).hex()}"
 
 
 @contextmanager
@@ -113,39 +133,115 @@ def unprotect(pid: int) -> None:
         _protected.discard(pid)
 
 
-# Process groups of the cases running now, for an emergency kill from a signal handler.
+class _Running(NamedTuple):
+    marker: str | None
+    group: cgroup.CaseGroup | None
+    run_dir: bytes | None
+
+
+# The executions running now (shell pid → marker, cgroup), and the process groups of the
+# cases and helpers running now (for an emergency kill from a signal handler). Changed and
+# read with single dict/set operations: no lock (a signal handler reads them).
+_running: dict[int, _Running] = {}
+_by_marker: dict[str, int] = {}
 _active_groups: set[int] = set()
 
 
+def register_execution(pid: int, marker: str | None, group: cgroup.CaseGroup | None,
+                       run_dir: bytes | None) -> None:
+    """Record a started execution: its shell ``pid``, its marker, its cgroup (None: none)
+    and the run directory it belongs to (``process.spawn`` calls it)."""
+    _running[pid] = _Running(marker, group, run_dir)
+    if marker:
+        _by_marker[marker] = pid
+
+
 def register_group(pgid: int) -> None:
-    """Record the process group of a running case (see ``kill_all_now``)."""
+    """Record the process group of a running case or helper (see ``kill_all_now``)."""
     _active_groups.add(pgid)
 
 
 def unregister_group(pgid: int) -> None:
+    """The case or helper whose group is ``pgid`` is over (after its cleanup): forget it,
+    and give its cgroup back for the next execution."""
     _active_groups.discard(pgid)
+    running = _running.pop(pgid, None)
+    if running is None:
+        return
+    if running.marker:
+        _by_marker.pop(running.marker, None)
+    if running.group is not None:
+        cgroup.release(running.group, running.run_dir)
 
 
 def kill_all_now() -> None:
-    """SIGKILL the process group of every running case at once (a second Ctrl-C).
-
-    Takes no lock, so it is safe in a signal handler that interrupted a cleanup."""
+    """SIGKILL every process srd started, at once (a second Ctrl-C): the running cases'
+    groups, their cgroups, and every descendant of srd (escaped processes included: srd is
+    their subreaper). Takes no lock, so it is safe in a signal handler that interrupted a
+    cleanup."""
     for pgid in list(_active_groups):
         with suppress(OSError):
             os.killpg(pgid, signal.SIGKILL)
+    cgroup.kill_all_now()
+    if not LINUX:
+        return
+    for _ in range(3):  # a process may fork while the tree is being killed
+        pids = [p for p in descendants(os.getpid()) if not untouchable(p)]
+        if not pids:
+            return
+        for pid in pids:
+            with suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
 
-def _environ_marker(pid: int) -> str | None:
-    """The process's ``SRD_EXEC_ID``; "" when it has none; None when unreadable."""
-    try:
-        env = psutil.Process(pid).environ()
-    except (psutil.Error, OSError):
-        return None
-    return env.get(MARKER_VAR, "")
+def _created_since(pid: int, first: int, last: int | None) -> bool:
+    """Whether ``pid`` was handed out after ``first`` (and up to ``last``, the last pid
+    handed out): a process started after the execution whose shell is ``first``."""
+    if last is None:
+        return True
+    if first <= last:
+        return first < pid <= last
+    return pid > first or pid <= last  # pid numbers wrapped around
 
 
-def _never(pid: int) -> bool:
-    return pid <= 1 or pid == os.getpid() or pid == os.getppid()
+def _marker_owner(marker: bytes | None) -> int | None:
+    """The running execution whose marker this is (``environ_value`` of a process); None
+    for none, or one that names no running execution of this srd (forged, or of one that
+    is over), or an environment that cannot be read."""
+    return _by_marker.get(marker.decode(errors="replace")) if marker else None
+
+
+def _may_own(pid: int, extra: int | None = None) -> set[int]:
+    """The running executions (and ``extra``) started before ``pid`` was handed out."""
+    last = last_pid()
+    found = {x for x in list(_running) if _created_since(pid, x, last)}
+    if extra is not None and _created_since(pid, extra, last):
+        found.add(extra)
+    return found
+
+
+def _reap(pid: int) -> None:
+    with _lock:
+        if pid in _protected:
+            return
+        # ChildProcessError: not srd's child; its parent or init reaps it.
+        with suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+def reap_case_zombies() -> None:
+    """Reap srd's dead children that came from a case: orphans re-parented to srd (never
+    in srd's own session, where its helpers are), never a protected one (a running case's
+    shell: its owner waits for it)."""
+    me = os.getpid()
+    my_sid = os.getsid(0)
+    if LINUX:
+        procs: Iterator[Proc | None] = (read_stat(pid) for pid in child_pids(me))
+    else:
+        procs = iter([p for p in all_procs() if p.ppid == me])
+    for p in procs:
+        if p is not None and p.zombie and p.sid != my_sid:
+            _reap(p.pid)
 
 
 class CaseTree:
@@ -162,6 +258,8 @@ class CaseTree:
         self.pgid = proc.pid
         self.marker = marker
         self.exclude = frozenset(exclude_pids)
+        running = _running.get(proc.pid)
+        self.group = running.group if running is not None else None
         self._sid: int | None = None
 
     @property
@@ -177,10 +275,16 @@ class CaseTree:
         been reaped. Microseconds when the shell started no process."""
         last = last_pid() if LINUX else None
         first = self.pgid
+        group = self.group
         if last == first:
             # No pid was handed out since the shell's: it started nothing, so nothing of
             # it can be left (every other member of its group would have a newer pid).
+            if group is not None:
+                group.empty = True
             return False
+        if group is not None:
+            group.empty = group.count() == 0  # alive, or dead and not reaped yet
+            return not group.empty
         if self._group_alive():
             return True
         if not LINUX:
@@ -209,75 +313,77 @@ class CaseTree:
 
     def _is_root(self, p: Proc) -> bool:
         """Whether ``p`` is a member of the case's group/session or an orphan of the case
-        re-parented to srd."""
-        if _never(p.pid) or p.pid in self.exclude or p.pid in _protected:
+        re-parented to srd (see the module docstring: ambiguous orphans are not)."""
+        if untouchable(p.pid) or p.pid in self.exclude or p.pid in _protected:
             return False
         if p.pgrp == self.pgid or p.sid == self.pgid:
             return True
-        if p.ppid != os.getpid() or p.pid == self.proc.pid:
-            return False
+        if p.ppid != os.getpid() or p.sid == self._my_sid:
+            return False  # not an orphan, or one of srd's own helpers
         if p.zombie:
-            return True  # dead: it only needs reaping
-        marker = _environ_marker(p.pid)
-        if marker is None:
-            return True  # exited while we looked
-        if marker:
-            return marker == self.marker
-        return p.sid != self._my_sid and self._is_new(p.pid)
-
-    def _is_new(self, pid: int) -> bool:
-        last = last_pid()
-        first = self.pgid
-        if last is None:
+            return True  # a case's dead orphan: it only needs reaping
+        marker = environ_value(p.pid, _MARKER_BYTES)
+        if marker and self.marker and marker == self.marker.encode():
             return True
-        if first <= last:
-            return first < pid <= last
-        return pid > first or pid <= last  # pid numbers wrapped around
+        owner = _marker_owner(marker)
+        if owner is not None:
+            return owner == self.pgid
+        return _may_own(p.pid, self.pgid) == {self.pgid}
 
     def _snapshot(self) -> dict[int, psutil.Process]:
         """Every live process of the case, as psutil handles (they detect pid reuse)."""
         procs = all_procs()
-        children: dict[int, list[int]] = {}
-        for p in procs:
-            children.setdefault(p.ppid, []).append(p.pid)
         todo = [p.pid for p in procs if self._is_root(p)]
         if self.proc.returncode is None:
             todo.append(self.proc.pid)
-        found: dict[int, psutil.Process] = {}
-        while todo:
-            pid = todo.pop()
-            if pid in found or _never(pid) or pid in self.exclude:
-                continue
-            try:
-                found[pid] = psutil.Process(pid)
-            except psutil.Error:
-                continue
-            todo.extend(children.get(pid, ()))
-        return found
+        return handles(todo, procs, self.exclude)
 
     # -- killing -----------------------------------------------------------------
     def kill(self, grace_s: float) -> None:
         """SIGTERM the whole tree, wait up to ``grace_s`` seconds, SIGKILL what is left,
         then look again for anything forked meanwhile. Reaps srd's own dead children and
         the shell. Never raises for processes that already exited."""
-        snap = self._snapshot()
-        self._signal_group(signal.SIGTERM)
-        self._signal(snap.values(), signal.SIGTERM)
-        # A stopped process only acts on SIGTERM once continued.
-        self._signal_group(signal.SIGCONT)
-        self._signal(snap.values(), signal.SIGCONT)
-        alive = self._wait(snap, grace_s)
-        for _ in range(3):  # a process may fork while its tree is being killed
-            self._signal_group(signal.SIGKILL)
-            self._signal(alive, signal.SIGKILL)
-            self._wait({p.pid: p for p in alive}, 1.0)
-            alive = list(self._snapshot().values())
-            if not alive:
-                break
+        if self.group is not None:
+            self._kill_cgroup(grace_s)
         else:
-            self._signal(alive, signal.SIGKILL)
+            terminate(self._snapshot, grace_s, _reap, self._signal_group, self.exclude,
+                      self.proc)
         self._reap_shell(1.0)
-        self._reap_orphans()
+        reap_case_zombies()
+
+    def _kill_cgroup(self, grace_s: float) -> None:
+        """``kill`` where the execution has a cgroup: its members are its processes."""
+        group = self.group
+        assert group is not None
+        skip = self.exclude | {os.getpid(), os.getppid(), 1}
+        for sig in (signal.SIGTERM, signal.SIGCONT):
+            self._signal_group(sig)
+            group.signal(sig, skip)
+        deadline = time.monotonic() + grace_s
+        delay = 0.001
+        while True:
+            self.proc.poll()
+            reap_case_zombies()
+            if not [p for p in group.members() if p not in skip] or \
+                    time.monotonic() >= deadline:
+                break
+            time.sleep(delay)
+            delay = min(delay * 2, 0.02)
+        group.block_forks(True)  # nothing can fork while the tree is killed
+        try:
+            for _ in range(50):
+                self._signal_group(signal.SIGKILL)
+                if not group.signal(signal.SIGKILL, skip):
+                    break
+                time.sleep(0.002)
+        finally:
+            group.block_forks(False)
+        self._reap_shell(1.0)
+        end = time.monotonic() + 1.0
+        while group.count() > 0 and time.monotonic() < end:
+            reap_case_zombies()  # the killed orphans are srd's zombies now
+            time.sleep(0.002)
+        group.empty = group.count() == 0
 
     def _signal_group(self, sig: int) -> None:
         if self.pgid <= 1 or self.pgid == os.getpgrp():
@@ -285,75 +391,43 @@ class CaseTree:
         with suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pgid, sig)
 
-    def _signal(self, procs: Collection[psutil.Process], sig: int) -> None:
-        for p in procs:
-            if _never(p.pid) or p.pid in self.exclude:
-                continue
-            with suppress(psutil.Error, OSError):
-                p.send_signal(sig)  # checks the pid was not reused
-
-    def _wait(self, snap: dict[int, psutil.Process], timeout_s: float) -> list[psutil.Process]:
-        """Wait until every process in ``snap`` is dead (zombies count as dead and are
-        reaped when they are srd's), at most ``timeout_s``; return the survivors."""
-        deadline = time.monotonic() + timeout_s
-        pending = dict(snap)
-        delay = 0.001
-        while True:
-            for pid, p in list(pending.items()):
-                if pid == self.proc.pid:
-                    if self.proc.poll() is not None:
-                        del pending[pid]
-                    continue
-                if not self._running(p):
-                    self._reap(pid)
-                    del pending[pid]
-            if not pending or time.monotonic() >= deadline:
-                return list(pending.values())
-            time.sleep(delay)
-            delay = min(delay * 2, 0.02)
-
-    @staticmethod
-    def _running(p: psutil.Process) -> bool:
-        try:
-            return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
-        except psutil.Error:
-            return False
-
-    def _reap(self, pid: int) -> None:
-        with _lock:
-            if pid in _protected or pid == self.proc.pid:
-                return
-            # ChildProcessError: not srd's child; its parent or init reaps it.
-            with suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-
     def _reap_shell(self, timeout_s: float) -> None:
         with suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout_s)
 
-    def _reap_orphans(self) -> None:
-        """Reap re-parented dead orphans of the case (they become srd's zombies when the
-        process that would have reaped them was killed)."""
-        me = os.getpid()
-        for p in all_procs() if LINUX else self._srd_children():
-            if p.ppid == me and p.zombie and self._is_root(p):
-                self._reap(p.pid)
 
-
-RUN_DIR_VAR = "SRD_RUN_DIR"
+def sweep(run_dir: str | None, grace_s: float) -> None:
+    """At the end of a run: kill what no execution could be found to own and none still
+    running can own (orphans whose owner was ambiguous while several cases ran), then
+    what is left in the run's cgroups, and remove them."""
+    cgroup.close(run_dir, grace_s)
+    if not LINUX:
+        return
+    me, my_sid = os.getpid(), os.getsid(0)
+    procs = all_procs()
+    roots = [p.pid for p in procs
+             if p.ppid == me and p.sid != my_sid and not p.zombie and not untouchable(p.pid)
+             and p.pid not in _protected and p.pid not in _running
+             and _marker_owner(environ_value(p.pid, _MARKER_BYTES)) is None
+             and not _may_own(p.pid)]
+    if roots:
+        terminate(lambda: handles(roots, all_procs()), grace_s, _reap)
+    reap_case_zombies()
 
 
 def kill_leftovers(run_dir: str) -> list[int]:
-    """SIGKILL the processes a dead srd left running for ``run_dir`` (found by the
-    ``SRD_RUN_DIR`` entry every case carries in its environment); returns their pids.
+    """SIGKILL the processes a dead srd left running for ``run_dir``; returns their pids:
+    those in the cgroups it made for that directory (``process.cgroup``), and those with the
+    ``SRD_RUN_DIR`` entry every case carries in its environment (a case may change it for
+    its children: without cgroups those escape).
 
     Only call it while holding the run directory's lock: then no live srd owns them. Reading
     every process's environment costs a few milliseconds, once per run.
     """
+    killed = set(cgroup.stale(run_dir) if LINUX else [])
     needle = f"{RUN_DIR_VAR}={run_dir}".encode()
-    killed = []
     for p in all_procs():
-        if _never(p.pid) or p.zombie:
+        if untouchable(p.pid) or p.zombie:
             continue
         try:
             with open(f"/proc/{p.pid}/environ", "rb") as f:
@@ -363,7 +437,7 @@ def kill_leftovers(run_dir: str) -> list[int]:
         if needle in entries:
             try:
                 os.kill(p.pid, signal.SIGKILL)
-                killed.append(p.pid)
+                killed.add(p.pid)
             except OSError:
                 pass
-    return killed
+    return sorted(killed)

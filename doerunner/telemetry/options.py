@@ -8,26 +8,35 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from doerunner.bounds import (
+    BASELINE_DURATION_S,
+    BASELINE_TTL_S,
+    BASELINE_W,
+    CARBON_G_PER_KWH,
+    COOLDOWN_S,
+    PRICE_PER_KWH,
+    SAMPLE_HZ,
+    Bound,
+)
 from doerunner.errors import InputError
 from doerunner.telemetry.baseline import DEFAULT_DURATION_S, DEFAULT_TTL_S
 
 MODES = ("auto", "on", "off")
 DEFAULT_CARBON_G_PER_KWH = 475.0  # IEA world average grid intensity (gCO2e/kWh)
 DEFAULT_PRICE_PER_KWH = 0.15
-MIN_SAMPLE_HZ = 0.1
-MAX_SAMPLE_HZ = 100
 BASELINE_WORDS = ("auto", "measure", "off")
 COOLDOWN_WORDS = ("auto", "off")
 
 
-def _number(text: str, words: tuple[str, ...]) -> float:
-    """``text`` as a finite number >= 0; ``ValueError`` saying what is allowed else."""
+def _number(text: str, words: tuple[str, ...], bound: Bound) -> float:
+    """``text`` as a number in ``bound``; ``ValueError`` saying what is allowed else."""
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not (0 <= value < math.inf):
-        raise ValueError(f"{text!r}: use {', '.join(words)} or a number >= 0")
+    if not bound.admits(value):
+        most = "" if math.isinf(bound.high) else f" (at most {bound.high:g} {bound.unit})"
+        raise ValueError(f"{text!r}: use {', '.join(words)} or a number >= {bound.low:g}{most}")
     return value
 
 
@@ -42,7 +51,7 @@ class BaselineMode:
 
     def __post_init__(self) -> None:
         if self.kind not in (*BASELINE_WORDS, "given") or (self.kind == "given") != (
-                self.watts is not None):
+                self.watts is not None) or not BASELINE_W.admits(self.watts or 0.0):
             raise InputError(f"baseline mode {self.kind!r} with watts {self.watts!r}: use "
                              "BaselineMode.parse")
 
@@ -52,7 +61,7 @@ class BaselineMode:
         saying what is allowed else."""
         if text in BASELINE_WORDS:
             return cls(text, None, text)
-        return cls("given", _number(text, BASELINE_WORDS), text)
+        return cls("given", _number(text, BASELINE_WORDS, BASELINE_W), text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +74,7 @@ class CooldownMode:
     text: str = "off"
 
     def __post_init__(self) -> None:
-        if self.kind not in (*COOLDOWN_WORDS, "wait") or not 0 <= self.seconds < math.inf:
+        if self.kind not in (*COOLDOWN_WORDS, "wait") or not COOLDOWN_S.admits(self.seconds):
             raise InputError(f"cooldown mode {self.kind!r} for {self.seconds!r} s: use "
                              "CooldownMode.parse")
 
@@ -75,7 +84,7 @@ class CooldownMode:
         is allowed else."""
         if text in COOLDOWN_WORDS:
             return cls(text, 0.0, text)
-        return cls("wait", _number(text, COOLDOWN_WORDS), text)
+        return cls("wait", _number(text, COOLDOWN_WORDS, COOLDOWN_S), text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,15 +117,14 @@ class TelemetryOptions:
                     raise InputError(f"--{name} {e}") from None
         if self.mode not in MODES:
             raise InputError(f"--telemetry {self.mode!r}: use {', '.join(MODES)}")
-        if not (MIN_SAMPLE_HZ <= self.sample_hz <= MAX_SAMPLE_HZ):
-            raise InputError(f"--sample-hz {self.sample_hz!r}: use a rate from "
-                             f"{MIN_SAMPLE_HZ:g} to {MAX_SAMPLE_HZ:g}")
-        for option, value, low in (("--baseline-ttl", self.baseline_ttl_s, 0.0),
-                                   ("--baseline-duration", self.baseline_duration_s, 0.1),
-                                   ("--carbon-intensity", self.carbon_g_per_kwh, 0.0),
-                                   ("--energy-price", self.price_per_kwh, 0.0)):
-            if not (low <= value < math.inf):
-                raise InputError(f"{option} {value!r}: use a finite number >= {low:g}")
+        for option, value, bound in (("--sample-hz", self.sample_hz, SAMPLE_HZ),
+                                     ("--baseline-ttl", self.baseline_ttl_s, BASELINE_TTL_S),
+                                     ("--baseline-duration", self.baseline_duration_s,
+                                      BASELINE_DURATION_S),
+                                     ("--carbon-intensity", self.carbon_g_per_kwh,
+                                      CARBON_G_PER_KWH),
+                                     ("--energy-price", self.price_per_kwh, PRICE_PER_KWH)):
+            bound.check(option, value)
 
     def with_mode(self, mode: str) -> TelemetryOptions:
         """These options with another mode (what a run decided, e.g. off for --jobs)."""
