@@ -649,3 +649,21 @@ def test_validate_refuses_tampered_spread_and_time_series_paths(tmp_path: Path) 
         f"run_seconds_max {_rows(tmp_path / 'm.csv')['c']['run_seconds_max']!r}",
         "srd: m.csv: 5 problem(s)",
     ]
+
+
+def test_validate_refuses_column_names_srd_never_writes(tmp_path: Path) -> None:
+    """A header name no output key (a-z 0-9 _) nor copied cases.csv column could give:
+    `lat-x`, a trailing space (issue 17, second review)."""
+    golden = (Path(__file__).parent / "golden" / "metrics.csv").read_text().splitlines()
+    for bad in ("lat-x", "lat "):
+        f = tmp_path / "m.csv"
+        f.write_text("\n".join([f"{golden[0]},{bad}"] + [f"{row}," for row in golden[1:]])
+                     + "\n")
+        r = CliRunner().invoke(cli, ["validate", str(f)])
+        assert r.exit_code == 4
+        col = golden[0].count(",") + 2
+        assert (f"{f}:1:{col}: column {bad!r} is no name srd writes: output keys are a-z 0-9 _, "
+                "copied cases.csv columns param_, threshold_, tag_, note_ and a name of A-Z "
+                "a-z 0-9 . _ -") in r.output.splitlines()
+    f.write_text("\n".join(golden) + "\n")
+    assert CliRunner().invoke(cli, ["validate", str(f)]).exit_code == 0

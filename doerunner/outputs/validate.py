@@ -38,7 +38,7 @@ from doerunner.columns import (
 )
 from doerunner.errors import Problem
 from doerunner.inputs.bounded import MAX_METRICS_BYTES, read_limited
-from doerunner.inputs.vocabulary import CASE_ID_RE
+from doerunner.inputs.vocabulary import CASE_ID_RE, ECHOED_PREFIXES, METRIC_NAME_RE, NAME_RE
 from doerunner.outputs.metrics_csv import format_line
 from doerunner.outputs.row_rules import row_problems
 
@@ -265,6 +265,10 @@ class _Header:
         for i, name in enumerate(names, 1):
             if not name:
                 check.add(1, i, "empty column name")
+            elif not _written_name(name):
+                check.add(1, i, f"column {name!r} is no name srd writes: output keys are "
+                                "a-z 0-9 _, copied cases.csv columns param_, threshold_, tag_, "
+                                "note_ and a name of A-Z a-z 0-9 . _ -")
             if name in first:
                 check.add(1, i, f"duplicate column {name!r} (also column {first[name]})")
             else:
@@ -374,6 +378,16 @@ class _Header:
                 return (f"{name} {cell!r} is written as {_FORMS[form]} but line {first[1]} as "
                         f"{_FORMS[first[0]]} (a column is all integers or all 2 decimals)")
         return None
+
+
+def _written_name(name: str) -> bool:
+    """Whether srd could have written a column of this name: an output key or srd's own
+    (``a-z 0-9 _``: keys are normalised so), or a column copied from cases.csv (an echoed
+    prefix and a name of ``NAME_RE``)."""
+    if METRIC_NAME_RE.fullmatch(name):
+        return True
+    prefix, sep, rest = name.partition("_")
+    return bool(sep) and f"{prefix}_" in ECHOED_PREFIXES and bool(NAME_RE.fullmatch(rest))
 
 
 def _is_violation(item: str) -> bool:
