@@ -32,6 +32,7 @@ from typing import Any
 
 from doerunner.cells import JST, format_timestamp
 from doerunner.errors import InputError, OutputError, output_error
+from doerunner.outputs.protect import OWN_FILES, OWN_FOLDERS
 from doerunner.paths import ensure_dir, srd_home
 
 SCHEMA = """
@@ -240,8 +241,8 @@ def get_run(run_id: str, path: Path | None = None, tz: tzinfo = JST) -> RunRecor
 # What srd writes in a run directory (FORMAT.md section 4), with the journals a fresh run
 # moved aside (``campaign.resume``) and the temporary files of its atomic writes
 # (``.run.json.<pid>.tmp``); in logs/ and timeseries/ only these suffixes.
-RUN_DIR_FILES = ("run.json", "journal.jsonl", "repetitions.csv", "timeseries.csv", ".lock")
-RUN_DIR_FOLDERS = {"logs": (".stdout", ".stderr"), "timeseries": (".json",)}
+RUN_DIR_FILES = OWN_FILES
+RUN_DIR_FOLDERS = dict(zip(OWN_FOLDERS, ((".stdout", ".stderr"), (".json",)), strict=True))
 _ASIDE = re.compile(r"journal\.[0-9]{8}T[0-9]{6}\.[0-9a-f]{4}\.jsonl")
 _TEMP = re.compile(r"\..+\.[0-9]+\.tmp")
 _RUN_ID = re.compile(rb'"run_id": *"([^"]*)"')
@@ -321,7 +322,11 @@ def _generated(rec: RunRecord) -> tuple[str, ...]:
 def _run_dir_in_use(run_dir: Path, rec: RunRecord) -> str:
     """Why the run directory is not ``rec``'s to delete ("" when it is)."""
     try:
-        with open(run_dir / "run.json", "rb") as f:
+        # never through a link, never waiting on a FIFO planted there
+        fd = os.open(run_dir / "run.json", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return "its run.json is not a regular file"
             m = _RUN_ID.search(f.read(4096))  # run_id is the head's second key
         if m and m.group(1).decode(errors="replace") != rec.run_id:
             return f"its run.json is run {m.group(1).decode(errors='replace')}'s"

@@ -454,13 +454,14 @@ def test_unreadable_file(tmp_path: Path) -> None:
 ])
 def test_read_errors_become_problems(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                      error: Exception, why: str) -> None:
-    import doerunner.inputs.cases
+    import doerunner.inputs.bounded
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise error
 
     p = write(tmp_path, b"case_id,cmd\na,true\n")
-    monkeypatch.setattr(doerunner.inputs.csvtext, "open", refuse, raising=False)
+    # the one place srd opens an input for reading with a bound
+    monkeypatch.setattr(doerunner.inputs.bounded, "open", refuse, raising=False)
     assert problems_of(p) == [f"{p}:0:0: cannot read: {why}"]
 
 

@@ -352,15 +352,21 @@ MALFORMED = [
 ]
 
 
-@pytest.mark.parametrize(("edit", "why"), [m[1:] for m in MALFORMED],
-                         ids=[m[0] for m in MALFORMED])
-def test_a_malformed_entry_is_rejected_and_its_case_reruns(tmp_path: Path, edit,
-                                                           why: str) -> None:
+def _resume_with_second_line(tmp_path: Path, edit):
+    """A run of three cases, its journal's second line (case b) edited by ``edit``, then
+    ``--resume``: (cases, out, journal, result)."""
     cases, out = _three_cases(tmp_path)
     journal = tmp_path / "m_run" / "journal.jsonl"
     lines = _journal(tmp_path / "m_run")
     journal.write_bytes(lines[0] + _edit_b(lines[1], edit) + lines[2])
-    r = _resume(cases, out)
+    return cases, out, journal, _resume(cases, out)
+
+
+@pytest.mark.parametrize(("edit", "why"), [m[1:] for m in MALFORMED],
+                         ids=[m[0] for m in MALFORMED])
+def test_a_malformed_entry_is_rejected_and_its_case_reruns(tmp_path: Path, edit,
+                                                           why: str) -> None:
+    _, out, journal, r = _resume_with_second_line(tmp_path, edit)
     assert r.exit_code == 0, r.output
     fate = ("if it held a case of this run, that case runs again" if "a b" in why
             else "case 'b' runs again")
@@ -536,11 +542,7 @@ HOSTILE_JOURNAL = [
                          ids=[m[0] for m in HOSTILE_JOURNAL])
 def test_a_journal_value_srd_could_not_have_written_reruns_its_case(tmp_path: Path, edit,
                                                                     why: str) -> None:
-    cases, out = _three_cases(tmp_path)
-    journal = tmp_path / "m_run" / "journal.jsonl"
-    lines = _journal(tmp_path / "m_run")
-    journal.write_bytes(lines[0] + _edit_b(lines[1], edit) + lines[2])
-    r = _resume(cases, out)
+    cases, out, journal, r = _resume_with_second_line(tmp_path, edit)
     assert r.exit_code == 0, r.output
     assert r.output == (f"srd: warning: {journal}:2: skipping a corrupt line ({why}); case 'b' "
                         "runs again\n")
@@ -551,13 +553,8 @@ def test_a_journal_value_srd_could_not_have_written_reruns_its_case(tmp_path: Pa
 
 
 def test_sound_text_and_srd_columns_in_the_journal_are_kept(tmp_path: Path) -> None:
-    cases, out = _three_cases(tmp_path)
-    journal = tmp_path / "m_run" / "journal.jsonl"
-    lines = _journal(tmp_path / "m_run")
-    kept = _edit_b(lines[1], lambda c: c["metrics"].update(
+    _, out, _, r = _resume_with_second_line(tmp_path, lambda c: c["metrics"].update(
         ext_note="=1+1", energy_method="none", run_seconds=0.5, lat=-2.5))
-    journal.write_bytes(lines[0] + kept + lines[2])
-    r = _resume(cases, out)
     assert (r.exit_code, r.output) == (0, "")
     assert len(_journal(tmp_path / "m_run")) == 3  # nothing ran again
     b = _rows(out)["b"]

@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 import os
 import select
+import shlex
 import signal
 import subprocess
 import time
@@ -110,8 +111,6 @@ class ShellBackend(Backend):
         (``shlex.join``: one quoted word per argument)."""
         if case.shell:
             return display(case.cmd or "", case.params)
-        import shlex
-
         return shlex.join(self.command(case))
 
     def environment(self, case: Case, ctx: ExecContext, marker: str) -> dict[bytes, bytes]:

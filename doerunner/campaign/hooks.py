@@ -30,12 +30,21 @@ def log_name(case_id: str, hook: str, stream: str) -> str:
     return f"{case_id}{HOOK_LOG_SEPARATOR}{hook}.{stream}"
 
 
+def hook_case(case: Case, hook: str) -> Case | None:
+    """The case the shell backend runs for ``hook`` of ``case`` (its command the hook's, no
+    metric patterns); None when the case has no such hook."""
+    template = getattr(case, hook)
+    if template is None:
+        return None
+    return dataclasses.replace(case, cmd=template, metric_patterns=())
+
+
 def described(case: Case) -> list[tuple[str, str]]:
     """``(hook, command)`` for each hook of the case, rendered as the shell backend shows a
     command (``--dry-run``)."""
     shell = ShellBackend()
-    return [(hook, shell.describe(dataclasses.replace(case, cmd=template, metric_patterns=())))
-            for hook in HOOKS if (template := getattr(case, hook)) is not None]
+    return [(hook, shell.describe(c)) for hook in HOOKS
+            if (c := hook_case(case, hook)) is not None]
 
 
 class Hooks:
@@ -52,6 +61,7 @@ class Hooks:
         self.t_end = 0.0
         self.ahead = False  # a prepare ran for an execution that has not started yet
         self._shell = ShellBackend()
+        self._cases = {hook: hook_case(case, hook) for hook in HOOKS}  # made once per case
 
     def run(self, hook: str, cancel: threading.Event | None = None) -> Execution | None:
         """Run ``hook`` (``setup``, ``prepare`` or ``cleanup``) when the case has one. None
@@ -61,8 +71,8 @@ class Hooks:
         timed out after N s``. ``cancel`` replaces the case's cancel event (a cleanup after
         an interruption must not be stopped by it). Raises ``CaseInterrupted`` when the
         cancel event is set while it runs (its processes killed)."""
-        template = getattr(self.case, hook)
-        if template is None:
+        case = self._cases[hook]
+        if case is None:
             return None
         logs = self.logs
         ctx = dataclasses.replace(
@@ -70,8 +80,7 @@ class Hooks:
             stdout_path=f"{logs}/{log_name(self.case.case_id, hook, 'stdout')}" if logs else None,
             stderr_path=f"{logs}/{log_name(self.case.case_id, hook, 'stderr')}" if logs else None,
             cancel=cancel if cancel is not None else self.ctx.cancel)
-        ex = self._shell.execute(dataclasses.replace(self.case, cmd=template,
-                                                     metric_patterns=()), ctx)
+        ex = self._shell.execute(case, ctx)
         self.t_end = ex.t_end
         if ex.status == OK:
             return None

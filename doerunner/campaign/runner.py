@@ -83,8 +83,7 @@ def run_case(case: Case, backend: Backend, settings: RunnerSettings) -> CaseResu
     shown = settings.progress
 
     def progress(what: str, done: int, total: int) -> None:
-        if shown is not None:
-            shown(case, what, done, total)
+        shown(case, what, done, total)  # type: ignore[misc]  # given only when shown is set
 
     ctx = ExecContext(
         timeout_s=case.timeout_s,

@@ -61,12 +61,12 @@ def worst_cases(rows: Iterable[Mapping[str, Any]]) -> WorstCases:
             n_violated += 1
             if len(violated) < SHOWN:
                 violated.append(_notable(row))
-        secs = row.get("run_seconds")
+        secs = _seconds(row)
+        if secs is None:
+            continue
         if len(timed) < SLOWEST:
-            if _seconds(row) is not None:
-                heapq.heappush(timed, (secs, -i, row))  # ties: the earlier case first
-        elif (isinstance(secs, (int, float)) and secs > timed[0][0]
-              and _seconds(row) is not None):
+            heapq.heappush(timed, (secs, -i, row))  # ties: the earlier case first
+        elif secs > timed[0][0]:
             heapq.heapreplace(timed, (secs, -i, row))
     slowest: tuple[Notable, ...] = ()
     if n_ok > SLOWEST:

@@ -22,6 +22,7 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from doerunner.inputs.layout import quoted
 from doerunner.inputs.template import (
     TemplateError,
     fill,
@@ -121,12 +122,10 @@ def render_argv(template: str, params: Mapping[str, str]) -> list[str]:
         try:
             argv.extend(shlex.split(params[name]))
         except ValueError:
-            value = params[name]
-            shown = repr(value if len(value) <= 40 else value[:40] + "...")
             raise ArgvError(f"cmd: {{{name}}} stands alone, so its value is split into "
-                            f"arguments, but {shown} cannot be split (an unbalanced quote or "
-                            f"a lone backslash): write \"{{{name}}}\" to pass it as one "
-                            "argument") from None
+                            f"arguments, but {quoted(params[name])} cannot be split (an "
+                            f"unbalanced quote or a lone backslash): write \"{{{name}}}\" "
+                            "to pass it as one argument") from None
     return argv
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from doerunner.backends import BACKENDS, Backend
 from doerunner.errors import InputError, Problem
 from doerunner.inputs import csvtext
+from doerunner.inputs.bounded import MAX_CASES_BYTES, read_bounded
 from doerunner.inputs.case import Case
 from doerunner.inputs.commands import CommandCells
 from doerunner.inputs.layout import Layout, quoted
@@ -54,6 +55,7 @@ def read_cases(
     default_shell: bool = DEFAULT_SHELL,
     check_backends: bool = True,
     notices: list[str] | None = None,
+    data: bytes | None = None,
 ) -> list[Case]:
     """Read and validate cases.csv (FORMAT.md §2); return its cases in file order.
 
@@ -64,7 +66,8 @@ def read_cases(
     ``default_shell`` to rows whose hook or ``shell`` cell is empty. With ``check_backends``
     each case is also given to its backend's ``check()``. What was read other than it is
     written — empty columns left out, a ``;`` or tab separator — is told as one line each,
-    appended to ``notices`` (when given) even when the read then fails.
+    appended to ``notices`` (when given) even when the read then fails. ``data``: the file's
+    bytes, when they are in memory (generated cases: ``path`` then only names them).
 
     Raises ``InputError`` holding every problem found in the file (never just the first),
     and nothing else whatever the file's bytes. Cases of one read may share their ``tags``,
@@ -86,7 +89,9 @@ def read_cases(
     if default_warmup is not None:
         reader.default_warmup = dict.fromkeys(known, default_warmup)
     reader.commands = CommandCells(default_hooks, default_shell, reader.problems)
-    return reader.read(csvtext.decode(file, csvtext.read_bytes(path, file)))
+    if data is None:
+        data = read_bounded(path, file, MAX_CASES_BYTES)
+    return reader.read(csvtext.decode(file, data))
 
 
 def _unknown_backend(name: str, known: Mapping[str, str]) -> str:

@@ -11,12 +11,10 @@ own line and column.
 from __future__ import annotations
 
 import csv
-import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 
 from doerunner.errors import InputError, Problem
-from doerunner.inputs.bounded import MAX_CASES_BYTES, read_open, read_problem
 
 MAX_FIELD_CHARS = 1 << 20  # csv's own limit (128 KiB) is too small for long commands or notes
 
@@ -27,16 +25,6 @@ SEPARATORS = {",": ",", ";": ";", "\t": "tab"}
 _COMMA_NUMBER_TEXT = r"[+-]?\d*,\d+"  # a number written with a decimal comma
 _DECIMAL_COMMA = re.compile(r"(?:[<>]=?)?\s*" + _COMMA_NUMBER_TEXT)  # ... or a bound of one
 _COMMA_NUMBER = re.compile(_COMMA_NUMBER_TEXT)
-
-
-def read_bytes(path: str | os.PathLike[str], file: str) -> bytes:
-    """The bytes of ``path``, a regular file or a pipe of at most ``MAX_CASES_BYTES``
-    (``inputs.bounded``); ``InputError`` ``file:0:0: cannot read: <why>`` otherwise."""
-    try:
-        with open(path, "rb") as f:
-            return read_open(f, MAX_CASES_BYTES)
-    except (OSError, ValueError) as e:
-        raise read_problem(file, e) from None
 
 
 def decode(file: str, data: bytes) -> tuple[str, bool]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -166,21 +165,15 @@ def _fill(header: list[str], rows: list[list[str]], cells: dict[str, str]) -> No
 
 
 def _read_text(text: str, defaults: CaseDefaults, notices: list[str]) -> list[Case]:
-    """The cases of a generated cases.csv, read by the one reader from memory (a memfd:
-    nothing is created). What it finds wrong (a backend's check) is told without the
-    file, once per message: every row of a sweep shares its command."""
-    fd = os.memfd_create("srd-cases", os.MFD_CLOEXEC)
-    path = f"/proc/self/fd/{fd}"
+    """The cases of a generated cases.csv, read by the one reader from memory (nothing is
+    created). What it finds wrong (a backend's check) is told without a file, once per
+    message: every row of a sweep shares its command."""
     own: list[str] = []
     try:
-        with open(fd, "wb", closefd=False) as f:
-            f.write(text.encode("utf-8"))
-        try:
-            return _read(path, defaults, own)
-        except InputError as e:
-            messages = dict.fromkeys(p.message for p in e.problems)
-            raise InputError([Problem("", 0, 0, m) for m in messages]) from None
-        finally:
-            notices.extend(dict.fromkeys(n.replace(f"{path}: ", "") for n in own))
+        return read_cases("", **defaults.read_kwargs(), notices=own,
+                          data=text.encode("utf-8"))
+    except InputError as e:
+        messages = dict.fromkeys(p.message for p in e.problems)
+        raise InputError([Problem("", 0, 0, m) for m in messages]) from None
     finally:
-        os.close(fd)
+        notices.extend(dict.fromkeys(n.removeprefix(": ") for n in own))

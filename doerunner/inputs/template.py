@@ -16,6 +16,7 @@ import re
 from collections.abc import Collection, Iterator, Mapping
 
 _TOKEN = re.compile(r"\{\{|\}\}|\$\{[^}]*\}|\{([A-Za-z0-9_.-]+)\}")
+_BRACES = {"{{": "{", "}}": "}"}  # literal braces; other tokens stay as written
 
 
 class TemplateError(ValueError):
@@ -56,7 +57,7 @@ def fill(template: str, params: Mapping[str, str]) -> str:
     def sub(m: re.Match[str]) -> str:
         name = m.group(1)
         if name is None:
-            return {"{{": "{", "}}": "}"}.get(m.group(0), m.group(0))
+            return _BRACES.get(m.group(0), m.group(0))
         if name not in params:
             raise TemplateError(f"cmd uses {{{name}}} but there is no parameter '{name}'")
         return params[name]
@@ -75,7 +76,7 @@ def _pieces(template: str) -> Iterator[tuple[str, str | None]]:
         if m.group(1) is not None:
             yield token, m.group(1)
         else:
-            yield {"{{": "{", "}}": "}"}.get(token, token), None
+            yield _BRACES.get(token, token), None
         at = m.end()
     if at < len(template):
         yield template[at:], None

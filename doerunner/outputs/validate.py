@@ -37,7 +37,7 @@ from doerunner.columns import (
     sort_key,
 )
 from doerunner.errors import Problem
-from doerunner.inputs.bounded import MAX_METRICS_BYTES, read_limited
+from doerunner.inputs.bounded import MAX_METRICS_BYTES, read_open
 from doerunner.inputs.vocabulary import CASE_ID_RE, ECHOED_PREFIXES, METRIC_NAME_RE, NAME_RE
 from doerunner.outputs.metrics_csv import format_line
 from doerunner.outputs.row_rules import row_problems
@@ -68,8 +68,9 @@ def validate_metrics_csv(
             st = os.fstat(fd)
             if stat.S_ISREG(st.st_mode) and st.st_size <= MAX_METRICS_BYTES:
                 return _Check(name).run(_bounded(f, MAX_METRICS_BYTES), cases)
-        # anything else is read_limited's to refuse (or a pipe's to read whole)
-        data = read_limited(path, MAX_METRICS_BYTES)  # never /dev/zero read for good
+            # anything else is read_open's to refuse (or a pipe's to read whole), from the
+            # file already open: never /dev/zero read for good, never a FIFO opened twice
+            data = read_open(f, MAX_METRICS_BYTES)
     except OSError as e:
         return [Problem(name, 0, 0, f"cannot read: {e.strerror or e}")]
     return _Check(name).run(_lines(data), cases)

@@ -177,6 +177,12 @@ class TreeMeter:
         elif self.exited and self.root_cpu is not None:
             cpu = (self.root_cpu[0] + extra_u, self.root_cpu[1] + extra_s)
             io = None if self.root_io is None else self.root_io + extra_io
+        return self._columns(cpu, io, wall_s)
+
+    def _columns(self, cpu: tuple[float, float] | None, io: int | None,
+                 wall_s: float) -> dict[str, float]:
+        """The host columns from CPU seconds (user, system), disk bytes (None: not known)
+        and the peaks looked at."""
         out: dict[str, float] = {}
         if cpu is not None:
             out["cpu_user_s"], out["cpu_sys_s"] = cpu
@@ -222,17 +228,9 @@ class ShareMeter(TreeMeter):
             return {}
         self.sample()
         io = read_io(self.root)
-        out: dict[str, float] = {}
+        cpu = None
         if self.cpu0 is not None and self.root_cpu is not None:
-            user = max(0.0, self.root_cpu[0] - self.cpu0[0])
-            system = max(0.0, self.root_cpu[1] - self.cpu0[1])
-            out["cpu_user_s"], out["cpu_sys_s"] = user, system
-            if wall_s > 0:
-                out["cpu_util"] = (user + system) / wall_s * 100
-        if self.peak_rss:
-            out["mem_peak_mb"] = self.peak_rss / MB
-        if io is not None and self.io0 is not None:
-            out["disk_io_mb"] = max(0, io - self.io0) / MB
-        if self.peak_threads:
-            out["threads_active"] = self.peak_threads
-        return out
+            cpu = (max(0.0, self.root_cpu[0] - self.cpu0[0]),
+                   max(0.0, self.root_cpu[1] - self.cpu0[1]))
+        share = None if io is None or self.io0 is None else max(0, io - self.io0)
+        return self._columns(cpu, share, wall_s)
